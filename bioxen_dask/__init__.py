@@ -1,0 +1,30 @@
+"""bioxen-dask: wavelet coherence with honest significance testing, at whole-brain scale.
+
+The public API is small:
+
+- :func:`wavelet_transform`, :func:`wavelet_coherence` — labelled (xarray) results for one or
+  many signals, pycwt-exact numerics with linear-convolution boundaries by default;
+- :mod:`bioxen_dask.compat` — drop-in replacements for pycwt's ``cwt``, ``xwt``, ``wct``,
+  ``wct_significance`` and ``ar1``;
+- :mod:`bioxen_dask.wavelets`, :mod:`bioxen_dask.grid` — mother wavelets and scale grids;
+- :mod:`bioxen_dask.kernels` — the array kernels (NumPy or CuPy) everything is built on.
+"""
+
+from ._api import PHASE_CONVENTION, wavelet_coherence, wavelet_transform
+from .grid import ScaleGrid, make_grid
+from .wavelets import DOG, MexicanHat, Morlet, Paul
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DOG",
+    "MexicanHat",
+    "Morlet",
+    "PHASE_CONVENTION",
+    "Paul",
+    "ScaleGrid",
+    "__version__",
+    "make_grid",
+    "wavelet_coherence",
+    "wavelet_transform",
+]

@@ -1,0 +1,29 @@
+"""Wavelet kernels on plain arrays (NumPy or CuPy, chosen from the input).
+
+Nothing here imports Dask or touches files: the graph layer maps these functions over
+blocks. Shapes are ``(..., time) -> (..., scale, time)``; leading axes are batched.
+"""
+
+from ._cache import filter_cache
+from ._coherence import Smoother, coherence, cross_spectrum, phase, scaled_power
+from ._cwt import cwt, mask_edges, resolve_dtype
+from ._plan import BOUNDARIES, plan_bands
+from ._smooth import scale_kernel, smooth, smooth_scale, smooth_time
+
+__all__ = [
+    "BOUNDARIES",
+    "Smoother",
+    "coherence",
+    "cross_spectrum",
+    "cwt",
+    "filter_cache",
+    "mask_edges",
+    "phase",
+    "plan_bands",
+    "resolve_dtype",
+    "scale_kernel",
+    "scaled_power",
+    "smooth",
+    "smooth_scale",
+    "smooth_time",
+]

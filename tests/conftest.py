@@ -1,0 +1,37 @@
+"""Shared fixtures: real reference series and seeded generators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bioxen_dask import sample_data
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261122)
+
+
+@pytest.fixture(scope="session")
+def nino3():
+    return sample_data.load_nino3()
+
+
+@pytest.fixture(scope="session")
+def ao_baltic():
+    return sample_data.load_ao_baltic()
+
+
+def rel_err(a, b) -> float:
+    """max |a - b| / max |b| (global relative error)."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    return float(np.nanmax(np.abs(a - b)) / np.nanmax(np.abs(b)))
+
+
+def phase_err(a, b, weight) -> float:
+    """Largest wrapped phase difference where ``weight`` is above 1e-6 of its maximum."""
+    d = np.angle(np.exp(1j * (np.asarray(a) - np.asarray(b))))
+    w = np.abs(weight)
+    return float(np.abs(d[w > 1e-6 * w.max()]).max())

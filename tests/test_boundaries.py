@@ -1,0 +1,108 @@
+"""Boundary modes against direct time-domain convolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bioxen_dask.grid import ScaleGrid
+from bioxen_dask.kernels import Smoother, coherence, cwt, smooth_time
+from bioxen_dask.wavelets import Morlet
+
+DT = 1.0
+# Scales >= 4 dt, where the sampled Morlet equals the band-limited one to ~1e-9.
+GRID = ScaleGrid.from_s0(DT, 4.0, 0.25, 16)
+
+
+def direct_cwt(x: np.ndarray, grid: ScaleGrid) -> np.ndarray:
+    """W[s, m] = sum_n x[n] sqrt(dt/s) conj(psi((n - m) dt / s)), zero outside the record."""
+    n = x.size
+    out = np.empty((grid.n_scales, n), complex)
+    w = grid.wavelet
+    for j, s in enumerate(grid.scales):
+        kernel = np.sqrt(grid.dt / s) * np.conj(w.psi(np.arange(-n + 1, n) * grid.dt / s))
+        out[j] = np.convolve(x, kernel[::-1])[n - 1 : 2 * n - 1]
+    return out
+
+
+@pytest.fixture
+def step_at_end(rng):
+    x = 0.1 * rng.standard_normal(700)
+    x[-60:] += 5.0
+    return x
+
+
+def _rel(a, b):
+    return np.abs(a - b).max(axis=-1) / np.abs(b).max(axis=-1)
+
+
+def test_linear_equals_direct_convolution(step_at_end):
+    W = cwt(step_at_end, GRID, boundary="linear", dtype="float64")
+    D = direct_cwt(step_at_end, GRID)
+    assert _rel(W, D).max() <= 1e-6
+
+
+def test_linear_step_does_not_leak_into_start(step_at_end, rng):
+    quiet = step_at_end.copy()
+    quiet[-60:] -= 5.0  # same noise, no step
+    W_step = cwt(step_at_end, GRID, boundary="linear", dtype="float64")
+    W_quiet = cwt(quiet, GRID, boundary="linear", dtype="float64")
+    head = slice(0, 100)  # far from the step for every scale up to 64 samples... at 1e-10
+    reach = GRID.wavelet_support(1e-10)
+    for j, h in enumerate(reach):
+        start = slice(0, max(0, 700 - 60 - int(h)))
+        np.testing.assert_allclose(W_step[j, start], W_quiet[j, start], rtol=0, atol=1e-9)
+    # ...whereas the circular transform wraps the step into the first samples.
+    C_step = cwt(step_at_end, GRID, boundary="circular", dtype="float64")
+    C_quiet = cwt(quiet, GRID, boundary="circular", dtype="float64")
+    leak = np.abs(C_step[:, head] - C_quiet[:, head]).max()
+    assert leak > 0.1
+
+
+def test_symmetric_equals_convolution_of_mirrored_signal(rng):
+    x = rng.standard_normal(400).cumsum()
+    h = int(GRID.wavelet_support(1e-10)[-1])
+    mirrored = np.pad(x, h, mode="symmetric")
+    D = direct_cwt(mirrored, GRID)[:, h : h + x.size]
+    W = cwt(x, GRID, boundary="symmetric", dtype="float64")
+    assert _rel(W, D).max() <= 1e-6
+
+
+def test_valid_is_nan_exactly_where_the_wavelet_overhangs(rng):
+    x = rng.standard_normal(800)
+    tol = 1e-4
+    W = cwt(x, GRID, boundary="valid", tol=tol, dtype="float64")
+    L = cwt(x, GRID, boundary="linear", tol=tol, dtype="float64")
+    reach = np.ceil(Morlet().support(tol) * GRID.scales / GRID.dt).astype(int)
+    for j, h in enumerate(reach):
+        assert np.isnan(W[j, :h]).all() and np.isnan(W[j, x.size - h :]).all()
+        np.testing.assert_array_equal(W[j, h : x.size - h], L[j, h : x.size - h])
+
+
+def test_pycwt_mode_pads_to_power_of_two(rng):
+    x = rng.standard_normal(300)
+    W = cwt(x, GRID, boundary="pycwt", dtype="float64")
+    padded = np.zeros(512)
+    padded[:300] = x
+    C = cwt(padded, GRID, boundary="circular", dtype="float64")[:, :300]
+    assert _rel(W, C).max() <= 1e-12
+
+
+def test_time_smoothing_linear_is_gaussian_convolution(rng):
+    P = rng.random((GRID.n_scales, 500))
+    S = smooth_time(P, GRID, boundary="linear")
+    for j in (0, 8, 16):
+        sigma = GRID.scales[j] / GRID.dt
+        k = np.exp(-0.5 * (np.arange(-499, 500) / sigma) ** 2)
+        k /= k.sum()
+        ref = np.convolve(P[j], k)[499 : 499 + 500]
+        np.testing.assert_allclose(S[j], ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("boundary", ["linear", "symmetric", "circular", "pycwt"])
+def test_coherence_of_a_signal_with_itself_is_one(boundary, rng):
+    x = rng.standard_normal(512)
+    W = cwt(x, GRID, boundary=boundary, dtype="float64")
+    R2, ph = coherence(W, W, Smoother(GRID, boundary=boundary))
+    np.testing.assert_allclose(R2, 1.0, atol=1e-12)
+    np.testing.assert_allclose(ph, 0.0, atol=1e-12)
