@@ -10,8 +10,9 @@ from bioxen_dask.kernels import Smoother, coherence, cwt, smooth_time
 from bioxen_dask.wavelets import Morlet
 
 DT = 1.0
-# Scales >= 4 dt, where the sampled Morlet equals the band-limited one to ~1e-9.
-GRID = ScaleGrid.from_s0(DT, 4.0, 0.25, 16)
+# From pycwt's smallest scale (period 2 dt): the linear mode samples the wavelet in time, so
+# it is an exact linear convolution even where the Morlet spectrum reaches Nyquist.
+GRID = ScaleGrid.from_s0(DT, 2 * DT / Morlet().fourier_factor, 0.25, 19)
 
 
 def direct_cwt(x: np.ndarray, grid: ScaleGrid) -> np.ndarray:
@@ -77,6 +78,16 @@ def test_valid_is_nan_exactly_where_the_wavelet_overhangs(rng):
     for j, h in enumerate(reach):
         assert np.isnan(W[j, :h]).all() and np.isnan(W[j, x.size - h :]).all()
         np.testing.assert_array_equal(W[j, h : x.size - h], L[j, h : x.size - h])
+
+
+def test_linear_and_pycwt_kernels_agree_above_four_samples_per_scale(rng):
+    """Time-sampled (linear) and band-limited (pycwt) kernels differ only near Nyquist."""
+    x = rng.standard_normal(4096)
+    grid = ScaleGrid.from_s0(DT, 4.0, 0.25, 12)
+    lin = cwt(x, grid, boundary="linear", dtype="float64")
+    ref = cwt(x, grid, boundary="pycwt", dtype="float64")
+    interior = slice(1024, 3072)
+    assert np.abs(lin - ref)[:, interior].max() / np.abs(ref).max() <= 1e-8
 
 
 def test_pycwt_mode_pads_to_power_of_two(rng):

@@ -65,16 +65,33 @@ def scale_kernel(kind: str, grid: ScaleGrid) -> np.ndarray:
     raise ValueError(f"unknown scale kernel {kind!r}; choose one of {list(SCALE_KERNELS)}.")
 
 
-def _gaussian_filters(grid: ScaleGrid, band: Band, real: np.dtype, xp, half: bool) -> Any:
-    """``exp(-0.5 * (s/dt)**2 * k**2)`` with ``k`` in rad/sample (pycwt ``Morlet.smooth``)."""
+def _gaussian_filters(
+    grid: ScaleGrid, band: Band, real: np.dtype, xp, half: bool, sampled_support: np.ndarray | None = None
+) -> Any:
+    """Spectra of the time-smoothing Gaussians (σ = s/dt samples), cached per device.
+
+    Frequency-defined (pycwt ``Morlet.smooth``): ``exp(-0.5 * (s/dt)**2 * k**2)`` with ``k`` in
+    rad/sample. Time-defined (``linear``/``symmetric``): the DFT of the sampled Gaussian,
+    truncated at ``sampled_support`` samples and normalised to unit sum, whose compact support
+    makes padding and chunk halos exact.
+    """
 
     def build():
-        f = np.fft.rfftfreq(band.nfft) if half else np.fft.fftfreq(band.nfft)
-        k2 = (2 * np.pi * f) ** 2
         snorm = grid.scales[band.start : band.stop, None] / grid.dt
-        return xp.asarray(np.exp(-0.5 * snorm**2 * k2).astype(real))
+        if sampled_support is None:
+            f = np.fft.rfftfreq(band.nfft) if half else np.fft.fftfreq(band.nfft)
+            return xp.asarray(np.exp(-0.5 * snorm**2 * (2 * np.pi * f) ** 2).astype(real))
+        h = np.asarray(sampled_support[band.start : band.stop])
+        taus = np.arange(-int(h.max()), int(h.max()) + 1)
+        kern = np.where(np.abs(taus)[None, :] <= h[:, None], np.exp(-0.5 * (taus[None, :] / snorm) ** 2), 0.0)
+        kern /= kern.sum(axis=1, keepdims=True)
+        frame = np.zeros((snorm.shape[0], band.nfft))
+        frame[:, taus % band.nfft] = kern
+        spec = np.fft.rfft(frame, axis=-1) if half else np.fft.fft(frame, axis=-1)
+        return xp.asarray(spec.real.astype(real))  # even kernel: real spectrum
 
-    key = ("gauss", grid.key, band.start, band.stop, band.nfft, half, real.str, device_key(xp))
+    key = ("gauss", grid.key, band.start, band.stop, band.nfft, half, real.str,
+           sampled_support is not None, device_key(xp))
     return filter_cache.get(key, build)
 
 
@@ -97,11 +114,13 @@ def smooth_time(
     lead = values.shape[:-2]
     out = xp.empty_like(values)
     mode = "linear" if boundary == "valid" else boundary
-    for band in plan_bands(n, grid.smoothing_support(tol), mode):
+    supports = grid.smoothing_support(tol)
+    sampled = None if mode in ("pycwt", "circular") else supports
+    for band in plan_bands(n, supports, mode):
         v = values[..., band.start : band.stop, :]
         if band.pad:
             v = xp.pad(v, [(0, 0)] * (len(lead) + 1) + [(band.pad, band.pad)], mode="symmetric")
-        gauss = _gaussian_filters(grid, band, real, xp, half=not is_complex)
+        gauss = _gaussian_filters(grid, band, real, xp, half=not is_complex, sampled_support=sampled)
         if is_complex:
             sm = fft.ifft(fft.fft(v, n=band.nfft, axis=-1, **kw) * gauss, axis=-1, **kw)
         else:
