@@ -145,7 +145,7 @@ def wavelet_transform(
     dims = (lead_dims or tuple(f"dim_{i}" for i in range(arr.ndim - 1))) + ("period", "time")
     coords: dict[str, Any] = dict(grid_coords(grid))
     coords["time"] = ("time", time if time is not None else np.arange(n) * dt, {"units": "s"})
-    coords["coi"] = ("time", grid.coi(n), {"long_name": "cone of influence (period)", "units": "s"})
+    coords["coi"] = ("time", grid.coi(n, p.coi), {"long_name": "cone of influence (period)", "units": "s"})
     if isinstance(x, xr.DataArray):
         coords.update({k: v for k, v in x.coords.items() if set(v.dims) <= set(lead_dims)})
     return xr.DataArray(
@@ -250,7 +250,7 @@ def wavelet_coherence(
             "phase": (dims, ang, {"long_name": "cross-wavelet phase", "units": "rad",
                                   "convention": PHASE_CONVENTION}),
             "cross_power": (dims, cross, {"long_name": "cross-wavelet power |Wx Wy*|", "units": "1"}),
-            "coi": ("time", grid.coi(n), {"long_name": "cone of influence (period)", "units": "s"}),
+            "coi": ("time", grid.coi(n, p.coi), {"long_name": "cone of influence (period)", "units": "s"}),
         },
         coords=coords,
         attrs=_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol,

@@ -218,14 +218,14 @@ def wavelet_transform_dask(
     if p.remove_mean:
         mean = data.mean(axis=1, keepdims=True)
     _, cplx = kernels.resolve_dtype(dtype)
-    if boundary in ("circular", "pycwt"):
+    if boundary in ("circular", "pycwt", "grinsted"):
         plan = ChunkPlan(roi_chunk or max(1, data.chunksize[0]), n, 0)
     else:
         plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
     data = data.rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk)})
     if mean is not None:
         data = data - mean.rechunk({0: plan.roi_chunk})
-    if plan.halo == 0 or boundary in ("circular", "pycwt"):
+    if plan.halo == 0 or boundary in ("circular", "pycwt", "grinsted"):
         W = data.map_blocks(
             lambda b: kernels.cwt(b, grid, boundary=boundary, tol=tol, dtype=dtype),
             new_axis=[1], chunks=(data.chunks[0], (grid.n_scales,), data.chunks[1]), dtype=cplx,
@@ -240,7 +240,7 @@ def wavelet_transform_dask(
     roi_dim = x.dims[0]
     coords: dict[str, Any] = dict(grid_coords(grid))
     coords["time"] = ("time", np.asarray(x["time"]) if "time" in x.coords else np.arange(n) * dt, {"units": "s"})
-    coords["coi"] = ("time", grid.coi(n), {"long_name": "cone of influence (period)", "units": "s"})
+    coords["coi"] = ("time", grid.coi(n, p.coi), {"long_name": "cone of influence (period)", "units": "s"})
     for k, v in x.coords.items():
         if v.dims == (roi_dim,):
             coords[k] = v

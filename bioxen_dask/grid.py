@@ -144,14 +144,22 @@ class ScaleGrid:
             h += int(self.smoothing_support(tol)[-1])
         return h
 
-    def coi(self, n: int) -> np.ndarray:
-        """Cone of influence (as a Fourier period, time units) for ``n`` samples, pycwt's formula.
+    def coi(self, n: int, convention: str = "pycwt") -> np.ndarray:
+        """Cone of influence (as a Fourier period, time units) for ``n`` samples.
 
-        ``fourier_factor * coi_factor * dt * (n/2 - |i - (n-1)/2|)``: the e-folding time of
-        the wavelet at the distance from sample ``i`` to the nearer edge of the record.
+        ``fourier_factor * coi_factor * dt * d``: the e-folding time of the wavelet at the
+        distance ``d`` from sample ``i`` to the nearer edge. ``convention="pycwt"``:
+        ``d = n/2 - |i - (n-1)/2|`` (half a sample beyond the last sample);
+        ``"grinsted"``: ``d = min(i, n-1-i)`` with ``1e-5`` at both ends (``wavelet.m``).
         """
         i = np.arange(n)
-        dist = n / 2 - np.abs(i - (n - 1) / 2)
+        if convention == "grinsted":
+            dist = np.minimum(i, n - 1 - i).astype(float)
+            dist[[0, -1]] = 1e-5
+        elif convention == "pycwt":
+            dist = n / 2 - np.abs(i - (n - 1) / 2)
+        else:
+            raise ValueError(f"unknown COI convention {convention!r}; choose 'pycwt' or 'grinsted'.")
         return self.wavelet.fourier_factor * self.wavelet.coi_factor * self.dt * dist
 
     def describe(self) -> dict[str, Any]:
@@ -229,7 +237,9 @@ def make_grid(
     s0 = _positive(s0, "s0", "e.g. leave it unset for the preset's default")
     if J is None or J == -1:
         span = n * dt if p.J_rule == "record" else 0.17 * 2 * n * dt
-        J = int(np.round(np.log2(span / s0) / dj))
+        ratio = np.log2(span / s0) / dj
+        # pycwt rounds half to even (numpy); MATLAB rounds half away from zero.
+        J = int(np.round(ratio)) if p.J_rule == "record" else int(np.floor(abs(ratio) + 0.5) * np.sign(ratio))
         if J < 0:
             raise ValueError(
                 f"the record is too short for the scale grid: {n} samples of dt={dt} span "

@@ -49,6 +49,8 @@ class Preset:
         ``2*round(0.3/dj)+1`` taps with fractional ends (Grinsted ``smoothwavelet.m``).
     ar1_estimator : {"allen_smith", "naive"}
         Bias-corrected Allen & Smith (pycwt ``ar1``) or ``c1/c0`` (Grinsted ``ar1nv``).
+    coi : {"pycwt", "grinsted"}
+        Cone-of-influence convention (see :meth:`bioxen_dask.grid.ScaleGrid.coi`).
     significance_level : float
         Default level of the Monte Carlo test.
     """
@@ -60,6 +62,7 @@ class Preset:
     heaviside: bool
     scale_kernel: Literal["pycwt", "grinsted"]
     ar1_estimator: Literal["allen_smith", "naive"]
+    coi: Literal["pycwt", "grinsted"] = "pycwt"
     significance_level: float = 0.95
 
 
@@ -81,6 +84,7 @@ PRESETS: dict[str, Preset] = {
         heaviside=True,
         scale_kernel="grinsted",
         ar1_estimator="naive",
+        coi="grinsted",
     ),
 }
 

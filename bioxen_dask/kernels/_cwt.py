@@ -29,7 +29,8 @@ def resolve_dtype(dtype: Any) -> tuple[np.dtype, np.dtype]:
 
 
 def _wavelet_filters(
-    grid: ScaleGrid, band: Band, nfft: int, real: np.dtype, xp, sampled_support: np.ndarray | None = None
+    grid: ScaleGrid, band: Band, nfft: int, real: np.dtype, xp, sampled_support: np.ndarray | None = None,
+    positive_nyquist: bool = False,
 ) -> Any:
     """Conjugated, normalised wavelet spectra ``(n_band_scales, nfft)``, cached per device.
 
@@ -50,6 +51,8 @@ def _wavelet_filters(
         s = grid.scales[band.start : band.stop, None]
         if sampled_support is None:
             w = 2 * np.pi * np.fft.fftfreq(nfft, grid.dt)
+            if positive_nyquist and nfft % 2 == 0:
+                w[nfft // 2] = -w[nfft // 2]  # wave_bases.m puts Nyquist at +pi/dt
             bank = (s * w[1] * nfft) ** 0.5 * np.conjugate(grid.wavelet.psi_ft(s * w, np))
         else:
             h = np.asarray(sampled_support[band.start : band.stop])
@@ -64,7 +67,8 @@ def _wavelet_filters(
         cdt = real if not np.iscomplexobj(bank) else np.result_type(real, np.complex64)
         return xp.asarray(bank.astype(cdt, copy=False))
 
-    key = ("cwt", grid.key, band.start, band.stop, nfft, real.str, sampled_support is not None, device_key(xp))
+    key = ("cwt", grid.key, band.start, band.stop, nfft, real.str, sampled_support is not None,
+           positive_nyquist, device_key(xp))
     return filter_cache.get(key, build)
 
 
@@ -92,7 +96,9 @@ def cwt(
         is mirrored at both ends (``numpy.pad(mode="symmetric")``). ``circular``: no padding,
         the record wraps around. ``valid``: as ``linear``, then NaN wherever the wavelet
         overhangs an edge. ``pycwt``: zero padding to the next power of two, bit-compatible
-        with pycwt 0.5.0b0 (partial wrap-around when the wavelet is long).
+        with pycwt 0.5.0b0 (partial wrap-around when the wavelet is long). ``grinsted``: zero
+        padding to ``2**(fix(log2(n) + 0.4999) + 1)`` with the Nyquist frequency taken as
+        positive, as Torrence & Compo's ``wavelet.m`` in Grinsted's toolbox.
     tol : float
         Relative envelope tolerance that sets padding lengths (``linear``/``symmetric``) and
         the ``valid`` region.
@@ -131,14 +137,15 @@ def cwt(
     n = x.shape[-1]
     lead = x.shape[:-1]
     supports = grid.wavelet_support(tol)
-    frequency_defined = boundary in ("pycwt", "circular")
+    frequency_defined = boundary in ("pycwt", "circular", "grinsted")
     out = xp.empty(lead + (grid.n_scales, n), dtype=cplx)
     for band in plan_bands(n, supports, boundary):
         xb = x
         if band.pad:
             xb = xp.pad(x, [(0, 0)] * len(lead) + [(band.pad, band.pad)], mode="symmetric")
         spec = fft.fft(xb, n=band.nfft, axis=-1, **kw)[..., None, :]
-        bank = _wavelet_filters(grid, band, band.nfft, real, xp, None if frequency_defined else supports)
+        bank = _wavelet_filters(grid, band, band.nfft, real, xp, None if frequency_defined else supports,
+                                positive_nyquist=boundary == "grinsted")
         rows = max(1, int(_TEMP_BYTES // max(1, band.nfft * cplx.itemsize * max(1, _prod(lead)))))
         for j0 in range(0, band.stop - band.start, rows):
             j1 = min(j0 + rows, band.stop - band.start)

@@ -17,7 +17,7 @@ import scipy.fft
 __all__ = ["Band", "plan_bands", "BOUNDARIES"]
 
 #: Boundary modes understood by the kernels.
-BOUNDARIES = ("linear", "symmetric", "circular", "valid", "pycwt")
+BOUNDARIES = ("linear", "symmetric", "circular", "valid", "pycwt", "grinsted")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ def plan_bands(n: int, supports: np.ndarray, boundary: str) -> list[Band]:
     n_scales = len(supports)
     if boundary == "pycwt":
         return [Band(0, n_scales, int(2 ** math.ceil(math.log2(n))), 0, 0)]
+    if boundary == "grinsted":  # Torrence & Compo wavelet.m: 2^(fix(log2(n) + 0.4999) + 1)
+        return [Band(0, n_scales, int(2 ** (math.floor(math.log2(n) + 0.4999) + 1)), 0, 0)]
     if boundary == "circular":
         return [Band(0, n_scales, n, 0, 0)]
     mirror = boundary == "symmetric"

@@ -113,7 +113,7 @@ def smooth_time(
     n = values.shape[-1]
     lead = values.shape[:-2]
     out = xp.empty_like(values)
-    mode = "linear" if boundary == "valid" else boundary
+    mode = {"valid": "linear", "grinsted": "pycwt"}.get(boundary, boundary)  # smoothwavelet.m pads as pycwt
     supports = grid.smoothing_support(tol)
     sampled = None if mode in ("pycwt", "circular") else supports
     for band in plan_bands(n, supports, mode):
