@@ -226,8 +226,10 @@ def wavelet_transform_dask(
     if mean is not None:
         data = data - mean.rechunk({0: plan.roi_chunk})
     if plan.halo == 0 or boundary in ("circular", "pycwt", "grinsted"):
+        from functools import partial
+
         W = data.map_blocks(
-            lambda b: kernels.cwt(b, grid, boundary=boundary, tol=tol, dtype=dtype),
+            partial(_whole_record_cwt, grid=grid, boundary=boundary, tol=tol, dtype=dtype),
             new_axis=[1], chunks=(data.chunks[0], (grid.n_scales,), data.chunks[1]), dtype=cplx,
             meta=np.empty((0, 0, 0), dtype=cplx),
         )
@@ -249,6 +251,11 @@ def wavelet_transform_dask(
         attrs=_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol,
                      long_name="continuous wavelet transform", **plan.describe()),
     )
+
+
+def _whole_record_cwt(block: np.ndarray, *, grid: ScaleGrid, boundary: str, tol: float, dtype: Any) -> np.ndarray:
+    """CWT of a block that holds whole records (time in one chunk)."""
+    return kernels.cwt(block, grid, boundary=boundary, tol=tol, dtype=dtype)
 
 
 def _regular_chunks(n: int, size: int) -> tuple[int, ...]:

@@ -8,7 +8,9 @@
 
 Examples
 --------
->>> t, ao, baltic = load_ao_baltic()  # doctest: +SKIP
+>>> years, ao, baltic = load_ao_baltic()
+>>> int(years[0]), int(years[-1]), ao.shape == baltic.shape
+(1851, 1997, True)
 """
 
 from __future__ import annotations

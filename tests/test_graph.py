@@ -132,3 +132,16 @@ def test_band_power_of_a_long_record_stays_memory_bounded(tmp_path):
         sel = (grid.periods >= lo) & (grid.periods <= hi)
         expected = 0.25 * 1.0 / 0.776 * np.sum(1 / grid.scales[sel])
         assert value == pytest.approx(expected, rel=0.05)
+
+
+def test_transform_of_a_signals_store_is_lazy_and_exact(tmp_path):
+    from bioxen_dask.io import open_signals, write_signals
+
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((6, 2400)).astype("float32")
+    store = write_signals(tmp_path / "s.zarr", values, fs=20.0, chunks=(3, 600))
+    sig = open_signals(store)
+    W = wavelet_transform(sig, J=30, dtype="float64")
+    assert W.chunks is not None and W.dims == ("roi", "period", "time")
+    ref = wavelet_transform(values.astype("float64"), dt=1 / 20, J=30, dtype="float64")
+    assert _rel(W.values, ref.values) <= 1e-9
