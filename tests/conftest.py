@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _cluster_fixtures import dask_subprocess_cluster, gateway_server  # noqa: F401
 from bioxen_dask import sample_data
 
 

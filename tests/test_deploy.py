@@ -1,0 +1,436 @@
+"""deploy/: every recipe parses and carries the keys its tool expects.
+
+No Kubernetes, Helm, Docker or batch system is needed: manifests and values are
+key-checked against what the dask-kubernetes operator, the daskhub/dask-gateway charts
+and dask itself read; the gateway's extraConfig Python is executed against the real
+``dask_gateway_server`` option classes; the Dockerfile's pins are checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
+IMAGE = "ghcr.io/bioxen-dask/bioxen-dask"
+JUPYTERHUB_LINK = "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
+
+YAML_FILES = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
+
+
+def load(relative: str) -> Any:
+    with open(DEPLOY / relative) as f:
+        return yaml.safe_load(f)
+
+
+def dig(mapping: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        assert isinstance(mapping, dict) and key in mapping, f"missing key {dotted!r} at {key!r}"
+        mapping = mapping[key]
+    return mapping
+
+
+def test_expected_files_exist():
+    for relative in [
+        "README.md",
+        "Dockerfile",
+        "dask-config.yaml",
+        "jobqueue.yaml",
+        "gateway/daskhub-values.yaml",
+        "kubernetes/daskcluster.yaml",
+        "gpu/dask-cuda-worker.sh",
+        "gpu/slurm-gpu-job.sh",
+        "gpu/daskworkergroup-gpu.yaml",
+    ]:
+        assert (DEPLOY / relative).is_file(), relative
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_yaml_parses_to_a_mapping(path):
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    assert isinstance(data, dict) and data, path
+
+
+def test_readme_mentions_every_recipe_file():
+    readme = (DEPLOY / "README.md").read_text()
+    for path in DEPLOY.rglob("*"):
+        if path.is_file() and path.name != "README.md":
+            rel = str(path.relative_to(DEPLOY))
+            assert rel in readme or path.name in readme, f"deploy/README.md never mentions {rel}"
+    for topic in ["LocalCluster", "--scheduler tcp://", "dask-jobqueue", "dask-gateway",
+                  "daskhub", "DaskCluster", "dask-cuda", "image"]:
+        assert topic in readme, topic
+
+
+# --------------------------------------------------------------------------- kubernetes
+
+
+def _containers(pod_spec: dict, where: str) -> list[dict]:
+    containers = dig(pod_spec, "containers")
+    assert isinstance(containers, list) and containers, where
+    for c in containers:
+        for key in ("name", "image", "args"):
+            assert key in c, f"{where}: container without {key!r}"
+        assert isinstance(c["args"], list) and all(isinstance(a, str) for a in c["args"]), (
+            f"{where}: args must be a list of strings (quote numbers)"
+        )
+    return containers
+
+
+def _check_resources(container: dict, where: str) -> None:
+    resources = container.get("resources", {})
+    for part in ("requests", "limits"):
+        assert set(resources.get(part, {})) >= {"cpu", "memory"}, f"{where}: {part}"
+
+
+def test_daskcluster_manifest_matches_the_operator_schema():
+    doc = load("kubernetes/daskcluster.yaml")
+    assert doc["apiVersion"] == "kubernetes.dask.org/v1"
+    assert doc["kind"] == "DaskCluster"
+    name = dig(doc, "metadata.name")
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), "not a DNS-1123 name"
+    assert set(doc["spec"]) == {"worker", "scheduler"}
+
+    worker = dig(doc, "spec.worker")
+    assert isinstance(worker["replicas"], int) and worker["replicas"] >= 1
+    (wc,) = _containers(worker["spec"], "worker")
+    assert wc["image"].startswith(IMAGE + ":") and not wc["image"].endswith(":latest")
+    assert wc["args"][:2] == ["dask", "worker"]
+    assert "$(DASK_WORKER_NAME)" in wc["args"]
+    _check_resources(wc, "worker")
+
+    (sc,) = _containers(dig(doc, "spec.scheduler.spec"), "scheduler")
+    assert sc["image"] == wc["image"], "scheduler and workers must run the same image"
+    assert sc["args"][:2] == ["dask", "scheduler"]
+    ports = {p["name"]: p["containerPort"] for p in sc["ports"]}
+    assert ports == {"tcp-comm": 8786, "http-dashboard": 8787}
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert sc[probe]["httpGet"]["path"] == "/health"
+        assert sc[probe]["httpGet"]["port"] in ports
+    _check_resources(sc, "scheduler")
+
+    service = dig(doc, "spec.scheduler.service")
+    assert service["type"] == "ClusterIP", "the scheduler must not be exposed outside"
+    assert service["selector"] == {
+        "dask.org/cluster-name": name,
+        "dask.org/component": "scheduler",
+    }
+    for port in service["ports"]:
+        assert port["targetPort"] in ports
+        assert port["port"] == ports[port["targetPort"]]
+
+
+def test_gpu_worker_group_joins_the_daskcluster():
+    cluster = load("kubernetes/daskcluster.yaml")
+    doc = load("gpu/daskworkergroup-gpu.yaml")
+    assert doc["apiVersion"] == "kubernetes.dask.org/v1"
+    assert doc["kind"] == "DaskWorkerGroup"
+    assert dig(doc, "spec.cluster") == cluster["metadata"]["name"]
+    (c,) = _containers(dig(doc, "spec.worker.spec"), "gpu worker")
+    assert c["image"].startswith(IMAGE + ":") and c["image"].endswith("-gpu")
+    assert c["args"][:3] == ["dask", "cuda", "worker"]
+    args = c["args"]
+    assert args[args.index("--set-rmm-allocator-for-libs") + 1] == "cupy"
+    assert "--rmm-pool-size" in args
+    assert args[args.index("--resources") + 1] == "GPU=1"
+    for part in ("requests", "limits"):
+        assert c["resources"][part]["nvidia.com/gpu"] == 1
+
+
+# --------------------------------------------------------------------------- daskhub
+
+
+def kube_cluster_config_traits() -> set[str]:
+    """Trait names of dask-gateway's KubeClusterConfig, read without importing it.
+
+    (Importing the Kubernetes backend needs kubernetes_asyncio, which tests do not.)
+    """
+    import dask_gateway_server
+    from dask_gateway_server.backends.base import ClusterConfig
+
+    names = set(ClusterConfig.class_trait_names())
+    source = Path(dask_gateway_server.__file__).parent / "backends" / "kubernetes" / "backend.py"
+    tree = ast.parse(source.read_text())
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "KubeClusterConfig"]
+    for node in cls.body:
+        if isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _run_extra_config(blocks: dict[str, str]):
+    from traitlets.config import Config
+
+    c = Config()
+    for key in sorted(blocks):  # the chart runs them in key order
+        code = compile(blocks[key], f"daskhub-values.yaml:extraConfig[{key}]", "exec")
+        exec(code, {"c": c, "__name__": "dask_gateway_config"})  # noqa: S102 (our own file)
+    return c
+
+
+def test_daskhub_values_use_this_projects_image_everywhere():
+    values = load("gateway/daskhub-values.yaml")
+    assert set(values) >= {"jupyterhub", "dask-gateway"}
+    singleuser = dig(values, "jupyterhub.singleuser.image")
+    backend = dig(values, "dask-gateway.gateway.backend.image")
+    for image in (singleuser, backend):
+        assert image["name"] == IMAGE
+        assert isinstance(image["tag"], str) and image["tag"] not in ("", "latest")
+    assert singleuser["tag"] == backend["tag"], "notebook and workers must run identical code"
+    cluster = load("kubernetes/daskcluster.yaml")
+    k8s_image = cluster["spec"]["worker"]["spec"]["containers"][0]["image"]
+    assert k8s_image == f"{IMAGE}:{singleuser['tag']}"
+    gpu = load("gpu/daskworkergroup-gpu.yaml")
+    gpu_image = gpu["spec"]["worker"]["spec"]["containers"][0]["image"]
+    assert gpu_image == f"{IMAGE}:{singleuser['tag']}-gpu"
+
+
+def test_daskhub_values_wire_jupyterhub_and_gateway():
+    values = load("gateway/daskhub-values.yaml")
+    assert dig(values, "jupyterhub.hub.services")["dask-gateway"] is not None
+    env = dig(values, "jupyterhub.singleuser.extraEnv")
+    assert env["DASK_DISTRIBUTED__DASHBOARD__LINK"] == JUPYTERHUB_LINK
+    assert env["DASK_BIOXEN_DASK__CLUSTER__KIND"] == "gateway"
+    assert env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == "{JUPYTER_IMAGE_SPEC}"
+    assert dig(values, "dask-gateway.enabled") is True
+    assert dig(values, "dask-gateway.gateway.auth.type") == "jupyterhub"
+    assert dig(values, "dask-gateway.gateway.prefix") == "/services/dask-gateway"
+    assert dig(values, "dask-gateway.traefik.service.type") == "ClusterIP"
+    for role in ("scheduler", "worker"):
+        spec = dig(values, f"dask-gateway.gateway.backend.{role}")
+        for resource in ("cores", "memory"):
+            assert set(spec[resource]) == {"request", "limit"}, (role, resource)
+    # No secret is committed: tokens go in a separate secrets file.
+    text = (DEPLOY / "gateway" / "daskhub-values.yaml").read_text()
+    assert not re.search(r"apiToken:\s*[\"']?[0-9a-f]{16,}", text)
+
+
+def test_daskhub_gateway_extra_config_runs_and_offers_valid_options():
+    pytest.importorskip("dask_gateway_server")
+    from dask_gateway_server.options import Options
+
+    values = load("gateway/daskhub-values.yaml")
+    blocks = dig(values, "dask-gateway.gateway.extraConfig")
+    assert isinstance(blocks, dict) and all(isinstance(v, str) for v in blocks.values())
+    c = _run_extra_config(blocks)
+    assert c.KubeClusterConfig.scheduler_cmd == ["dask", "scheduler"]
+    assert c.KubeClusterConfig.worker_cmd == ["dask", "worker"]
+    options = c.Backend.cluster_options
+    assert isinstance(options, Options)
+    fields = {f.field: f for f in options.fields}
+    assert set(fields) == {"worker_cores", "worker_memory", "image"}
+    singleuser = dig(values, "jupyterhub.singleuser.image")
+    assert fields["image"].default == f"{singleuser['name']}:{singleuser['tag']}"
+
+    requested = options.parse_options({"worker_cores": 4, "worker_memory": 16.0})
+    overrides = options.get_configuration(requested, user=None)
+    traits = kube_cluster_config_traits()
+    assert set(overrides) <= traits, f"not KubeClusterConfig traits: {set(overrides) - traits}"
+    assert overrides["worker_cores"] == 4
+    assert overrides["worker_memory"] == "16.00G"
+    assert overrides["image"] == fields["image"].default
+    for name in ("scheduler_cmd", "worker_cmd", "idle_timeout", "cluster_max_workers"):
+        assert name in traits, name
+    with pytest.raises(ValueError):
+        options.parse_options({"worker_cores": 1000})
+
+
+# --------------------------------------------------------------------------- jobqueue
+
+
+def test_jobqueue_yaml_uses_current_dask_jobqueue_keys():
+    dask_jobqueue = pytest.importorskip("dask_jobqueue")
+    packaged = yaml.safe_load(
+        (Path(dask_jobqueue.__file__).parent / "jobqueue.yaml").read_text()
+    )["jobqueue"]
+    deprecated = {"extra", "env-extra", "job-extra", "header-skip", "project"}
+    ours = load("jobqueue.yaml")["jobqueue"]
+    assert set(ours) == {"slurm", "pbs"}
+    for kind, section in ours.items():
+        unknown = set(section) - set(packaged[kind])
+        assert not unknown, f"{kind}: keys dask-jobqueue does not know: {unknown}"
+        assert not set(section) & deprecated, f"{kind}: deprecated keys"
+        assert isinstance(section["cores"], int) and section["cores"] >= 1
+        assert section["memory"] and section["walltime"]
+        assert section["processes"] >= 1 and section["cores"] % section["processes"] == 0
+        assert isinstance(section["job-extra-directives"], list) and section["job-extra-directives"]
+        assert isinstance(section["job-script-prologue"], list)
+
+
+# --------------------------------------------------------------------------- dask config
+
+
+def _leaves(mapping: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in mapping.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            out.extend(_leaves(value, path))
+        else:
+            out.append(path)
+    return out
+
+
+def test_dask_config_keys_exist_in_distributed():
+    import distributed
+
+    defaults = yaml.safe_load(
+        (Path(distributed.__file__).parent / "distributed.yaml").read_text()
+    )
+    ours = load("dask-config.yaml")
+    assert set(ours) == {"bioxen-dask", "distributed"}
+    for path in _leaves(ours["distributed"]):
+        node = defaults["distributed"]
+        for key in path.split("."):
+            assert isinstance(node, dict) and key in node, f"distributed.{path} is not a dask key"
+            node = node[key]
+
+
+def test_dask_config_values_are_sane():
+    import dask
+    from dask.utils import parse_timedelta
+
+    ours = load("dask-config.yaml")
+    memory = ours["distributed"]["worker"]["memory"]
+    thresholds = [memory[k] for k in ("target", "spill", "pause", "terminate")]
+    assert all(0 < t <= 1 for t in thresholds)
+    assert thresholds == sorted(thresholds) and len(set(thresholds)) == 4
+    link = ours["distributed"]["dashboard"]["link"]
+    # Safe in every process: no environment variables needed to format it.
+    assert link.format(scheme="http", host="127.0.0.1", port=8787) == "http://127.0.0.1:8787/status"
+    assert "JUPYTERHUB_SERVICE_PREFIX" in (DEPLOY / "dask-config.yaml").read_text()
+    for key in ("connect", "tcp"):
+        parse_timedelta(ours["distributed"]["comm"]["timeouts"][key])
+    # The site section is a valid ClusterConfig, loopback by default.
+    from bioxen_dask.cluster import ClusterConfig
+
+    cfg = ClusterConfig.from_mapping(ours["bioxen-dask"]["cluster"])
+    assert cfg.kind == "local"
+    assert cfg.dashboard_address.startswith("127.0.0.1:")
+    with dask.config.set(ours):
+        assert ClusterConfig.from_dask_config() == cfg
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (DEPLOY / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _pip_requirements(run: str) -> list[str]:
+    reqs = []
+    for command in re.split(r"&&|;|\bthen\b|\bfi\b", run):
+        words = shlex.split(command)
+        if "pip" not in words or "install" not in words:
+            continue
+        args = words[words.index("install") + 1:]
+        reqs.extend(a for a in args if not a.startswith("-"))
+    return reqs
+
+
+def test_dockerfile_pins_everything():
+    instructions = _dockerfile_instructions()
+    froms = [rest for word, rest in instructions if word == "FROM"]
+    assert froms, "no FROM"
+    for image in froms:
+        name = image.split()[0]
+        assert ":" in name and not name.endswith(":latest"), f"FROM without a pinned tag: {name}"
+    assert froms[0].startswith("python:3.11"), froms[0]
+    requirements = [
+        r for word, rest in instructions if word == "RUN" for r in _pip_requirements(rest)
+    ]
+    assert len(requirements) > 10
+    for req in requirements:
+        if req.startswith("/opt/bioxen-dask"):
+            continue  # the project itself, installed --no-deps after its pinned deps
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z0-9_,\-]+\])?==[0-9][0-9A-Za-z.\-+]*", req), (
+            f"not pinned with ==: {req!r}"
+        )
+    names = {re.split(r"[\[=]", r)[0].lower() for r in requirements}
+    for needed in ("dask", "distributed", "numpy", "xarray", "zarr", "bokeh", "dask-gateway",
+                   "dask-jobqueue", "jupyterhub", "jupyter-server-proxy", "cupy-cuda12x",
+                   "dask-cuda", "rmm-cu12"):
+        assert needed in names, needed
+    copies = [rest for word, rest in instructions if word == "COPY"]
+    assert "deploy/dask-config.yaml /etc/dask/bioxen-dask.yaml" in copies
+    assert "deploy/jobqueue.yaml /etc/dask/jobqueue.yaml" in copies
+    assert any(word == "USER" and rest != "root" for word, rest in instructions)
+
+
+@pytest.mark.parametrize("package", ["dask", "distributed", "numpy", "xarray", "zarr",
+                                     "dask-gateway", "dask-jobqueue"])
+def test_dockerfile_pins_match_the_tested_environment(package):
+    """The image must run what the tests ran: bump the pins with the environment."""
+    try:
+        tested = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        pytest.skip(f"{package} not installed")
+    instructions = _dockerfile_instructions()
+    pins = {}
+    for word, rest in instructions:
+        if word == "RUN":
+            for req in _pip_requirements(rest):
+                name, _, version = req.partition("==")
+                pins[re.sub(r"\[.*\]", "", name).lower()] = version
+    assert pins.get(package) == tested, (
+        f"deploy/Dockerfile pins {package}=={pins.get(package)} but tests ran {tested}"
+    )
+
+
+# --------------------------------------------------------------------------- GPU scripts
+
+
+@pytest.mark.parametrize("script", ["gpu/dask-cuda-worker.sh", "gpu/slurm-gpu-job.sh"])
+def test_gpu_scripts_are_valid_bash(script):
+    path = DEPLOY / script
+    assert path.stat().st_mode & 0o111, f"{script} is not executable"
+    assert path.read_text().startswith("#!/usr/bin/env bash")
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_gpu_worker_script_refuses_cpu_only_and_uses_rmm_for_cupy():
+    text = (DEPLOY / "gpu" / "dask-cuda-worker.sh").read_text()
+    assert "exec dask cuda worker" in text
+    for flag in ("--rmm-pool-size", "--set-rmm-allocator-for-libs cupy", "--resources \"GPU=1\"",
+                 "--nthreads 1"):
+        assert flag in text, flag
+    assert "nvidia-smi" in text and "exit 1" in text
+    # Without a GPU (this machine) it refuses to start rather than running on CPU.
+    result = subprocess.run(
+        ["bash", str(DEPLOY / "gpu" / "dask-cuda-worker.sh"), "tcp://127.0.0.1:1"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin"},  # no nvidia-smi, no CUDA Python on this PATH
+    )
+    assert result.returncode == 1
+    assert "refusing to start CPU-only workers" in result.stderr or "CuPy" in result.stderr
+
+
+def test_slurm_gpu_job_requests_gpus_and_uses_the_worker_script():
+    text = (DEPLOY / "gpu" / "slurm-gpu-job.sh").read_text()
+    directives = [line for line in text.splitlines() if line.startswith("#SBATCH")]
+    assert any("--gpus-per-node" in d or "--gres=gpu" in d for d in directives)
+    assert any(d.startswith("#SBATCH -t ") for d in directives)
+    assert "dask scheduler --scheduler-file" in text
+    assert "dask-cuda-worker.sh\" --scheduler-file" in text
+    assert "--dashboard-address 127.0.0.1:" in text
