@@ -69,6 +69,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    """Synthetic calcium data with planted coherent groups, written as a signals store."""
+    from .io import write_synthetic
+
+    path = write_synthetic(args.out, n_rois=args.rois, n_frames=args.frames, fs=args.fs,
+                           seed=args.seed, overwrite=args.overwrite)
+    print(json.dumps(_info(path), indent=2, default=str))
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    """Convert suite2p / NWB / CaImAn / npy / HDF5 / Zarr traces into a signals store."""
+    from .io import ingest
+
+    path = ingest(args.source, args.out, format=args.format, fs=args.fs,
+                  neuropil_coefficient=args.neuropil, cells_only=not args.all_rois, dff=args.dff,
+                  dataset=args.dataset, overwrite=args.overwrite, allow_pickle=args.allow_pickle)
+    print(json.dumps(_info(path), indent=2, default=str))
+    return 0
+
+
+def _info(path: str | Path) -> dict:
+    from .io import store_info
+
+    return store_info(path)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    """What a signals store holds."""
+    print(json.dumps(_info(args.store), indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bioxen-dask",
@@ -80,6 +113,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--surrogates", type=int, default=300, help="Monte Carlo surrogate pairs")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.set_defaults(func=_cmd_demo)
+
+    synth = sub.add_parser("synth", help="write synthetic calcium data with planted coherent groups")
+    synth.add_argument("out", help="output signals store (.zarr)")
+    synth.add_argument("--rois", type=int, default=200)
+    synth.add_argument("--frames", type=int, default=18000)
+    synth.add_argument("--fs", type=float, default=30.0, help="frame rate (Hz)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    synth.set_defaults(func=_cmd_synth)
+
+    ing = sub.add_parser("ingest", help="convert traces (suite2p, NWB, CaImAn, npy, HDF5, Zarr) to a signals store")
+    ing.add_argument("source", help="suite2p folder, .nwb, CaImAn .hdf5, .npy, .h5 or .zarr")
+    ing.add_argument("out", help="output signals store (.zarr)")
+    ing.add_argument("--format", default="auto", help="source format (default: detected)")
+    ing.add_argument("--fs", type=float, default=None, help="frame rate (Hz), when the source lacks it")
+    ing.add_argument("--neuropil", type=float, default=0.7, help="suite2p neuropil coefficient (F - c*Fneu)")
+    ing.add_argument("--all-rois", action="store_true", help="keep non-cells too (suite2p iscell)")
+    ing.add_argument("--dff", action="store_true", help="convert to dF/F with a running-percentile baseline")
+    ing.add_argument("--dataset", default=None, help="dataset/series name inside HDF5/NWB")
+    ing.add_argument("--allow-pickle", action="store_true", help="read suite2p ops.npy (a pickle) for fs; only if trusted")
+    ing.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    ing.set_defaults(func=_cmd_ingest)
+
+    info = sub.add_parser("info", help="describe a signals store")
+    info.add_argument("store")
+    info.set_defaults(func=_cmd_info)
     return parser
 
 

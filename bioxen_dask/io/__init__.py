@@ -1,0 +1,41 @@
+"""Reading calcium-imaging traces and writing/reading the signals store.
+
+The signals store is a Zarr v3 group (``signals``: roi × time float32, coordinates
+``roi``/``time``, optional ``references``, attributes ``fs``, ``units``, ``source``,
+``preprocessing``...). :func:`ingest` builds one from suite2p, NWB, CaImAn, npy,
+HDF5 or Zarr sources; :func:`write_synthetic` builds one from synthetic data with
+planted ground truth; :func:`open_signals` opens it lazily for the pipeline.
+"""
+
+from ._dff import dff
+from ._ingest import FORMATS, detect_format, ingest
+from ._store import (
+    IncompleteStoreError,
+    SignalsWriter,
+    StoreExistsError,
+    fingerprint,
+    open_signals,
+    open_signals_store,
+    store_info,
+    write_signals,
+)
+from ._synth import DEFAULT_GROUPS, PlantedGroup, synthesize, write_synthetic
+
+__all__ = [
+    "DEFAULT_GROUPS",
+    "FORMATS",
+    "IncompleteStoreError",
+    "PlantedGroup",
+    "SignalsWriter",
+    "StoreExistsError",
+    "detect_format",
+    "dff",
+    "fingerprint",
+    "ingest",
+    "open_signals",
+    "open_signals_store",
+    "store_info",
+    "synthesize",
+    "write_signals",
+    "write_synthetic",
+]
