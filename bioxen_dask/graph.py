@@ -222,7 +222,7 @@ def wavelet_transform_dask(
         plan = ChunkPlan(roi_chunk or max(1, data.chunksize[0]), n, 0)
     else:
         plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
-    data = data.rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk)})
+    data = data.rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
     if mean is not None:
         data = data - mean.rechunk({0: plan.roi_chunk})
     if plan.halo == 0 or boundary in ("circular", "pycwt", "grinsted"):
@@ -258,14 +258,17 @@ def _whole_record_cwt(block: np.ndarray, *, grid: ScaleGrid, boundary: str, tol:
     return kernels.cwt(block, grid, boundary=boundary, tol=tol, dtype=dtype)
 
 
-def _regular_chunks(n: int, size: int) -> tuple[int, ...]:
-    """Chunks of ``size`` with the remainder merged into the last one (so none is < size)."""
+def _regular_chunks(n: int, size: int, min_last: int = 1) -> tuple[int, ...]:
+    """Equal chunks of at least ``size`` with a last chunk no larger than the others (Zarr's
+    regular grid) and no shorter than ``min_last`` (a halo must fit in a neighbour)."""
     if size >= n:
         return (n,)
-    k = n // size
-    chunks = [size] * k
-    chunks[-1] += n - size * k
-    return tuple(chunks)
+    for k in range(n // size, 0, -1):
+        c = -(-n // k)
+        last = n - (k - 1) * c
+        if last >= max(1, min_last):
+            return (c,) * (k - 1) + (last,)
+    return (n,)  # pragma: no cover - k == 1 always returns
 
 
 def _grid_for(x: xr.DataArray, dt: float | None, **grid_kw: Any) -> tuple[xr.DataArray, float, ScaleGrid]:
@@ -300,7 +303,7 @@ def global_wavelet_spectrum(
     x, dt, grid = _grid_for(signals, dt, **grid_kw)
     n_rois, n = x.shape
     plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
-    data = _dask_data(x).rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk)})
+    data = _dask_data(x).rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
     outside = (grid.periods[:, None] <= grid.coi(n)[None, :]) if outside_coi else np.ones((grid.n_scales, n), bool)
     starts = np.cumsum((0,) + data.chunks[1][:-1])
 
@@ -378,7 +381,7 @@ def band_power(
             )
         weights[b, sel] = grid.dj * grid.dt / cdelta / grid.scales[sel]
     plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
-    data = _dask_data(x).rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk)})
+    data = _dask_data(x).rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
     real, _ = kernels.resolve_dtype(dtype)
     w = weights.astype(real)
 

@@ -145,3 +145,16 @@ def test_transform_of_a_signals_store_is_lazy_and_exact(tmp_path):
     assert W.chunks is not None and W.dims == ("roi", "period", "time")
     ref = wavelet_transform(values.astype("float64"), dt=1 / 20, J=30, dtype="float64")
     assert _rel(W.values, ref.values) <= 1e-9
+
+
+def test_reductions_write_to_zarr_one_task_per_chunk(traces, tmp_path):
+    import zarr
+
+    bp = band_power(_labelled(traces, (2, 500)), [(3.0, 5.0)], J=60, dtype="float32", time_chunk=400)
+    path = tmp_path / "band_power.zarr"
+    bp.to_dataset().to_zarr(path, mode="w", consolidated=False)
+    stored = zarr.open_array(path / "band_power", mode="r")
+    # Zarr chunks are exactly the Dask blocks: each output chunk has one writer.
+    assert stored.chunks == tuple(c[0] for c in bp.data.chunks)
+    assert all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in bp.data.chunks)
+    np.testing.assert_allclose(stored[...], bp.values, rtol=1e-6)
