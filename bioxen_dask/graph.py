@@ -304,13 +304,16 @@ def global_wavelet_spectrum(
     n_rois, n = x.shape
     plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
     data = _dask_data(x).rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
-    outside = (grid.periods[:, None] <= grid.coi(n)[None, :]) if outside_coi else np.ones((grid.n_scales, n), bool)
     starts = np.cumsum((0,) + data.chunks[1][:-1])
+    coi_per_sample = grid.wavelet.fourier_factor * grid.wavelet.coi_factor * grid.dt
 
-    def fn(block, left, right, at_start, at_end, block_id=None):
-        W = _transform_block(block, left, right, at_start, at_end, grid=grid, boundary="linear",
-                             tol=tol, dtype=dtype, remove_mean_value=None, halo=plan.halo)
-        return W
+    def outside_mask(t0: int, length: int) -> np.ndarray:
+        """COI mask of samples [t0, t0+length), computed per block (never for the whole record)."""
+        if not outside_coi:
+            return np.ones((grid.n_scales, length), bool)
+        i = np.arange(t0, t0 + length)
+        coi = coi_per_sample * (n / 2 - np.abs(i - (n - 1) / 2))
+        return grid.periods[:, None] <= coi[None, :]
 
     def reduce_block(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
         at_start, at_end = _edges(block_info, 1)
@@ -319,7 +322,7 @@ def global_wavelet_spectrum(
         W = _transform_block(block, left, right, at_start, at_end, grid=grid, boundary="linear",
                              tol=tol, dtype=dtype, remove_mean_value=None, halo=plan.halo)
         t0 = int(starts[block_info[0]["chunk-location"][1]])
-        mask = outside[:, t0 : t0 + W.shape[-1]]
+        mask = outside_mask(t0, W.shape[-1])
         power = (W.real**2 + W.imag**2) * mask
         return np.stack([power.sum(axis=-1), np.broadcast_to(mask.sum(axis=-1), power.shape[:-1])], axis=-1)
 
@@ -395,8 +398,8 @@ def band_power(
     coords = {k: v for k, v in x.coords.items() if v.dims in ((roi_dim,), ("time",))}
     coords["band_min_period"] = ("band", [float(lo) for lo, _ in bands], {"units": "s"})
     coords["band_max_period"] = ("band", [float(hi) for _, hi in bands], {"units": "s"})
-    if "time" not in coords:
-        coords["time"] = ("time", np.arange(n) * dt, {"units": "s"})
+    # No time coordinate is invented when the input has none: at 1e9 samples it alone would
+    # take 8 GB. Time is ``arange(n) * dt`` (``dt`` in attrs).
     return xr.DataArray(out, dims=(roi_dim, "band", "time"), coords=coords, name="band_power",
                         attrs={"long_name": "scale-averaged wavelet power (Torrence & Compo eq. 24)",
                                **grid.describe(), **plan.describe(), "wavelet": grid.wavelet.name})
