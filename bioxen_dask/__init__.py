@@ -4,6 +4,8 @@ The public API is small:
 
 - :func:`wavelet_transform`, :func:`wavelet_coherence` — labelled (xarray) results for one or
   many signals, pycwt-exact numerics with linear-convolution boundaries by default;
+- :func:`coherence` — the main job: lazy coherence of many pairs (every roi against a
+  reference, a list of pairs, or all pairs) with reductions and significance, as a Dataset;
 - :mod:`bioxen_dask.compat` — drop-in replacements for pycwt's ``cwt``, ``xwt``, ``wct``,
   ``wct_significance`` and ``ar1``;
 - :mod:`bioxen_dask.wavelets`, :mod:`bioxen_dask.grid` — mother wavelets and scale grids;
@@ -11,6 +13,7 @@ The public API is small:
 """
 
 from ._api import PHASE_CONVENTION, wavelet_coherence, wavelet_transform
+from .coherence import LAG_CONVENTION, coherence
 from .grid import ScaleGrid, make_grid
 from .wavelets import DOG, MexicanHat, Morlet, Paul
 
@@ -18,12 +21,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DOG",
+    "LAG_CONVENTION",
     "MexicanHat",
     "Morlet",
     "PHASE_CONVENTION",
     "Paul",
     "ScaleGrid",
     "__version__",
+    "coherence",
     "make_grid",
     "wavelet_coherence",
     "wavelet_transform",

@@ -16,6 +16,9 @@ __all__ = [
     "check_variance",
     "min_samples",
     "check_length",
+    "NAN_POLICIES",
+    "TraceScan",
+    "scan_traces",
 ]
 
 
@@ -102,3 +105,147 @@ def check_length(n: int, grid: ScaleGrid, name: str = "x") -> None:
             f"{name} has {n} samples, fewer than the smallest wavelet needs ({need} at "
             f"s0={grid.scales[0]:g}, dt={grid.dt:g}); record a longer series or use a smaller s0."
         )
+
+
+# ----------------------------------------------------------------------------- trace scans
+
+#: ``nan_policy`` values understood by :func:`scan_traces` users (coherence, pipelines).
+NAN_POLICIES = ("raise", "interpolate")
+_SCAN_COLUMNS = 7  # n_missing, longest run, leading run, trailing run, first missing, min, max
+
+
+def _scan_block(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+    """Per-row summary of one ``(roi, time)`` block (see :func:`scan_traces`)."""
+    from .kernels._gaps import gap_runs
+
+    x = np.asarray(block)
+    t0 = 0 if not block_info else int(block_info[0]["array-location"][1][0])
+    out = np.zeros((x.shape[0], _SCAN_COLUMNS))
+    missing = ~np.isfinite(x)
+    n = x.shape[1]
+    out[:, 0] = missing.sum(axis=1)
+    out[:, 4] = -1
+    with np.errstate(invalid="ignore"):
+        finite = np.where(missing, np.nan, x)
+        if finite.size:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+                out[:, 5] = np.nanmin(finite, axis=1)
+                out[:, 6] = np.nanmax(finite, axis=1)
+    for i in np.flatnonzero(out[:, 0]):
+        starts, lengths = gap_runs(missing[i])
+        out[i, 1] = lengths.max()
+        out[i, 2] = lengths[0] if starts[0] == 0 else 0
+        out[i, 3] = lengths[-1] if starts[-1] + lengths[-1] == n else 0
+        out[i, 4] = t0 + starts[0]
+    return out
+
+
+class TraceScan:
+    """Per-trace facts from one pass over ``(roi, time)`` signals: gaps and constancy.
+
+    Attributes
+    ----------
+    n_missing : ndarray of int
+        Non-finite samples per trace.
+    longest_gap : ndarray of int
+        Longest run of consecutive non-finite samples per trace (exact across time chunks).
+    first_missing : ndarray of int
+        Index of the first non-finite sample (-1: none).
+    constant : ndarray of bool
+        Traces whose finite samples are all equal (or that have none).
+    """
+
+    def __init__(self, summaries: np.ndarray, block_lengths: tuple[int, ...]) -> None:
+        s = summaries.reshape(summaries.shape[0], len(block_lengths), _SCAN_COLUMNS)
+        rows = s.shape[0]
+        self.n_missing = s[:, :, 0].sum(axis=1).astype(np.int64)
+        longest = s[:, :, 1].max(axis=1)
+        run = np.zeros(rows)
+        for b, length in enumerate(block_lengths):  # join runs across block boundaries
+            lead, trail = s[:, b, 2], s[:, b, 3]
+            whole = lead == length
+            longest = np.maximum(longest, np.where(whole, 0, run + lead))
+            run = np.where(whole, run + length, trail)
+            longest = np.maximum(longest, run)
+        self.longest_gap = longest.astype(np.int64)
+        firsts = np.where(s[:, :, 4] >= 0, s[:, :, 4], np.inf).min(axis=1)
+        self.first_missing = np.where(np.isfinite(firsts), firsts, -1).astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            lo = np.nanmin(np.where(np.isnan(s[:, :, 5]), np.inf, s[:, :, 5]), axis=1)
+            hi = np.nanmax(np.where(np.isnan(s[:, :, 6]), -np.inf, s[:, :, 6]), axis=1)
+        self.constant = ~(hi > lo)
+
+    def check(
+        self, *, nan_policy: str = "raise", max_gap: int = 0, roi_ids: Any = None,
+        dt: float | None = None, where: str = "the signals",
+    ) -> None:
+        """Raise a ``ValueError`` naming the first bad trace, the problem and the fix.
+
+        ``nan_policy="raise"``: any non-finite sample is an error. ``"interpolate"``: gaps of
+        at most ``max_gap`` samples are allowed. Constant traces are always an error
+        (coherence is 0/0 there).
+        """
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got {nan_policy!r}.")
+        ids = np.arange(len(self.n_missing)) if roi_ids is None else np.asarray(roi_ids)
+
+        def at(frame: int) -> str:
+            return f"frame {frame}" + ("" if dt is None else f" (t = {frame * dt:.6g} s)")
+
+        bad = np.flatnonzero(self.n_missing > 0)
+        if bad.size and nan_policy == "raise":
+            i = int(bad[0])
+            raise ValueError(
+                f"{where} contain non-finite samples (NaN/inf) in {bad.size} traces, first roi "
+                f"{ids[i].item()!r} (position {i}) at {at(int(self.first_missing[i]))}, a gap of up to "
+                f"{int(self.longest_gap[i])} samples. Fix: interpolate or cut them in the source, "
+                "exclude those rois, or use nan_policy='interpolate' (with max_gap) to fill short gaps "
+                "and mask them in the outputs."
+            )
+        long = np.flatnonzero(self.longest_gap > max_gap)
+        if long.size and nan_policy == "interpolate":
+            i = int(long[0])
+            raise ValueError(
+                f"{where}: roi {ids[i].item()!r} (position {i}) has a gap of {int(self.longest_gap[i])} "
+                f"missing samples, longer than max_gap={max_gap} samples ({long.size} traces do). Fix: "
+                "exclude those rois, cut the record, or raise max_gap."
+            )
+        const = np.flatnonzero(self.constant)
+        if const.size:
+            listed = ", ".join(repr(ids[i].item()) for i in const[:5]) + (" ..." if const.size > 5 else "")
+            raise ValueError(
+                f"{where}: {const.size} traces are constant (zero variance: coherence is 0/0), rois "
+                f"{listed} (positions {const[:5].tolist()}). Fix: exclude them (input.rois / rois=)."
+            )
+
+
+def scan_traces(x: Any) -> TraceScan:
+    """One pass over ``(roi, time)`` signals (NumPy or Dask) for gaps and constant traces.
+
+    Blocks are summarised independently (each a few numbers per row) and the summaries are
+    joined in order, so runs of missing samples that cross time chunks are measured exactly.
+    On a Dask array this computes (on the active scheduler); nothing else is kept.
+
+    Examples
+    --------
+    >>> s = scan_traces(np.array([[0, np.nan, np.nan, 3.0], [1.0, 1.0, 1.0, 1.0]]))
+    >>> s.longest_gap.tolist(), s.first_missing.tolist(), s.constant.tolist()
+    ([2, 0], [1, -1], [False, True])
+    """
+    if hasattr(x, "dask") and hasattr(x, "chunks"):
+        import dask.array as da
+
+        if x.ndim != 2:
+            raise ValueError(f"signals must be 2-D (roi, time), got shape {x.shape}.")
+        nt = len(x.chunks[1])
+        out = x.map_blocks(_scan_block, dtype=np.float64, chunks=(x.chunks[0], (_SCAN_COLUMNS,) * nt),
+                           meta=np.empty((0, 0)))
+        summaries = np.asarray(da.compute(out)[0])
+        return TraceScan(summaries, tuple(int(c) for c in x.chunks[1]))
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(f"signals must be 2-D (roi, time), got shape {arr.shape}.")
+    return TraceScan(_scan_block(arr), (arr.shape[1],))

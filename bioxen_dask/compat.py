@@ -6,13 +6,17 @@ power-of-two padding), computed by bioxen-dask's kernels. What differs, on purpo
 - Bad input raises a :class:`ValueError` naming the problem (NaN/inf, too short, constant,
   2-D, mismatched lengths, unknown wavelet, ``dt <= 0``) instead of silently producing NaN
   or crashing later.
-- ``wct_significance`` accepts a wavelet *name* (pycwt crashes on its own default), clamps
-  coherence 1.0 into the last histogram bin (pycwt raises ``IndexError``), estimates the
-  largest scale with points outside the COI (pycwt leaves it NaN), returns NaN (not 0) for
-  scales entirely inside the COI, is vectorised (pycwt loops in Python per point), and is
-  reproducible: it draws one seed from NumPy's global generator, so ``np.random.seed(n)``
-  fixes it as in pycwt, or pass ``seed=``. Its ``cache`` uses bioxen-dask's threshold cache,
-  whose key includes ``mc_count``, the level and the seed.
+- ``wct_significance`` runs bioxen-dask's distributed Monte Carlo stage
+  (:mod:`bioxen_dask.significance`; hundreds of times faster than pycwt's Python loop). Its
+  surrogates are true AR(1) red noise: pycwt 0.5.0b0's ``rednoise`` filters along a length-1
+  axis (``lfilter`` of an ``(N, 1)`` array), so pycwt's "AR(1)" surrogates are white noise
+  whatever the coefficients; ``al1 = al2 = 0`` reproduces pycwt's numbers. It accepts a
+  wavelet *name* (pycwt crashes on its own default), clamps coherence 1.0 into the last
+  histogram bin (pycwt raises ``IndexError``), estimates the largest scale with points
+  outside the COI (pycwt leaves it NaN), returns NaN (not 0) for scales entirely inside the
+  COI, and is reproducible: it draws one seed from NumPy's global generator, so
+  ``np.random.seed(n)`` fixes it as in pycwt, or pass ``seed=``. Its ``cache`` is
+  bioxen-dask's threshold cache, whose key includes ``mc_count`` and the seed.
 - ``rednoise(N, 0)`` returns white noise (pycwt crashes).
 - The Paul wavelet keeps every requested scale: pycwt's ``psi_ft`` overflows to NaN at large
   scales of long records and pycwt then silently drops those scales.
@@ -40,7 +44,7 @@ from scipy.stats import chi2
 from . import kernels
 from ._validation import as_signal, check_dt, check_length, check_same_length, check_variance
 from .grid import ScaleGrid, make_grid
-from .significance import _ar1, _montecarlo
+from .significance import _ar1
 
 __all__ = ["cwt", "xwt", "wct", "wct_significance", "ar1", "rednoise", "ar1_spectrum"]
 
@@ -203,7 +207,7 @@ def wct(
     sig : ndarray
         Per-scale Monte Carlo threshold at ``significance_level`` (``[0]`` if ``sig=False``).
         ``**kwargs`` go to :func:`wct_significance` (``mc_count``, ``progress``, ``cache``,
-        ``seed``).
+        ``seed``, ``scheduler``).
 
     Examples
     --------
@@ -241,19 +245,20 @@ def wct_significance(
     progress: bool = True,
     cache: bool = True,
     seed: int | None = None,
+    scheduler: Any = None,
 ) -> np.ndarray:
     """Monte Carlo significance level of wavelet coherence, as ``pycwt.wct_significance``.
 
     AR(1) surrogate pairs of length ``ceil(6 * largest scale / dt)``; coherence outside the
-    COI pooled per scale in 1000 bins; the level read off by interpolation.
+    COI pooled per scale in 1000 bins; the level read off by interpolation. Computed by
+    :func:`bioxen_dask.significance.ar1_thresholds` (batched, distributed, multirate).
 
     Parameters
     ----------
     al1, al2 : float
         AR(1) coefficients of the two series.
     dt, dj, s0, J : float, float, float, int
-        The scale grid (``s0``/``J`` of -1 take pycwt's defaults for a record as long as the
-        surrogate would need; pass the values your ``wct`` used).
+        The scale grid (pass the values your ``wct`` used; -1 is not accepted).
     significance_level : float
     wavelet : str or wavelet object
     mc_count : int
@@ -261,9 +266,12 @@ def wct_significance(
     progress : bool
         Progress bar.
     cache : bool
-        Reuse thresholds from bioxen-dask's cache when every parameter matches.
+        Reuse the null distribution from bioxen-dask's threshold cache when every input of
+        the Monte Carlo run matches (coefficients, grid, wavelet, ``mc_count``, seed).
     seed : int, optional
         Seed; by default one is drawn from NumPy's global generator (``np.random.seed``).
+    scheduler : distributed.Client or str, optional
+        Where the surrogate batches run (default: the active Dask client, else local threads).
 
     Returns
     -------
@@ -276,24 +284,19 @@ def wct_significance(
     >>> sig.shape
     (9,)
     """
+    from .significance import ar1_thresholds, threshold_cache
+
     dt = check_dt(dt)
     if s0 == -1 or J == -1:
         raise ValueError("pass the s0 and J your wct used (pycwt needs them too); -1 is not defined here.")
     grid = ScaleGrid.from_s0(dt, float(s0), float(dj), int(J), wavelet)
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
-    compute = lambda: _montecarlo.ar1_thresholds(  # noqa: E731
-        grid, float(al1), float(al2), mc_count=mc_count, levels=significance_level,
-        seed=seed, progress=progress, scale_kernel="pycwt", boundary="pycwt",
-    )
+    kw = dict(levels=float(significance_level), mc_count=mc_count, seed=seed, scheduler=scheduler,
+              progress=progress, scale_kernel="pycwt", boundary="pycwt")
     if cache:
-        from .significance import threshold_cache
-
-        return threshold_cache.cached_ar1_thresholds(
-            grid, float(al1), float(al2), mc_count=mc_count, level=significance_level,
-            seed=seed, preset=_PRESET, compute=compute,
-        )
-    return compute()
+        return threshold_cache.cached_ar1_thresholds(grid, float(al1), float(al2), bucket_width=None, **kw)
+    return ar1_thresholds(grid, float(al1), float(al2), **kw)
 
 
 def ar1(x: Any) -> tuple[float, float, float]:

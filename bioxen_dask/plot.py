@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["plot_coherence"]
+__all__ = ["ARROW_CONVENTION", "plot_coherence", "plot_pair", "plot_recovery", "plot_summary"]
 
 
 def plot_coherence(
@@ -77,3 +78,153 @@ def plot_coherence(
     if title:
         ax.set_title(title)
     return ax
+
+
+ARROW_CONVENTION = (
+    "arrows (Grinsted et al. 2004): right = in phase, left = anti-phase, "
+    "down = roi_a leads roi_b by 90 degrees, up = roi_a lags by 90 degrees"
+)
+
+
+def plot_pair(
+    ds: xr.Dataset,
+    pair: int = 0,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    caption: bool = True,
+    **kwargs: Any,
+) -> Any:
+    """Coherence map of one pair of a :func:`bioxen_dask.coherence` result computed with maps.
+
+    COI shading, the significance contour (the pair's ``threshold``) and phase arrows in
+    Grinsted's convention (stated under the axes when ``caption``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        With ``coherence``, ``phase`` (pair, period, time) and ``coi`` (time); ``threshold``
+        (pair, period) when significance was computed.
+    pair : int
+        Position along ``pair``.
+    **kwargs
+        Passed to :func:`plot_coherence`.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    if "coherence" not in ds:
+        raise ValueError("this result has no coherence maps; compute it with maps=True (outputs.maps: true).")
+    one = ds.isel(pair=pair)
+    threshold = one["threshold"].values if "threshold" in one else None
+    ax = plot_coherence(one, threshold=threshold, ax=ax, title=title, **kwargs)
+    if caption:
+        text = ARROW_CONVENTION + ("; black contour: significant at the pair's threshold"
+                                   if threshold is not None else "")
+        ax.set_xlabel(ax.get_xlabel() + "\n\n")  # room for the caption below, inside the layout
+        ax.text(0.0, -0.13, textwrap.fill(text, 110), transform=ax.transAxes, fontsize=7.5, va="top",
+                in_layout=False)
+    return ax
+
+
+def plot_summary(
+    ds: xr.Dataset,
+    var: str = "coherence_mean",
+    *,
+    order: Any = None,
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
+    """Roi (pair) x period heatmap of a reduction, e.g. ``coherence_mean``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A :func:`bioxen_dask.coherence` result.
+    var : str
+        The ``(pair, period)`` variable to show.
+    order : array of int, optional
+        Row order (e.g. rois sorted by planted group).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(ds[var].values, dtype=float)
+    order = np.arange(values.shape[0]) if order is None else np.asarray(order)
+    period = np.asarray(ds["period"].values, dtype=float)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 6), constrained_layout=True)
+    else:
+        fig = ax.figure
+    edges = np.sqrt(period[1:] * period[:-1])
+    edges = np.concatenate([[period[0] ** 2 / edges[0]], edges, [period[-1] ** 2 / edges[-1]]])
+    vmax = 1.0 if var in ("coherence_mean", "phase_consistency", "significant_fraction") else np.nanmax(values)
+    mesh = ax.pcolormesh(edges, np.arange(len(order) + 1), values[order], cmap="viridis", vmin=0,
+                         vmax=vmax, shading="flat")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("period (s)")
+    mode = ds.attrs.get("mode", "")
+    ax.set_ylabel("roi" if mode == "reference" else "pair")
+    ax.invert_yaxis()
+    fig.colorbar(mesh, ax=ax, label=ds[var].attrs.get("long_name", var))
+    ref = f" vs {ds.attrs['reference']}" if mode == "reference" and "reference" in ds.attrs else ""
+    ax.set_title(title or f"{var}{ref} ({len(order)} {'rois' if mode == 'reference' else 'pairs'})")
+    return fig
+
+
+def plot_recovery(ds: xr.Dataset, truth: Any, *, min_fraction: float = 0.5) -> Any:
+    """Recovered vs planted groups of a synthetic recording (reference mode).
+
+    Left: ``significant_fraction`` at each planted period, rois sorted by planted group
+    (white lines between groups; the recovery rule is ``>= min_fraction``). Right: the lag
+    recovered for each group's rois against the planted one (rate lag plus calcium delay;
+    the rois follow the stimulus, so the expected lag is negative).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Reference-mode result with ``significant_fraction`` and ``lag``.
+    truth : mapping
+        ``group`` per roi position and ``groups`` (the store's ``truth_groups``).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    member = np.asarray(truth["group"])[np.asarray(ds["index_a"].values)]
+    groups = list(truth["groups"])
+    order = np.argsort(np.where(member < 0, np.iinfo(np.int64).max, member), kind="stable")
+    frac = np.stack([np.asarray(ds["significant_fraction"].sel(period=g["period_s"], method="nearest").values)
+                     for g in groups], axis=1)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 5.5), constrained_layout=True,
+                                 gridspec_kw={"width_ratios": [1, 1.3]})
+    mesh = a1.imshow(frac[order], aspect="auto", interpolation="nearest", cmap="magma", vmin=0, vmax=1)
+    a1.set_xticks(range(len(groups)), [f"{g['period_s']:g} s" for g in groups])
+    a1.set_xlabel("planted period")
+    a1.set_ylabel("roi (sorted by planted group; last: none)")
+    bounds = np.cumsum([int((member == g["group"]).sum()) for g in groups])
+    for b in bounds:
+        a1.axhline(b - 0.5, color="w", lw=1)
+    fig.colorbar(mesh, ax=a1, label=f"significant fraction (recovered if >= {min_fraction:g})")
+    a1.set_title("recovery at the planted periods")
+    for i, g in enumerate(groups):
+        sel = member == g["group"]
+        at = ds.sel(period=g["period_s"], method="nearest")
+        lag = np.asarray(at["lag"].values)[sel]
+        ok = np.nan_to_num(np.asarray(at["significant_fraction"].values)[sel], nan=0) >= min_fraction
+        expected = -(g["lag_s"] + g.get("calcium_delay_s", 0.0))
+        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, lag.size)
+        a2.scatter(i + jitter[ok], lag[ok], s=6, alpha=0.6, label=None)
+        a2.scatter(i + jitter[~ok], lag[~ok], s=6, alpha=0.6, marker="x", color="0.5")
+        a2.plot([i - 0.3, i + 0.3], [expected, expected], color="k", lw=2)
+    a2.set_xticks(range(len(groups)), [f"{g['period_s']:g} s\n(lag {g['lag_s']:g} s)" for g in groups])
+    a2.set_ylabel("recovered lag (s); negative: roi follows the stimulus")
+    a2.set_title("lag at the planted period (black: planted + calcium delay)")
+    a2.axhline(0, color="0.7", lw=0.8)
+    return fig

@@ -10,6 +10,7 @@ planted ground truth; :func:`open_signals` opens it lazily for the pipeline.
 from ._dff import dff
 from ._ingest import FORMATS, detect_format, ingest
 from ._store import (
+    CorruptStoreError,
     IncompleteStoreError,
     SignalsWriter,
     StoreExistsError,
@@ -22,6 +23,7 @@ from ._store import (
 from ._synth import DEFAULT_GROUPS, PlantedGroup, synthesize, write_synthetic
 
 __all__ = [
+    "CorruptStoreError",
     "DEFAULT_GROUPS",
     "FORMATS",
     "IncompleteStoreError",

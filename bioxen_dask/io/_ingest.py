@@ -38,9 +38,12 @@ RATE_RTOL = 1e-6
 TIMESTAMP_JITTER = 0.05
 _FS_HINT = "pass fs= (--fs) with the frame rate in Hz"
 _NAN_HINT = (
-    "interpolate or drop the bad frames in the source, or pass nan_policy='zero' "
-    "to replace them with 0 (recorded in the store's preprocessing)"
+    "interpolate or drop the bad frames in the source, pass nan_policy='keep' (--nan-policy keep) "
+    "to store them as missing samples (NaN) for an analysis with nan_policy='interpolate', or "
+    "nan_policy='zero' to replace them with 0 (recorded in the store's preprocessing)"
 )
+#: What ingest does with NaN/inf samples of the source.
+NAN_POLICIES = ("raise", "zero", "keep")
 
 
 @dataclass(frozen=True)
@@ -183,10 +186,12 @@ def _cells(labels: np.ndarray, n_rois: int, what: str) -> np.ndarray:
 
 
 def _nonfinite_guard(read: BlockReader, roi: np.ndarray, fs: float, t0: float, policy: str) -> BlockReader:
-    """Refuse (``"raise"``) or zero (``"zero"``) NaN/inf in the source blocks."""
+    """Refuse (``"raise"``), zero (``"zero"``) or pass on (``"keep"``) NaN/inf in the source blocks."""
 
     def guarded(rows: slice, times: slice) -> np.ndarray:
         block = np.asarray(read(rows, times))
+        if policy == "keep":
+            return block
         if policy == "zero":
             return np.where(np.isfinite(block), block, 0).astype(block.dtype, copy=False)
         error = nonfinite_error(block, roi, rows.start or 0, times.start or 0, fs, t0, _NAN_HINT)
@@ -610,7 +615,11 @@ def ingest(
         Trace files are never unpickled.
     nan_policy
         ``"raise"`` (default): refuse NaN/inf, naming the roi and frame; ``"zero"``:
-        replace them with 0 (recorded in ``preprocessing``).
+        replace them with 0 (recorded in ``preprocessing``); ``"keep"``: store them as
+        missing samples (NaN, counted in the ``missing_samples`` attribute) for an analysis
+        that fills short gaps and masks them (``nan_policy='interpolate'`` of
+        :func:`bioxen_dask.coherence` and of pipelines). With ``dff=True`` only
+        ``"raise"``/``"zero"`` are allowed (the running baseline needs every sample).
     chunks
         Store chunking, see :func:`write_signals`.
 
@@ -651,8 +660,11 @@ def ingest(
     check_output(dst, overwrite)
     if fs is not None:
         fs = validate_fs(fs)
-    if nan_policy not in ("raise", "zero"):
-        raise ValueError(f"nan_policy must be 'raise' or 'zero', got {nan_policy!r}")
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got {nan_policy!r}")
+    if nan_policy == "keep" and dff:
+        raise ValueError("nan_policy='keep' cannot be combined with dff=True (the running baseline needs "
+                         "every sample); fill the gaps first or use nan_policy='zero'")
     if format == "auto":
         fmt = detect_format(src)
     elif format in _READERS:
@@ -683,7 +695,10 @@ def ingest(
             chunks=chunks, overwrite=overwrite,
         )
         try:
-            writer.fill(read, hint=_NAN_HINT)
+            writer.fill(read, hint=_NAN_HINT, keep_missing=nan_policy == "keep")
+            if writer.missing_samples:
+                writer.add_preprocessing(f"non-finite values kept as missing samples (NaN): "
+                                         f"{writer.missing_samples}")
             writer.close()
         except Exception:
             shutil.rmtree(writer.path, ignore_errors=True)

@@ -38,6 +38,7 @@ import zarr
 from ._blocks import BlockReader, array_reader, first_nonfinite
 
 __all__ = [
+    "CorruptStoreError",
     "IncompleteStoreError",
     "SignalsWriter",
     "StoreExistsError",
@@ -53,6 +54,8 @@ STORE_VERSION = 1
 KIND_ATTR = "bioxen_dask_store"
 VERSION_ATTR = "bioxen_dask_store_version"
 COMPLETE_ATTR = "complete"
+#: Group attribute: how many signal samples are missing (NaN), set when the write completes.
+MISSING_ATTR = "missing_samples"
 
 #: Default chunking: whole recordings up to this many frames form one time chunk.
 MAX_TIME_CHUNK = 2**16
@@ -66,7 +69,7 @@ READ_BUDGET_BYTES = 64 * 2**20
 _DIMS = ("roi", "time")
 _CORE_VARIABLES = frozenset({"signals", "roi", "time", "references", "reference"})
 _RESERVED_ATTRS = frozenset(
-    {KIND_ATTR, VERSION_ATTR, COMPLETE_ATTR, "fs", "units", "source", "source_format",
+    {KIND_ATTR, VERSION_ATTR, COMPLETE_ATTR, MISSING_ATTR, "fs", "units", "source", "source_format",
      "preprocessing", "created_by"}
 )
 _NAN_HINT_WRITE = "clean the array first (e.g. interpolate the bad frames) and write again"
@@ -78,6 +81,10 @@ class StoreExistsError(FileExistsError, ValueError):
 
 class IncompleteStoreError(ValueError):
     """The store's write never finished (no ``complete`` marker)."""
+
+
+class CorruptStoreError(ValueError):
+    """A chunk of a complete store cannot be read: truncated, overwritten or missing."""
 
 
 # ----------------------------------------------------------------------------- validation
@@ -414,6 +421,7 @@ class SignalsWriter:
         grid = [math.ceil(n / c) for n, c in zip(self.shape, self.chunks)]
         self._written = np.zeros(grid, dtype=bool)
         self._closed = False
+        self.missing_samples = 0
 
     # -- creation helpers
     def _create(self, group_attrs: dict[str, Any], units: str, refs: list[tuple[str, Any]],
@@ -422,6 +430,7 @@ class SignalsWriter:
         signals = group.create_array(
             "signals", shape=self.shape, dtype="float32", chunks=self.chunks, fill_value=np.nan,
             dimension_names=_DIMS, attributes={"units": units, "long_name": "roi signals"},
+            config={"write_empty_chunks": True},  # every chunk on disk: a missing one is damage
         )
         self._write_1d(group, "roi", self.roi, ("roi",), {"long_name": "roi id in the source"})
         self._write_time(group)
@@ -514,16 +523,24 @@ class SignalsWriter:
         self._written[ci, cj] = True
 
     def fill(self, read: BlockReader, *, hint: str = _NAN_HINT_WRITE,
-             budget_bytes: int = READ_BUDGET_BYTES) -> None:
+             budget_bytes: int = READ_BUDGET_BYTES, keep_missing: bool = False) -> None:
         """Write every chunk from ``read(rows, times)``, refusing non-finite values.
 
         ``hint`` ends the error message raised at the first NaN/inf (it names the fix).
+        ``keep_missing``: store NaN/inf as NaN (missing samples) instead; their count is
+        recorded in the ``missing_samples`` attribute when the store is closed.
         """
         for rows, times in self.regions(budget_bytes):
             block = np.asarray(read(rows, times), dtype=np.float32)
-            error = nonfinite_error(block, self.roi, rows.start, times.start, self.fs, self.t0, hint)
-            if error is not None:
-                raise error
+            if keep_missing:
+                bad = ~np.isfinite(block)
+                if bad.any():
+                    block = np.where(bad, np.float32(np.nan), block)
+                    self.missing_samples += int(bad.sum())
+            else:
+                error = nonfinite_error(block, self.roi, rows.start, times.start, self.fs, self.t0, hint)
+                if error is not None:
+                    raise error
             self.write(rows, times, block)
 
     def store_dask(self, x: Any, *, hint: str = _NAN_HINT_WRITE) -> None:
@@ -539,6 +556,13 @@ class SignalsWriter:
         da.store(checked, self._signals, lock=False, compute=True)
         self._written[...] = True
 
+    def add_preprocessing(self, step: str) -> None:
+        """Append ``step`` to the store's ``preprocessing`` list (before :meth:`close`)."""
+        if self._closed:
+            raise RuntimeError(f"writer for {self.path} is closed")
+        attrs = zarr.open_group(str(self.path), mode="r+").attrs
+        attrs["preprocessing"] = [*attrs.get("preprocessing", []), str(step)]
+
     def close(self) -> Path:
         """Check every chunk was written, consolidate metadata, then mark the store complete."""
         if self._closed:
@@ -549,6 +573,7 @@ class SignalsWriter:
                 f"{missing} of {self._written.size} chunks of {self.path} were never written; "
                 "the store stays marked incomplete"
             )
+        zarr.open_group(str(self.path), mode="r+").attrs[MISSING_ATTR] = int(self.missing_samples)
         _consolidate(self.path)
         group = zarr.open_group(str(self.path), mode="r+", use_consolidated=True)
         group.attrs[COMPLETE_ATTR] = True  # the very last write
@@ -704,11 +729,106 @@ def _open_group(path: str | os.PathLike[str], *, require_complete: bool) -> tupl
     return p, group, attrs
 
 
+class _GuardedArray:
+    """One array of a store, opened read-only, whose failed reads name the store and variable.
+
+    Dask reads it chunk by chunk (it is wrapped with ``da.from_array`` on the array's own
+    chunks). A chunk that cannot be decoded (truncated or overwritten file) or that is
+    missing from a complete store raises :class:`CorruptStoreError` instead of a codec's
+    bare message or, worse, silently reading the fill value (NaN). Picklable: workers
+    reopen the array themselves.
+    """
+
+    def __init__(self, path: Path, name: str, arr: zarr.Array, require_chunks: bool) -> None:
+        self.path = str(path)
+        self.name = name
+        self.shape = tuple(arr.shape)
+        self.dtype = np.dtype(arr.dtype) if not str(arr.dtype).startswith("<U") else arr.dtype
+        self.ndim = len(self.shape)
+        self.chunks = tuple(arr.chunks)
+        self.require_chunks = require_chunks
+        meta = Path(path) / name / "zarr.json"
+        self._stamp = (meta.stat().st_mtime_ns, meta.stat().st_size) if meta.is_file() else None
+        self._arr: zarr.Array | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_arr": None}
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("bioxen-signals-array", self.path, self.name, self.shape, str(self.dtype), self.chunks,
+                self._stamp)
+
+    def _array(self) -> zarr.Array:
+        if self._arr is None:
+            self._arr = zarr.open_array(str(Path(self.path) / self.name), mode="r")
+        return self._arr
+
+    def _fail(self, what: str, cause: BaseException | None = None) -> CorruptStoreError:
+        reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        return CorruptStoreError(
+            f"signals store {self.path}: variable {self.name!r}: {what}{reason}. The store is damaged "
+            "(truncated or overwritten file, or an incomplete copy); re-create it with "
+            "`bioxen-dask ingest --overwrite` (or copy it again from its source)."
+        )
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        arr = self._array()
+        if self.require_chunks and isinstance(key, tuple) and all(isinstance(k, slice) for k in key):
+            for coords in _chunk_coords(key, self.shape, self.chunks):
+                rel = arr.metadata.encode_chunk_key(coords)
+                if not (Path(self.path) / self.name / rel).is_file():
+                    raise self._fail(f"chunk {rel} (index {coords}) is missing")
+        try:
+            return np.asarray(arr[key])
+        except Exception as exc:  # codec errors are RuntimeError/ValueError/... depending on the codec
+            raise self._fail(f"the chunk(s) holding [{_format_key(key)}] cannot be read", exc) from exc
+
+
+def _format_key(key: Any) -> str:
+    parts = key if isinstance(key, tuple) else (key,)
+    return ", ".join(f"{k.start or 0}:{k.stop}" if isinstance(k, slice) else str(k) for k in parts)
+
+
+def _chunk_coords(key: tuple[slice, ...], shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[tuple]:
+    import itertools
+
+    spans = []
+    for sl, n, c in zip(key, shape, chunks):
+        start, stop, _ = sl.indices(n)
+        if stop <= start:
+            return
+        spans.append(range(start // c, (stop - 1) // c + 1))
+    yield from itertools.product(*spans)
+
+
+def _guard_variables(ds: xr.Dataset, p: Path, group: zarr.Group) -> xr.Dataset:
+    """Swap each lazily loaded variable's reads for :class:`_GuardedArray` reads."""
+    import dask.array as da
+
+    for name, var in ds.data_vars.items():
+        if not hasattr(var.data, "dask") or name not in group:
+            continue
+        arr = group[name]
+        guard = _GuardedArray(p, name, arr, require_chunks=name == "signals")
+        data = da.from_array(guard, chunks=var.data.chunks, asarray=False, meta=np.empty((0,) * var.ndim, arr.dtype),
+                             name=f"open-{name}-" + dask_token(guard))
+        ds[name] = var.copy(data=data)
+    return ds
+
+
+def dask_token(obj: Any) -> str:
+    from dask.base import tokenize
+
+    return tokenize(obj)
+
+
 def open_signals_store(path: str | os.PathLike[str]) -> xr.Dataset:
     """Open a complete signals store as a lazy, read-only Dataset.
 
     Holds ``signals`` and, when stored, ``references`` and per-roi variables, chunked
-    as on disk. Validates the store (see :func:`open_signals`); never modifies it.
+    as on disk. Validates the store (see :func:`open_signals`); never modifies it: every
+    array is opened read-only. A chunk that turns out unreadable or missing when it is
+    computed raises :class:`CorruptStoreError`, naming the store and the variable.
 
     Examples
     --------
@@ -723,7 +843,13 @@ def open_signals_store(path: str | os.PathLike[str]) -> xr.Dataset:
     """
     p, group, attrs = _open_group(path, require_complete=True)
     consolidated = group.metadata.consolidated_metadata is not None
-    ds = xr.open_zarr(str(p), chunks={}, consolidated=consolidated, zarr_format=3)
+    try:
+        ds = xr.open_zarr(str(p), chunks={}, consolidated=consolidated, zarr_format=3)  # mode "r"
+    except Exception as exc:  # coordinates are read eagerly: a damaged roi/time array fails here
+        raise CorruptStoreError(
+            f"signals store {p} cannot be opened ({type(exc).__name__}: {exc}); the store is damaged: "
+            "re-create it with `bioxen-dask ingest --overwrite`."
+        ) from exc
     if "signals" not in ds:
         raise ValueError(f"signals store {p} has no 'signals' variable; re-run the ingest with --overwrite")
     sig = ds["signals"]
@@ -733,7 +859,7 @@ def open_signals_store(path: str | os.PathLike[str]) -> xr.Dataset:
             "re-run the ingest with --overwrite"
         )
     validate_fs(attrs.get("fs"), what=f"attribute 'fs' of {p}")
-    return ds
+    return _guard_variables(ds, p, group)
 
 
 def open_signals(path: str | os.PathLike[str]) -> xr.DataArray:
@@ -781,8 +907,9 @@ def store_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     -------
     dict
         ``path, complete, store_version, n_rois, n_frames, shape, fs, t0, duration_s,
-        dtype, chunks, n_chunks, units, source, source_format, preprocessing, references,
-        variables, size_bytes``.
+        dtype, chunks, n_chunks, units, source, source_format, preprocessing,
+        missing_samples (NaN samples kept by ``nan_policy='keep'``; None for stores written
+        before it was recorded), references, variables, size_bytes``.
 
     Examples
     --------
@@ -816,6 +943,7 @@ def store_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "source": attrs.get("source"),
         "source_format": attrs.get("source_format"),
         "preprocessing": list(attrs.get("preprocessing", [])),
+        "missing_samples": attrs.get(MISSING_ATTR),
         "references": references,
         "variables": [n for n in names if n not in {"roi", "time", "reference"}],
         "size_bytes": _disk_size(p),

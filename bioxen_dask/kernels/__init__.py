@@ -7,6 +7,7 @@ blocks. Shapes are ``(..., time) -> (..., scale, time)``; leading axes are batch
 from ._cache import filter_cache
 from ._coherence import Smoother, coherence, cross_spectrum, phase, scaled_power
 from ._cwt import cwt, mask_edges, resolve_dtype
+from ._gaps import fill_gaps, gap_distance, gap_mask, gap_reach, gap_runs
 from ._plan import BOUNDARIES, plan_bands
 from ._smooth import scale_kernel, smooth, smooth_scale, smooth_time
 
@@ -16,7 +17,12 @@ __all__ = [
     "coherence",
     "cross_spectrum",
     "cwt",
+    "fill_gaps",
     "filter_cache",
+    "gap_distance",
+    "gap_mask",
+    "gap_reach",
+    "gap_runs",
     "mask_edges",
     "phase",
     "plan_bands",

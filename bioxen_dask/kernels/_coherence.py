@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..grid import DEFAULT_TOL, ScaleGrid
-from ._cwt import mask_edges
+from ._cwt import _run, mask_edges, resolve_workers
 from ._smooth import smooth
 from ._xp import array_namespace
 
@@ -58,19 +58,47 @@ def _inverse_scales(grid: ScaleGrid, like: Any) -> Any:
 
 def scaled_power(W: Any, grid: ScaleGrid) -> Any:
     """``|W|**2 / scale`` (the quantity smoothed for coherence)."""
-    return (W.real**2 + W.imag**2) * _inverse_scales(grid, W)
+    p = W.real * W.real
+    p += W.imag * W.imag
+    p *= _inverse_scales(grid, W)
+    return p
 
 
 def cross_spectrum(W1: Any, W2: Any) -> Any:
-    """Cross-wavelet spectrum ``W1 * conj(W2)``."""
-    return W1 * W2.conj()
+    """Cross-wavelet spectrum ``W1 * conj(W2)`` (one new array of the broadcast shape)."""
+    xp = array_namespace(W1, W2)
+    c = xp.conj(W2)
+    if c.shape == np.broadcast_shapes(W1.shape, W2.shape) and c.dtype == np.result_type(W1.dtype, W2.dtype):
+        return xp.multiply(W1, c, out=c)
+    return W1 * c
 
 
-def phase(W12: Any) -> Any:
+def phase(W12: Any, workers: int | None = None) -> Any:
     """Phase of the cross spectrum in radians, ``angle(W1 * conj(W2))``: positive when the
-    first signal leads the second."""
+    first signal leads the second. ``workers``: CPU threads (``arctan2`` dominates coherence
+    at ~20 ns per point and releases the GIL)."""
     xp = array_namespace(W12)
-    return xp.angle(W12)
+    nthreads = resolve_workers(workers, xp)
+    if nthreads <= 1 or W12.ndim < 2 or W12.shape[-2] < 2:
+        return xp.angle(W12)
+    out = xp.empty(W12.shape, dtype=W12.real.dtype)
+    step = -(-W12.shape[-2] // nthreads)
+    chunks = [slice(j, j + step) for j in range(0, W12.shape[-2], step)]
+
+    def run(sl, scratch):
+        xp.arctan2(W12.imag[..., sl, :], W12.real[..., sl, :], out=out[..., sl, :])
+
+    _run(chunks, run, nthreads)
+    return out
+
+
+def _abs2_consuming(S: Any) -> Any:
+    """``|S|**2`` of a complex array that is not needed afterwards (squared in place)."""
+    if not (S.ndim and S.flags.c_contiguous):
+        return S.real * S.real + S.imag * S.imag
+    v = S.view(S.real.dtype)  # interleaved (re, im) pairs along the last axis
+    v *= v
+    return v[..., 0::2] + v[..., 1::2]
 
 
 def coherence(
@@ -81,6 +109,7 @@ def coherence(
     S1: Any = None,
     S2: Any = None,
     clip: bool = True,
+    with_phase: bool = True,
 ) -> tuple[Any, Any]:
     """Wavelet coherence and phase of two sets of coefficients (broadcast over leading axes).
 
@@ -98,6 +127,9 @@ def coherence(
     clip : bool
         Clip rounding excursions to ``[0, 1]`` (on by default; pycwt compatibility turns it
         off).
+    with_phase : bool
+        Compute the phase (default). ``False`` returns ``None`` in its place and saves the
+        ``arctan2`` pass, ~30% of a coherence given ``S1``/``S2`` (Monte Carlo surrogates).
 
     Returns
     -------
@@ -109,17 +141,26 @@ def coherence(
         S1 = smoother(scaled_power(W1, grid))
     if S2 is None:
         S2 = smoother(scaled_power(W2, grid))
-    W12 = cross_spectrum(W1, W2)
-    S12 = smoother(W12 * _inverse_scales(grid, W12))
+    W12 = cross_spectrum(W1, W2)  # ours: scaled and smoothed in place below
+    ang = phase(W12, smoother.workers) if with_phase else None
+    W12 *= _inverse_scales(grid, W12)
+    S12 = smoother(W12)
+    del W12
     xp = array_namespace(S12)
-    num = S12.real**2 + S12.imag**2
+    R2 = _abs2_consuming(S12)
+    del S12
+    den = S1 * S2
     with np.errstate(divide="ignore", invalid="ignore"):
-        R2 = num / (S1 * S2)
+        if np.broadcast_shapes(R2.shape, den.shape) == R2.shape and np.result_type(R2.dtype, den.dtype) == R2.dtype:
+            xp.divide(R2, den, out=R2)
+        else:
+            R2 = R2 / den
+    del den
     if clip:
-        R2 = xp.clip(R2, 0.0, 1.0)
-    ang = phase(W12)
+        xp.clip(R2, 0.0, 1.0, out=R2)
     if smoother.boundary == "valid":
         sup = smoother.valid_supports()
         mask_edges(R2, sup, xp)
-        mask_edges(ang, sup, xp)
+        if ang is not None:
+            mask_edges(ang, sup, xp)
     return R2, ang

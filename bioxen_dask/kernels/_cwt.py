@@ -1,8 +1,32 @@
-"""Continuous wavelet transform of plain arrays, batched over leading axes."""
+"""Continuous wavelet transform of plain arrays, batched over leading axes.
+
+How the work is laid out (see ``benchmarks/bench_cwt.py`` for the numbers behind it):
+
+- ``linear``/``symmetric``/``valid`` bands of long records run by **overlap-save** (see
+  :mod:`._plan`): short, cache-resident FFTs over segments, filter banks ``nfft`` long.
+- Frequency-defined bands (``pycwt``/``circular``/``grinsted``) need one FFT of the whole
+  (padded) record per scale. Their filter-bank rows are stored trimmed to the band where they
+  are not *exactly* zero (a Morlet row at a large scale is non-zero on a few percent of the
+  spectrum once ``exp`` underflows), which keeps record-long banks within the cache and the
+  products short; long inverse FFTs on the CPU use the "four-step" factorisation
+  ``N = N1*N2`` (two passes of cache-sized FFTs and a twiddle product), ~1.6x faster than
+  pocketfft's single long transform at 1e6 points in single precision. Both are exact
+  rearrangements of the same sums (equal to rounding).
+- The spectrum of the signal is computed once per band and multiplied into a preallocated,
+  reused work buffer; the inverse FFT runs in place (``overwrite_x``) and the kept samples
+  are copied straight into the output.
+- ``workers`` threads split the work by tiles (CPU); ``None`` keeps one thread, the right
+  default inside Dask workers whose threads already run blocks in parallel.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -13,8 +37,19 @@ from ._xp import array_namespace, device_key, fft_kwargs, fft_namespace
 
 __all__ = ["cwt", "resolve_dtype"]
 
-#: Bytes of temporary spectrum a kernel may hold at once (per call), beyond its output.
-_TEMP_BYTES = 64 * 2**20
+#: Bytes of work buffer per tile on the CPU (a few L2's worth: the tile's spectrum, product
+#: and inverse FFT stay in cache while all scales of a band pass over it).
+_TILE_BYTES_CPU = 4 * 2**20
+#: On a GPU fewer, larger launches are what matters.
+_TILE_BYTES_GPU = 256 * 2**20
+#: Rows per FFT call at least (pocketfft vectorises across rows).
+_MIN_ROWS = 8
+#: Frequency-defined frames at least this long use trimmed banks and (CPU) the four-step FFT.
+_LONG_FRAME = 2**16
+#: Long frames at least this long use the four-step inverse FFT (CPU).
+_FOUR_STEP_MIN = 2**19
+#: Work buffer per long-frame tile (bytes).
+_LONG_TILE_BYTES = 32 * 2**20
 
 
 def resolve_dtype(dtype: Any) -> tuple[np.dtype, np.dtype]:
@@ -26,6 +61,109 @@ def resolve_dtype(dtype: Any) -> tuple[np.dtype, np.dtype]:
     if real not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
     return real, np.result_type(real, np.complex64)
+
+
+# --- threads ------------------------------------------------------------------------------
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, threads): a forked child makes its own
+_POOLS_LOCK = threading.Lock()
+
+
+def resolve_workers(workers: int | None, xp=np) -> int:
+    """Threads to use: ``None`` -> 1; ``-1`` -> all CPUs; ``-k`` -> ``cpus + 1 - k`` (SciPy's rule).
+
+    Always 1 for device (CuPy) arrays.
+
+    Examples
+    --------
+    >>> resolve_workers(None), resolve_workers(3)
+    (1, 3)
+    """
+    if xp is not np or workers is None:
+        return 1
+    w = int(workers)
+    if w == 0:
+        raise ValueError("workers must be a non-zero integer (or None), e.g. workers=-1 for all CPUs.")
+    if w < 0:
+        w = max(1, (os.cpu_count() or 1) + 1 + w)
+    return w
+
+
+_LOCAL = threading.local()
+#: Work buffers up to this size stay allocated per thread between calls: re-allocating them
+#: each call costs page faults (glibc maps large blocks afresh), ~2x at 1e3-1e4 samples.
+_KEEP_SCRATCH_BYTES = 8 * 2**20
+
+
+def _thread_scratch() -> dict:
+    scratch = getattr(_LOCAL, "scratch", None)
+    if scratch is None:
+        scratch = _LOCAL.scratch = {}
+    return scratch
+
+
+def _release_scratch(scratch: dict) -> None:
+    for key in [k for k, v in scratch.items() if int(v.nbytes) > _KEEP_SCRATCH_BYTES]:
+        del scratch[key]
+
+
+def _run(tasks: Sequence[Any], fn: Callable[[Any, dict], None], nthreads: int) -> None:
+    """Run ``fn(task, scratch)`` for all tasks, split over ``nthreads`` (one scratch dict each,
+    kept per thread; buffers above ``_KEEP_SCRATCH_BYTES`` are released afterwards)."""
+    if nthreads <= 1 or len(tasks) <= 1:
+        scratch = _thread_scratch()
+        try:
+            for t in tasks:
+                fn(t, scratch)
+        finally:
+            _release_scratch(scratch)
+        return
+    nthreads = min(nthreads, len(tasks))
+    key = (os.getpid(), nthreads)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = ThreadPoolExecutor(nthreads, thread_name_prefix="bioxen-fft")
+
+    def worker(chunk):
+        scratch = _thread_scratch()
+        try:
+            for t in chunk:
+                fn(t, scratch)
+        finally:
+            _release_scratch(scratch)
+
+    list(pool.map(worker, [tasks[i::nthreads] for i in range(nthreads)]))
+
+
+def _scratch(scratch: dict, xp, shape: tuple[int, ...], dtype, name: str = "work") -> Any:
+    """A reusable work buffer (flat, grown on demand) viewed as ``shape``."""
+    size = math.prod(shape)
+    key = (name, np.dtype(dtype).str)
+    buf = scratch.get(key)
+    if buf is None or buf.size < size:
+        buf = scratch[key] = xp.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+# --- filter banks ---------------------------------------------------------------------------
+def flush_subnormals(a: np.ndarray) -> np.ndarray:
+    """Set subnormal entries (``|v| < finfo.tiny``, e.g. the underflowing tail of a Gaussian
+    spectrum) to zero, in place. Their contribution to any result is below ``1e-300`` (float64)
+    or ``1e-37`` (float32) absolute, far below rounding, while arithmetic on them runs ~100x
+    slower on x86 and they would keep filter rows from being trimmed."""
+    tiny = np.finfo(a.real.dtype).tiny
+    if np.iscomplexobj(a):
+        a.real[np.abs(a.real) < tiny] = 0
+        a.imag[np.abs(a.imag) < tiny] = 0
+    else:
+        a[np.abs(a) < tiny] = 0
+    return a
+
+
+def _hermitian(kern: np.ndarray) -> bool:
+    """True when every row satisfies ``k[-t] == conj(k[t])`` (to 1e-13), so its DFT is real."""
+    scale = np.abs(kern).max() or 1.0
+    return bool(np.abs(kern - np.conjugate(kern[:, ::-1])).max() <= 1e-13 * scale)
 
 
 def _wavelet_filters(
@@ -44,7 +182,9 @@ def _wavelet_filters(
     ``h[t] = sqrt(dt/s) * conj(psi(-t*dt/s))`` for ``|t| <= support`` (samples) and zero
     beyond. Its support is compact, so padding by the support gives an exact linear
     convolution and halos of that width make chunked transforms exact. Above ~4 samples
-    per scale both definitions agree to ~1e-9.
+    per scale both definitions agree to ~1e-9. Kernels that are Hermitian in time (Morlet,
+    Paul of even order, DOG of even order) have a real spectrum, stored as real (half the
+    bytes; the imaginary part of their DFT is rounding only).
     """
 
     def build():
@@ -62,16 +202,105 @@ def _wavelet_filters(
             frame = np.zeros((s.shape[0], nfft), dtype=complex)
             frame[:, taus % nfft] = kern
             bank = np.fft.fft(frame, axis=-1)
+            if _hermitian(kern):
+                bank = bank.real
         if np.iscomplexobj(bank) and not np.any(bank.imag):
             bank = bank.real
         cdt = real if not np.iscomplexobj(bank) else np.result_type(real, np.complex64)
-        return xp.asarray(bank.astype(cdt, copy=False))
+        return xp.asarray(flush_subnormals(bank.astype(cdt, copy=False)))
 
     key = ("cwt", grid.key, band.start, band.stop, nfft, real.str, sampled_support is not None,
            positive_nyquist, device_key(xp))
     return filter_cache.get(key, build)
 
 
+@dataclass(frozen=True)
+class _TrimmedBank:
+    """Filter rows stored only where they are not exactly zero (a circular index interval).
+
+    Row ``j`` equals ``values[j]`` on ``(starts[j] + arange(len(values[j]))) % nfft`` and is
+    exactly 0 elsewhere.
+    """
+
+    nfft: int
+    starts: tuple[int, ...]
+    values: tuple[Any, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(int(v.nbytes) for v in self.values))
+
+
+def _circular_support(row: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the shortest circular interval holding every non-zero of ``row``."""
+    nz = np.flatnonzero(row)
+    n = row.size
+    if nz.size == 0:
+        return 0, 0
+    if nz.size == n:
+        return 0, n
+    gaps = np.diff(nz)
+    g = int(np.argmax(gaps)) if gaps.size else -1
+    wrap = int(nz[0] + n - nz[-1])
+    if g < 0 or wrap >= gaps[g]:
+        return int(nz[0]), int(nz[-1] - nz[0] + 1)
+    start = int(nz[g + 1])
+    return start, int(n - gaps[g] + 1)
+
+
+def _trimmed_wavelet_filters(
+    grid: ScaleGrid, band: Band, real: np.dtype, xp, positive_nyquist: bool
+) -> _TrimmedBank:
+    """Frequency-defined bank (as :func:`_wavelet_filters`), rows trimmed to their non-zeros.
+
+    Built one row at a time (float64, then cast), so building never holds the whole
+    ``(scales, nfft)`` bank; exact zeros (``exp`` underflow, the analytic step) are dropped.
+    """
+    nfft = band.nfft
+
+    def build():
+        w = 2 * np.pi * np.fft.fftfreq(nfft, grid.dt)
+        if positive_nyquist and nfft % 2 == 0:
+            w[nfft // 2] = -w[nfft // 2]
+        cplx = np.result_type(real, np.complex64)
+        starts, values = [], []
+        for s in grid.scales[band.start : band.stop]:
+            with np.errstate(under="ignore"):
+                row = (s * w[1] * nfft) ** 0.5 * np.conjugate(grid.wavelet.psi_ft(s * w, np))
+            if np.iscomplexobj(row) and not np.any(row.imag):
+                row = row.real
+            row = flush_subnormals(row.astype(real if not np.iscomplexobj(row) else cplx))
+            start, length = _circular_support(row)
+            idx = (start + np.arange(length)) % nfft
+            starts.append(start)
+            values.append(xp.asarray(np.ascontiguousarray(row[idx])))
+        return _TrimmedBank(nfft, tuple(starts), tuple(values))
+
+    key = ("cwt-trim", grid.key, band.start, band.stop, nfft, real.str, positive_nyquist, device_key(xp))
+    return filter_cache.get(key, build)
+
+
+def _four_step_factors(nfft: int) -> tuple[int, int] | None:
+    """``(N1, N2)`` with ``N1*N2 == nfft``, ``N1`` the divisor nearest ``sqrt(nfft)``, both >= 64."""
+    r = int(math.isqrt(nfft))
+    for d in range(r, 63, -1):
+        if nfft % d == 0:
+            return (d, nfft // d) if nfft // d >= 64 else None
+    return None
+
+
+def _twiddles(nfft: int, n1: int, cplx: np.dtype, xp) -> Any:
+    """``exp(2j*pi*k1*t2/N)`` as ``(N2, N1)`` for the inverse four-step FFT (cached)."""
+
+    def build():
+        n2 = nfft // n1
+        prod = (np.arange(n2, dtype=np.int64)[:, None] * np.arange(n1, dtype=np.int64)[None, :]) % nfft
+        return xp.asarray(np.exp((2j * np.pi / nfft) * prod).astype(cplx))
+
+    return filter_cache.get(("twiddle", nfft, n1, np.dtype(cplx).str, device_key(xp)), build)
+
+
+# --- the transform ------------------------------------------------------------------------
 def cwt(
     x: Any,
     grid: ScaleGrid,
@@ -90,7 +319,7 @@ def cwt(
         Real, finite samples. Leading axes (rois, surrogates) are batched.
     grid : ScaleGrid
         Scales, ``dt`` and mother wavelet.
-    boundary : {"linear", "symmetric", "circular", "valid", "pycwt"}
+    boundary : {"linear", "symmetric", "circular", "valid", "pycwt", "grinsted"}
         ``linear`` (default): zero padding long enough that nothing wraps around, i.e. a
         linear convolution with the wavelet truncated at ``tol``. ``symmetric``: the record
         is mirrored at both ends (``numpy.pad(mode="symmetric")``). ``circular``: no padding,
@@ -107,7 +336,9 @@ def cwt(
     dtype : {"float32", "float64"}
         Working precision; output is complex64 or complex128.
     workers : int, optional
-        Threads for SciPy's FFT (CPU only).
+        CPU threads (``-1``: all CPUs). ``None`` (default) uses one thread, which is right
+        inside Dask workers (their threads already run blocks in parallel); interactive
+        in-process use can pass ``-1``. Ignored for CuPy arrays.
 
     Returns
     -------
@@ -127,33 +358,178 @@ def cwt(
     real, cplx = resolve_dtype(dtype)
     xp = array_namespace(x)
     fft = fft_namespace(xp)
-    kw = fft_kwargs(xp, workers)
     x = xp.asarray(x)
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError("x must have a non-empty last (time) axis.")
+    nthreads = resolve_workers(workers, xp)
+    kw = fft_kwargs(xp, workers if nthreads > 1 else None)
     x = x.astype(real, copy=False)
     if remove_mean:
         x = x - x.mean(axis=-1, keepdims=True)
     n = x.shape[-1]
     lead = x.shape[:-1]
+    nb = math.prod(lead)
+    x2 = x.reshape(nb, n)
     supports = grid.wavelet_support(tol)
     frequency_defined = boundary in ("pycwt", "circular", "grinsted")
-    out = xp.empty(lead + (grid.n_scales, n), dtype=cplx)
+    out = xp.empty((nb, grid.n_scales, n), dtype=cplx)
     for band in plan_bands(n, supports, boundary):
-        xb = x
-        if band.pad:
-            xb = xp.pad(x, [(0, 0)] * len(lead) + [(band.pad, band.pad)], mode="symmetric")
-        spec = fft.fft(xb, n=band.nfft, axis=-1, **kw)[..., None, :]
+        if frequency_defined and band.nfft >= _LONG_FRAME:
+            bank = _trimmed_wavelet_filters(grid, band, real, xp, positive_nyquist=boundary == "grinsted")
+            _long_band(x2, out, band, bank, n, cplx, xp, fft, nthreads)
+            continue
         bank = _wavelet_filters(grid, band, band.nfft, real, xp, None if frequency_defined else supports,
                                 positive_nyquist=boundary == "grinsted")
-        rows = max(1, int(_TEMP_BYTES // max(1, band.nfft * cplx.itemsize * max(1, _prod(lead)))))
-        for j0 in range(0, band.stop - band.start, rows):
-            j1 = min(j0 + rows, band.stop - band.start)
-            coef = fft.ifft(spec * bank[j0:j1], axis=-1, overwrite_x=True, **kw)
-            out[..., band.start + j0 : band.start + j1, :] = coef[..., band.left : band.left + n]
+        spec = _segment_spectra(x2, band, n, xp, fft, kw)
+        _apply_bank(spec, bank, out, band, n, cplx, xp, fft, nthreads)
     if boundary == "valid":
         mask_edges(out, supports, xp)
-    return out
+    return out.reshape(lead + (grid.n_scales, n))
+
+
+def _segment_frames(x: Any, band: Band, n: int, xp) -> Any:
+    """The band's FFT frames of ``x (..., n)``: ``(..., n_segments, nfft)``.
+
+    One frame (``hop == 0``): the record at ``left`` (mirrored ``pad`` samples each side),
+    to be zero filled to ``nfft`` by the FFT (``n=nfft``). Segmented: frame ``i`` is the
+    extended record's samples ``[i*hop, i*hop + nfft)``, the record starting at ``left``
+    (zeros, or ``pad`` mirrored samples, around it). NumPy frames are a strided view.
+    """
+    lead = x.shape[:-1]
+    xb = x
+    if band.pad:
+        xb = xp.pad(x, [(0, 0)] * len(lead) + [(band.pad, band.pad)], mode="symmetric")
+    if not band.hop:
+        return xb[..., None, :]
+    n_seg = -(-n // band.hop)
+    total = (n_seg - 1) * band.hop + band.nfft
+    pre = band.left - band.pad
+    ext = xp.zeros(lead + (total,), dtype=x.dtype)
+    m = min(xb.shape[-1], total - pre)
+    ext[..., pre : pre + m] = xb[..., :m]
+    if xp is np:  # a strided view; the FFT reads it directly
+        return np.lib.stride_tricks.sliding_window_view(ext, band.nfft, axis=-1)[..., :: band.hop, :]
+    idx = xp.asarray((np.arange(n_seg) * band.hop)[:, None] + np.arange(band.nfft)[None, :])
+    return ext[..., idx]
+
+
+def _segment_spectra(x2: Any, band: Band, n: int, xp, fft, kw: dict) -> Any:
+    """FFT of every frame: ``(batch, n_segments, nfft)`` complex."""
+    return fft.fft(_segment_frames(x2, band, n, xp), n=band.nfft, axis=-1, **kw)
+
+
+def _apply_bank(spec: Any, bank: Any, out: Any, band: Band, n: int, cplx: np.dtype, xp, fft,
+                nthreads: int) -> None:
+    """``out[:, band scales] = ifft(spec * bank)`` kept samples, tile by tile.
+
+    ``spec`` is ``(batch, n_segments, nfft)``. Tiles are groups of ``(batch, segment)`` rows
+    times groups of scales, sized to keep the work buffer in cache; each tile's product is
+    written into a reused buffer, inverse-transformed in place and copied into ``out``.
+    """
+    nb, n_seg, nfft = spec.shape
+    hop = band.hop or n
+    n_full = n // hop if band.hop else 0  # segments whose ``hop`` samples all lie in the record
+    rem = n - n_full * hop
+    tile_bytes = _TILE_BYTES_CPU if xp is np else _TILE_BYTES_GPU
+    rows = max(_MIN_ROWS, tile_bytes // (nfft * cplx.itemsize))
+    tiles: list[tuple[int, int, int, int]] = []
+    if n_full:
+        if n_full >= rows:
+            tiles += [(b, b + 1, s, min(s + rows, n_full)) for b in range(nb) for s in range(0, n_full, rows)]
+        else:
+            per = max(1, rows // n_full)
+            tiles += [(b, min(b + per, nb), 0, n_full) for b in range(0, nb, per)]
+    if rem:
+        tiles += [(b, min(b + rows, nb), n_full, n_full + 1) for b in range(0, nb, rows)]
+    n_sc = band.stop - band.start
+    left = band.left
+
+    def run(tile, scratch):
+        b0, b1, s0, s1 = tile
+        bb, ss = b1 - b0, s1 - s0
+        per = max(1, rows // (bb * ss))
+        sp = spec[b0:b1, s0:s1][None]
+        for j0 in range(0, n_sc, per):
+            j1 = min(j0 + per, n_sc)
+            kk = j1 - j0
+            w = _scratch(scratch, xp, (kk, bb, ss, nfft), cplx)
+            xp.multiply(sp, bank[j0:j1, None, None, :], out=w)
+            w = fft.ifft(w, axis=-1, overwrite_x=True)
+            c0, c1 = band.start + j0, band.start + j1
+            if s0 < n_full:
+                dst = out[b0:b1, c0:c1, s0 * hop : s1 * hop].reshape(bb, kk, ss, hop)
+                dst[...] = w[..., left : left + hop].transpose(1, 0, 2, 3)
+            else:
+                out[b0:b1, c0:c1, n_full * hop :] = w[:, :, 0, left : left + rem].transpose(1, 0, 2)
+
+    _run(tiles, run, nthreads)
+
+
+def _long_band(x2: Any, out: Any, band: Band, bank: _TrimmedBank, n: int, cplx: np.dtype, xp, fft,
+               nthreads: int) -> None:
+    """One record-long frame per scale (frequency-defined modes), with a trimmed bank.
+
+    The product is formed only where the filter row is non-zero (zeros elsewhere), a few
+    scales per inverse-FFT call (pocketfft vectorises across rows). Frames of at least
+    ``_FOUR_STEP_MIN`` points use the four-step ``N1 x N2`` factorisation on the CPU, whose
+    last pass lands transposed straight in ``out``.
+    """
+    nfft = band.nfft
+    nb = x2.shape[0]
+    spec = fft.fft(x2, n=nfft, axis=-1)
+    factors = _four_step_factors(nfft) if (xp is np and nfft >= _FOUR_STEP_MIN) else None
+    tw = _twiddles(nfft, factors[0], cplx, xp) if factors else None
+    pad = 32 if factors and (factors[0] * cplx.itemsize) % 1024 == 0 else 0
+    per_call = max(1, _LONG_TILE_BYTES // (nfft * cplx.itemsize))
+    bb = min(nb, per_call)
+    kk = max(1, per_call // bb)
+    n_sc = band.stop - band.start
+    tasks = [(j, min(j + kk, n_sc), b, min(b + bb, nb)) for j in range(0, n_sc, kk) for b in range(0, nb, bb)]
+
+    def run(task, scratch):
+        j0, j1, b0, b1 = task
+        sp = spec[b0:b1]
+        w = _scratch(scratch, xp, (j1 - j0, b1 - b0, nfft), cplx)
+        for r, j in enumerate(range(j0, j1)):
+            _trimmed_product(w[r], sp, bank.starts[j], bank.values[j], nfft, xp)
+        c0, c1 = band.start + j0, band.start + j1
+        if factors is None:
+            w = fft.ifft(w, axis=-1, overwrite_x=True)
+            out[b0:b1, c0:c1, :] = w[..., band.left : band.left + n].transpose(1, 0, 2)
+            return
+        n1, n2 = factors
+        a = w.reshape(j1 - j0, b1 - b0, n2, n1)
+        if pad:  # power-of-two row strides alias in the caches during the strided pass
+            a = _scratch(scratch, xp, (j1 - j0, b1 - b0, n2, n1 + pad), cplx, "padded")[..., :n1]
+            a[...] = w.reshape(j1 - j0, b1 - b0, n2, n1)
+        a = fft.ifft(a, axis=-2, overwrite_x=True)  # over k2, for every k1
+        a *= tw
+        a = fft.ifft(a, axis=-1, overwrite_x=True)  # over k1: a[t2, t1] = y[t2 + N2*t1]
+        y = a.transpose(1, 0, 3, 2)  # (batch, scale, N1, N2): y[t1, t2], row-major = time order
+        q, r = divmod(n, n2)
+        if q:
+            out[b0:b1, c0:c1, : q * n2].reshape(b1 - b0, j1 - j0, q, n2)[...] = y[:, :, :q, :]
+        if r:
+            out[b0:b1, c0:c1, q * n2 :] = y[:, :, q, :r]
+
+    _run(tasks, run, nthreads)
+
+
+def _trimmed_product(dst: Any, spec: Any, start: int, vals: Any, nfft: int, xp) -> None:
+    """``dst = spec * row`` for a trimmed filter row (``vals`` on a circular interval)."""
+    length = vals.shape[-1]
+    stop = start + length
+    if length == nfft:
+        xp.multiply(spec, vals, out=dst)
+    elif stop <= nfft:
+        dst[..., :start] = 0
+        xp.multiply(spec[..., start:stop], vals, out=dst[..., start:stop])
+        dst[..., stop:] = 0
+    else:
+        k = nfft - start
+        xp.multiply(spec[..., start:], vals[:k], out=dst[..., start:])
+        xp.multiply(spec[..., : stop - nfft], vals[k:], out=dst[..., : stop - nfft])
+        dst[..., stop - nfft : start] = 0
 
 
 def mask_edges(values: Any, supports: np.ndarray, xp) -> Any:
@@ -165,9 +541,3 @@ def mask_edges(values: Any, supports: np.ndarray, xp) -> Any:
         values[..., j, n - h :] = np.nan
     return values
 
-
-def _prod(shape: tuple[int, ...]) -> int:
-    p = 1
-    for s in shape:
-        p *= int(s)
-    return p

@@ -9,9 +9,18 @@ import numpy as np
 
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ._cache import filter_cache
-from ._cwt import resolve_dtype
+from ._cwt import (
+    _MIN_ROWS,
+    _TILE_BYTES_CPU,
+    _TILE_BYTES_GPU,
+    _run,
+    _segment_frames,
+    flush_subnormals,
+    resolve_dtype,
+    resolve_workers,
+)
 from ._plan import Band, check_boundary, plan_bands
-from ._xp import array_namespace, device_key, fft_kwargs, fft_namespace
+from ._xp import array_namespace, device_key, fft_namespace
 
 __all__ = ["smooth", "scale_kernel", "SCALE_KERNELS"]
 
@@ -80,7 +89,9 @@ def _gaussian_filters(
         snorm = grid.scales[band.start : band.stop, None] / grid.dt
         if sampled_support is None:
             f = np.fft.rfftfreq(band.nfft) if half else np.fft.fftfreq(band.nfft)
-            return xp.asarray(np.exp(-0.5 * snorm**2 * (2 * np.pi * f) ** 2).astype(real))
+            with np.errstate(under="ignore"):
+                gauss = np.exp(-0.5 * snorm**2 * (2 * np.pi * f) ** 2).astype(real)
+            return xp.asarray(flush_subnormals(gauss))
         h = np.asarray(sampled_support[band.start : band.stop])
         taus = np.arange(-int(h.max()), int(h.max()) + 1)
         kern = np.where(np.abs(taus)[None, :] <= h[:, None], np.exp(-0.5 * (taus[None, :] / snorm) ** 2), 0.0)
@@ -103,46 +114,120 @@ def smooth_time(
     tol: float = DEFAULT_TOL,
     workers: int | None = None,
 ) -> Any:
-    """Gaussian smoothing along time (last axis), σ = scale/dt samples per scale (axis -2)."""
+    """Gaussian smoothing along time (last axis), σ = scale/dt samples per scale (axis -2).
+
+    Real input (powers) goes through ``rfft``/``irfft``; long records in the
+    ``linear``/``symmetric`` modes by overlap-save in cache-sized tiles (see :mod:`._plan`),
+    which is exact for the truncated, time-sampled Gaussian of those modes. ``workers``: CPU
+    threads as in :func:`bioxen_dask.kernels.cwt` (``None``: one).
+    """
     boundary = check_boundary(boundary)
     xp = array_namespace(values)
     fft = fft_namespace(xp)
-    kw = fft_kwargs(xp, workers)
     is_complex = xp.iscomplexobj(values)
-    real, _ = resolve_dtype(values.real.dtype if is_complex else values.dtype)
+    real, cplx = resolve_dtype(values.real.dtype if is_complex else values.dtype)
+    values = xp.asarray(values)
+    if values.ndim < 2:
+        raise ValueError("values must have shape (..., scale, time).")
+    nthreads = resolve_workers(workers, xp)
     n = values.shape[-1]
+    n_sc = values.shape[-2]
     lead = values.shape[:-2]
-    out = xp.empty_like(values)
+    nb = math.prod(lead)
+    v3 = values.reshape(nb, n_sc, n)
+    out = xp.empty((nb, n_sc, n), dtype=values.dtype)
     mode = {"valid": "linear", "grinsted": "pycwt"}.get(boundary, boundary)  # smoothwavelet.m pads as pycwt
     supports = grid.smoothing_support(tol)
+    if len(supports) != n_sc:
+        raise ValueError(f"values have {n_sc} scales but the grid has {len(supports)}.")
     sampled = None if mode in ("pycwt", "circular") else supports
+    tile_bytes = _TILE_BYTES_CPU if xp is np else _TILE_BYTES_GPU
     for band in plan_bands(n, supports, mode):
-        v = values[..., band.start : band.stop, :]
-        if band.pad:
-            v = xp.pad(v, [(0, 0)] * (len(lead) + 1) + [(band.pad, band.pad)], mode="symmetric")
         gauss = _gaussian_filters(grid, band, real, xp, half=not is_complex, sampled_support=sampled)
-        if is_complex:
-            sm = fft.ifft(fft.fft(v, n=band.nfft, axis=-1, **kw) * gauss, axis=-1, **kw)
-        else:
-            sm = fft.irfft(fft.rfft(v, n=band.nfft, axis=-1, **kw) * gauss, n=band.nfft, axis=-1, **kw)
-        out[..., band.start : band.stop, :] = sm[..., band.left : band.left + n]
-    return out
+        frames = _segment_frames(v3[:, band.start : band.stop, :], band, n, xp)
+        nfft, left = band.nfft, band.left
+        hop = band.hop or n
+        n_full = n // hop if band.hop else 0
+        rem = n - n_full * hop
+        rows = max(_MIN_ROWS, tile_bytes // (nfft * cplx.itemsize))
+        tiles = _tiles(nb, band.stop - band.start, n_full, rem > 0, rows)
+
+        def run(tile, scratch, band=band, gauss=gauss, frames=frames, nfft=nfft, left=left, hop=hop,
+                n_full=n_full, rem=rem):
+            b0, b1, j0, j1, s0, s1 = tile
+            f = frames[b0:b1, j0:j1, s0:s1]
+            g = gauss[j0:j1, None, :][None]
+            if is_complex:
+                sp = fft.fft(f, n=nfft, axis=-1)
+                sp *= g
+                sm = fft.ifft(sp, axis=-1, overwrite_x=True)
+            else:
+                sp = fft.rfft(f, n=nfft, axis=-1)
+                sp *= g
+                sm = fft.irfft(sp, n=nfft, axis=-1)
+            c0, c1 = band.start + j0, band.start + j1
+            if s0 < n_full:
+                dst = out[b0:b1, c0:c1, s0 * hop : s1 * hop].reshape(b1 - b0, j1 - j0, s1 - s0, hop)
+                dst[...] = sm[..., left : left + hop]
+            else:
+                out[b0:b1, c0:c1, n_full * hop :] = sm[:, :, 0, left : left + rem]
+
+        _run(tiles, run, nthreads)
+    return out.reshape(values.shape)
+
+
+def _tiles(nb: int, n_rows: int, n_full: int, tail: bool, rows: int) -> list[tuple[int, ...]]:
+    """Tiles ``(b0, b1, j0, j1, s0, s1)`` of about ``rows`` FFT rows over (batch, row, segment).
+
+    Full segments ``[0, n_full)`` and, if ``tail``, the partial last segment ``n_full`` are
+    never mixed in one tile (their kept samples are copied differently).
+    """
+    tiles: list[tuple[int, ...]] = []
+    groups = []
+    if n_full:
+        groups.append((0, n_full))
+    if tail:
+        groups.append((n_full, n_full + 1))
+    for s_lo, s_hi in groups:
+        ns = s_hi - s_lo
+        ss = min(ns, rows)
+        jj = min(n_rows, max(1, rows // ss))
+        bb = min(nb, max(1, rows // (ss * jj)))
+        for b0 in range(0, nb, bb):
+            for j0 in range(0, n_rows, jj):
+                for s0 in range(s_lo, s_hi, ss):
+                    tiles.append((b0, min(b0 + bb, nb), j0, min(j0 + jj, n_rows), s0, min(s0 + ss, s_hi)))
+    return tiles
 
 
 def smooth_scale(values: Any, weights: np.ndarray) -> Any:
-    """Zero-filled 'same' convolution across scales (axis -2), as ``scipy.signal.convolve2d``."""
+    """Zero-filled 'same' convolution across scales (axis -2), as ``scipy.signal.convolve2d``.
+
+    NumPy: one pass of :func:`scipy.ndimage.correlate1d` (accumulates in float64); other
+    array types: a sum over taps into one output buffer.
+    """
     xp = array_namespace(values)
+    weights = np.asarray(weights, dtype=float)
     taps = len(weights)
     if taps == 1:
-        return values * float(weights[0])
+        return values * values.dtype.type(weights[0])
+    if xp is np:
+        import scipy.ndimage
+
+        # correlation with the reversed kernel, centred at taps//2, is convolve2d's 'same'
+        return scipy.ndimage.correlate1d(values, weights[::-1], axis=-2, mode="constant", cval=0.0, origin=0)
     n_scales = values.shape[-2]
-    pad = [(0, 0)] * (values.ndim - 2) + [(taps - 1, taps - 1), (0, 0)]
-    padded = xp.pad(values, pad)
     centre = (taps - 1) // 2
     out = xp.zeros_like(values)
-    for k, wk in enumerate(np.asarray(weights, dtype=float)):
-        start = centre - k + taps - 1
-        out += padded[..., start : start + n_scales, :] * wk
+    tmp = xp.empty_like(values)
+    for k, wk in enumerate(weights):
+        shift = centre - k  # out[j] += wk * values[j + shift]
+        lo, hi = max(0, -shift), min(n_scales, n_scales - shift)
+        if lo >= hi:
+            continue
+        t = tmp[..., lo:hi, :]
+        xp.multiply(values[..., lo + shift : hi + shift, :], values.dtype.type(wk), out=t)
+        out[..., lo:hi, :] += t
     return out
 
 

@@ -35,12 +35,15 @@ def array_namespace(*arrays: Any) -> ModuleType:
 
 
 def fft_namespace(xp: ModuleType) -> ModuleType:
-    """FFT module for ``xp``: ``scipy.fft`` (supports ``workers=``) or ``cupy.fft``."""
+    """FFT module for ``xp``: ``scipy.fft`` (``workers=``, ``overwrite_x=``) or
+    ``cupyx.scipy.fft`` (``overwrite_x=``; ``cupy.fft`` has neither)."""
     if xp is np:
         import scipy.fft
 
         return scipy.fft
-    return xp.fft
+    import cupyx.scipy.fft
+
+    return cupyx.scipy.fft
 
 
 def fft_kwargs(xp: ModuleType, workers: int | None) -> dict[str, Any]:

@@ -1,38 +1,75 @@
-"""Monte Carlo significance of wavelet coherence from AR(1) surrogate pairs.
+"""Monte Carlo significance of wavelet coherence: surrogate batches -> mergeable partials -> levels.
 
-The test of Grinsted et al. (2004) as pycwt implements it, vectorised: surrogate pairs are
-generated and transformed in batches (many surrogates per FFT call), the coherence outside
-the cone of influence is binned per scale into integer histograms with ``bincount``, and
-levels are read off the pooled histogram at the end. Integer histograms add exactly, so
-the result does not depend on how surrogates are batched or distributed; each surrogate
-draws from its own ``SeedSequence`` child, so one ``seed`` fixes every number.
+One Monte Carlo run is described by a :class:`MonteCarloSpec` (grid, null model, conventions,
+what to collect, root seed). A *batch* ``[start, stop)`` of surrogate indices is turned into a
+:class:`Partial` by :meth:`MonteCarloSpec.run`; partials merge exactly and associatively
+(:func:`merge_partials`), so any split of the indices into batches, in any order, on any
+number of workers, gives bit-identical results:
+
+- pooled histograms are integer counts, which add exactly;
+- per-(scale, time) statistics keep the ``k`` largest surrogate values of every point, and
+  the top ``k`` of a union is one multiset whatever the merge order;
+- per-surrogate time averages are stored by surrogate index.
+
+Two engines produce partials:
+
+- ``"multirate"`` (:mod:`._multirate`): pooled histograms only, band-limited and with
+  short records for small scales; ~100x cheaper than transforming the whole record.
+- ``"exact"``: the coherence field of every surrogate with :mod:`bioxen_dask.kernels`
+  (any boundary, float32/64); needed for per-(scale, time) thresholds and for the null
+  distribution of time-averaged coherence.
+
+Levels are read off only at the end (:func:`levels_from_histograms`,
+:func:`pointwise_levels`, :func:`pvalues_from_null`).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 import numpy as np
 
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ..kernels import Smoother, coherence, cwt
-from ._ar1 import rednoise
+from ._multirate import DEFAULT_INTERIOR, N_CLASSES, multirate_plan
+from ._surrogates import NullModel, surrogate_seed
 
 __all__ = [
-    "surrogate_length",
-    "outside_coi_mask",
-    "ar1_histograms",
+    "NBINS",
+    "MonteCarloSpec",
+    "Partial",
+    "SignificanceResult",
     "levels_from_histograms",
-    "ar1_thresholds",
-    "surrogate_seeds",
+    "merge_partials",
+    "outside_coi_mask",
+    "pointwise_levels",
+    "pvalues_from_null",
+    "surrogate_length",
+    "time_averaged_coherence",
 ]
 
+#: Histogram bins on [0, 1] (pycwt's 1000); coherence 1.0 falls in the last bin.
 NBINS = 1000
+#: Bumped whenever a change alters the numbers a given spec produces (part of cache keys).
+ENGINE_VERSION = 1
+#: Working-memory budget per task used to pick default batch sizes (bytes).
+TASK_MEMORY_BUDGET = 1 << 30
+#: Skip the (unused) phase of surrogate coherence where the kernels allow it.
+_NO_PHASE = {"with_phase": False} if "with_phase" in inspect.signature(coherence).parameters else {}
 
 
 def surrogate_length(grid: ScaleGrid) -> int:
-    """Samples per surrogate: ``ceil(6 * largest scale / dt)`` (pycwt/Grinsted)."""
+    """Samples per surrogate in pycwt's test: ``ceil(6 * largest scale / dt)``.
+
+    Examples
+    --------
+    >>> from bioxen_dask.grid import make_grid
+    >>> surrogate_length(make_grid(18000, 1 / 30))
+    106814
+    """
     return int(math.ceil(6 * grid.scales[-1] / grid.dt))
 
 
@@ -41,142 +78,463 @@ def outside_coi_mask(grid: ScaleGrid, n: int) -> np.ndarray:
     return grid.periods[:, None] <= grid.coi(n)[None, :]
 
 
-def surrogate_seeds(seed: int | np.random.SeedSequence, count: int) -> list[np.random.SeedSequence]:
-    """One independent ``SeedSequence`` per surrogate index (batch-size independent)."""
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return ss.spawn(count)
-
-
-def ar1_histograms(
-    grid: ScaleGrid,
-    g1: float,
-    g2: float,
-    seeds: Sequence[np.random.SeedSequence],
-    *,
-    n_samples: int | None = None,
-    nbins: int = NBINS,
-    scale_kernel: str = "pycwt",
-    boundary: str = "pycwt",
-    dtype: Any = "float32",
-    tol: float = DEFAULT_TOL,
-    workers: int | None = None,
-) -> np.ndarray:
-    """Per-scale histograms of surrogate coherence outside the COI, for one batch.
+def time_averaged_coherence(R2: Any, grid: ScaleGrid) -> np.ndarray:
+    """Mean coherence per scale over the points outside the COI (NaN where there are none).
 
     Parameters
     ----------
+    R2 : array-like, shape ``(..., n_scales, n)``
+        Coherence of one or many pairs.
     grid : ScaleGrid
-        Scale grid of the data being tested.
-    g1, g2 : float
-        AR(1) coefficients of the two signals' null models.
-    seeds : sequence of SeedSequence
-        One per surrogate pair of this batch (see :func:`surrogate_seeds`).
-    n_samples : int, optional
-        Surrogate length (default :func:`surrogate_length`).
-    nbins : int
-        Histogram bins on ``[0, 1]``; coherence 1.0 falls in the last bin.
 
     Returns
     -------
-    ndarray of int64, shape ``(n_scales, nbins)``
+    ndarray, shape ``(..., n_scales)``
     """
-    n = surrogate_length(grid) if n_samples is None else int(n_samples)
-    batch = len(seeds)
-    counts = np.zeros((grid.n_scales, nbins), dtype=np.int64)
-    if batch == 0:
-        return counts
-    x1 = np.empty((batch, n))
-    x2 = np.empty((batch, n))
-    for i, s in enumerate(seeds):
-        rng = np.random.default_rng(s)
-        x1[i] = rednoise(n, g1, rng=rng)
-        x2[i] = rednoise(n, g2, rng=rng)
-    smoother = Smoother(grid, scale_kernel=scale_kernel, boundary=boundary, tol=tol, workers=workers)
-    kw = dict(boundary=boundary, dtype=dtype, tol=tol, workers=workers)
-    R2, _ = coherence(cwt(x1, grid, **kw), cwt(x2, grid, **kw), smoother, clip=True)
-    outside = outside_coi_mask(grid, n)
-    bins = np.minimum((R2 * nbins).astype(np.int64), nbins - 1)
-    bins += (np.arange(grid.n_scales, dtype=np.int64) * nbins)[:, None]
-    flat = np.bincount(bins[:, outside].ravel(), minlength=grid.n_scales * nbins)
-    return counts + flat.reshape(grid.n_scales, nbins)
+    R2 = np.asarray(R2, dtype=float)
+    mask = outside_coi_mask(grid, R2.shape[-1]) & np.isfinite(R2)
+    num = np.where(mask, R2, 0.0).sum(axis=-1)
+    den = mask.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
-def levels_from_histograms(counts: np.ndarray, levels: Iterable[float]) -> np.ndarray:
+def _levels_array(levels: float | Iterable[float]) -> np.ndarray:
+    lv = np.atleast_1d(np.asarray(list(levels) if not np.isscalar(levels) else [levels], dtype=float))
+    if lv.ndim != 1 or lv.size == 0 or np.any(~np.isfinite(lv)) or np.any((lv <= 0) | (lv >= 1)):
+        raise ValueError(f"significance levels must be numbers in (0, 1), e.g. 0.95; got {lv.tolist()}.")
+    return lv
+
+
+def levels_from_histograms(counts: np.ndarray, levels: float | Iterable[float]) -> np.ndarray:
     """Coherence thresholds at the given levels from per-scale histograms.
 
     pycwt's reading: the cumulative count at each non-empty bin centre, ``(P - 0.5)/P[-1]``,
     interpolated linearly at the level. Scales with no counts get NaN.
 
+    Parameters
+    ----------
+    counts : ndarray, shape ``(n_scales, nbins)``
+        Integer or (pycwt-equivalent) weighted counts.
+    levels : float or sequence of float
+
     Returns
     -------
     ndarray, shape ``(len(levels), n_scales)``
+
+    Examples
+    --------
+    >>> h = np.zeros((1, 10)); h[0, :] = 1
+    >>> levels_from_histograms(h, [0.5]).round(3).tolist()
+    [[0.5]]
     """
-    levels = np.atleast_1d(np.asarray(list(levels) if not np.isscalar(levels) else [levels], float))
-    if np.any((levels <= 0) | (levels >= 1)):
-        raise ValueError(f"significance levels must be in (0, 1), got {levels.tolist()}.")
+    lv = _levels_array(levels)
+    counts = np.asarray(counts)
     n_scales, nbins = counts.shape
     centres = (np.arange(nbins) + 0.5) / nbins
-    out = np.full((levels.size, n_scales), np.nan)
+    out = np.full((lv.size, n_scales), np.nan)
     for j in range(n_scales):
         sel = counts[j] > 0
         if not sel.any():
             continue
         P = np.cumsum(counts[j, sel]).astype(float)
         P = (P - 0.5) / P[-1]
-        out[:, j] = np.interp(levels, P, centres[sel])
+        out[:, j] = np.interp(lv, P, centres[sel])
     return out
 
 
-def ar1_thresholds(
-    grid: ScaleGrid,
-    g1: float,
-    g2: float,
-    *,
-    mc_count: int = 300,
-    levels: float | Sequence[float] = 0.95,
-    seed: int | np.random.SeedSequence | None = 0,
-    batch_size: int | None = None,
-    progress: bool = False,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Per-scale coherence thresholds of AR(1) surrogate pairs, computed in batches here.
+def _topk_size(mc_count: int, levels: np.ndarray) -> int:
+    """Largest values per point needed to read every level (Hazen positions, as pycwt)."""
+    lo = int(math.floor(float(levels.min()) * mc_count + 0.5))
+    return int(min(mc_count, max(1, mc_count - lo + 1)))
+
+
+def pointwise_levels(topk: np.ndarray, mc_count: int, levels: float | Iterable[float]) -> np.ndarray:
+    """Per-point thresholds from the ``k`` largest of ``mc_count`` surrogate values.
+
+    The quantile uses pycwt's plotting positions ``(i - 0.5)/m`` for the ``i``-th smallest
+    of ``m`` values with linear interpolation (``numpy.quantile(method="hazen")``).
+
+    Parameters
+    ----------
+    topk : ndarray, shape ``(k, ...)``
+        The ``k`` largest values at every point, any order (``-inf`` for missing).
+    mc_count : int
+        Number of surrogates ``m`` the values were drawn from.
+    levels : float or sequence of float
+
+    Returns
+    -------
+    ndarray, shape ``(len(levels), ...)``; NaN where a needed value is missing.
+    """
+    lv = _levels_array(levels)
+    m = int(mc_count)
+    k = topk.shape[0]
+    desc = -np.sort(-np.asarray(topk, dtype=np.float64), axis=0)  # descending
+    out = np.empty((lv.size,) + desc.shape[1:])
+    for a, q in enumerate(lv):
+        pos = q * m + 0.5  # 1-based ascending rank
+        pos = min(max(pos, 1.0), float(m))
+        lo = int(math.floor(pos))
+        hi = min(lo + 1, m)
+        frac = pos - lo
+        r_lo, r_hi = m - lo, m - hi  # 0-based descending indices
+        if r_lo >= k:
+            raise ValueError(f"level {q} needs the {m - lo + 1} largest values, only {k} kept.")
+        v = desc[r_lo] + frac * (desc[r_hi] - desc[r_lo]) if frac else desc[r_lo]
+        out[a] = np.where(np.isfinite(v), v, np.nan)
+    return out
+
+
+def pvalues_from_null(null: np.ndarray, observed: Any) -> np.ndarray:
+    """Monte Carlo p-values ``(1 + #{null >= observed}) / (m + 1)`` per scale.
+
+    Parameters
+    ----------
+    null : ndarray, shape ``(m, n_scales)``
+        The statistic for each surrogate.
+    observed : array-like, shape ``(..., n_scales)``
+
+    Returns
+    -------
+    ndarray, shape ``(..., n_scales)``; NaN where the observed value or the null is NaN.
+
+    Examples
+    --------
+    >>> pvalues_from_null(np.arange(9.0)[:, None], np.array([7.5])).tolist()
+    [0.2]
+    """
+    null = np.asarray(null, dtype=float)
+    obs = np.asarray(observed, dtype=float)
+    m = null.shape[0]
+    ge = (null[(slice(None),) + (None,) * (obs.ndim - 1)] >= obs[None]).sum(axis=0)
+    p = (1.0 + ge) / (m + 1.0)
+    bad = ~np.isfinite(obs) | ~np.isfinite(null).all(axis=0)
+    return np.where(bad, np.nan, p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Partials
+
+
+@dataclass
+class Partial:
+    """What one batch of surrogates contributes; merged exactly by :func:`merge_partials`.
+
+    Attributes
+    ----------
+    counts : ndarray of int64, shape ``(n_scales, n_classes, nbins)``
+        Pooled outside-COI histograms per position class (3 for the multirate engine, 1 for
+        the exact engine).
+    topk : ndarray of float32, shape ``(k, n_scales, n)`` or None
+        The ``k`` largest surrogate coherences at every point.
+    index : ndarray of int64
+        Surrogate indices covered.
+    means : ndarray, shape ``(len(index), n_scales)`` or None
+        Time-averaged outside-COI coherence per surrogate.
+    """
+
+    counts: np.ndarray | None
+    topk: np.ndarray | None
+    index: np.ndarray
+    means: np.ndarray | None
+
+
+def _keep_top(values: np.ndarray, k: int) -> np.ndarray:
+    if values.shape[0] <= k:
+        return values
+    return np.partition(values, values.shape[0] - k, axis=0)[values.shape[0] - k :]
+
+
+def merge_partials(*parts: Partial) -> Partial:
+    """Merge partials: sums counts, keeps the top ``k``, concatenates per-surrogate values.
+
+    Exact and order-independent: any tree of merges gives the same final result.
+    """
+    parts = tuple(p for p in parts if p is not None)
+    if not parts:
+        raise ValueError("nothing to merge")
+    if len(parts) == 1:
+        return parts[0]
+    counts = None
+    if parts[0].counts is not None:
+        counts = parts[0].counts.copy()
+        for p in parts[1:]:
+            counts += p.counts
+    topk = None
+    if parts[0].topk is not None:
+        k = max(p.topk.shape[0] for p in parts)
+        topk = _keep_top(np.concatenate([p.topk for p in parts], axis=0), k)
+    index = np.concatenate([p.index for p in parts])
+    means = None
+    if parts[0].means is not None:
+        means = np.concatenate([p.means for p in parts], axis=0)
+    return Partial(counts, topk, index, means)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run description
+
+
+ENGINES = ("auto", "multirate", "exact")
+
+
+@dataclass(frozen=True, eq=False)
+class MonteCarloSpec:
+    """Everything one Monte Carlo run depends on (picklable; one per run).
 
     Parameters
     ----------
     grid : ScaleGrid
-    g1, g2 : float
-        AR(1) coefficients of the null models.
-    mc_count : int
-        Number of surrogate pairs.
-    levels : float or sequence of float
-        Significance level(s), e.g. 0.95.
-    seed : int or SeedSequence
-        Fixes every surrogate; results do not depend on ``batch_size``.
-    batch_size : int, optional
-        Surrogate pairs per FFT batch (default: as many as fit in ~256 MB of working memory).
-    progress : bool
-        Show a progress bar.
-    **kwargs
-        Passed to :func:`ar1_histograms` (``scale_kernel``, ``boundary``, ``dtype``, ...).
-
-    Returns
-    -------
-    ndarray, shape ``(n_scales,)`` for a scalar level, else ``(len(levels), n_scales)``.
+        Scale grid of the coherence being tested.
+    null : NullModel
+        Surrogate generator.
+    n_samples : int
+        Samples per surrogate.
+    root : SeedSequence
+        Surrogate ``i`` uses child ``i`` (:func:`surrogate_seed`).
+    engine : {"multirate", "exact"}
+    scale_kernel, boundary, dtype, remove_mean, tol :
+        Coherence conventions (as for :mod:`bioxen_dask.kernels`).
+    nbins : int
+        Pooled histogram bins.
+    interior : int or None
+        Multirate engine: stationary interior per surrogate in units of scale (None: whole
+        records at every scale).
+    topk : int
+        Values kept per point for per-(scale, time) thresholds (0: none).
+    time_averaged : bool
+        Keep every surrogate's time-averaged outside-COI coherence (for p-values).
+    pooled : bool
+        Accumulate pooled histograms.
     """
-    if int(mc_count) != mc_count or mc_count < 1:
-        raise ValueError(f"mc_count must be a positive integer, got {mc_count!r}.")
-    n = kwargs.get("n_samples") or surrogate_length(grid)
-    if batch_size is None:
-        per_pair = grid.n_scales * n * 8 * 12  # complex64 spectra and temporaries, ~12 arrays
-        batch_size = max(1, min(int(mc_count), (256 * 2**20) // per_pair))
-    seeds = surrogate_seeds(seed, int(mc_count))
-    counts = np.zeros((grid.n_scales, kwargs.get("nbins", NBINS)), dtype=np.int64)
-    starts = range(0, int(mc_count), int(batch_size))
-    if progress:
-        from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="coherence significance", unit="batch")
-    for i0 in starts:
-        counts += ar1_histograms(grid, g1, g2, seeds[i0 : i0 + batch_size], **kwargs)
-    out = levels_from_histograms(counts, levels)
-    return out[0] if np.isscalar(levels) else out
+    grid: ScaleGrid
+    null: NullModel
+    n_samples: int
+    root: np.random.SeedSequence
+    engine: str = "multirate"
+    scale_kernel: str = "pycwt"
+    boundary: str = "pycwt"
+    dtype: str = "float32"
+    remove_mean: bool = False
+    tol: float = DEFAULT_TOL
+    nbins: int = NBINS
+    interior: int | None = DEFAULT_INTERIOR
+    topk: int = 0
+    time_averaged: bool = False
+    pooled: bool = True
+
+    @property
+    def n_classes(self) -> int:
+        return N_CLASSES if self.engine == "multirate" else 1
+
+    def plan(self):
+        """The (cached) multirate plan of this run."""
+        return multirate_plan(self.grid, self.n_samples, self.boundary, self.scale_kernel, self.nbins,
+                              self.interior)
+
+    def class_weights(self) -> np.ndarray:
+        """pycwt positions each counted point stands for, ``(n_scales, n_classes)``."""
+        if self.engine == "multirate":
+            return self.plan().class_weights
+        return np.ones((self.grid.n_scales, 1))
+
+    def memory_per_pair(self) -> int:
+        """Peak working bytes of one surrogate pair inside a task."""
+        n, S = self.n_samples, self.grid.n_scales
+        rec = 2 * n * 8
+        if self.engine == "multirate":
+            return self.plan().bytes_per_pair + rec
+        nfft = 2 ** math.ceil(math.log2(n)) if self.boundary == "pycwt" else 2 * n
+        item = 8 if self.dtype == "float32" else 16
+        # two CWTs + three smoothed spectra + temporaries of the smoother
+        return rec + 10 * S * n * item + 4 * S * nfft * item
+
+    def memory_per_task(self, batch_size: int) -> int:
+        """Bytes a task of ``batch_size`` surrogate pairs holds at most (its result included)."""
+        S, n = self.grid.n_scales, self.n_samples
+        out = 0
+        if self.pooled:
+            out += S * self.n_classes * self.nbins * 8
+        if self.topk:
+            out += (self.topk + batch_size) * S * n * 4  # kept values + the batch's fields
+        if self.time_averaged:
+            out += batch_size * S * 8
+        return int(self.memory_per_pair() + out)
+
+    # -----------------------------------------------------------------------------------------
+    def run(self, start: int, stop: int) -> Partial:
+        """Compute surrogates ``start .. stop-1`` into a :class:`Partial`."""
+        idx = np.arange(int(start), int(stop), dtype=np.int64)
+        if self.engine == "multirate":
+            return self._run_multirate(idx)
+        return self._run_exact(idx)
+
+    def _pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(surrogate_seed(self.root, int(i)))
+        return self.null.pair(rng, self.n_samples)
+
+    def _run_multirate(self, idx: np.ndarray) -> Partial:
+        plan = self.plan()
+        counts = np.zeros(self.grid.n_scales * N_CLASSES * self.nbins, dtype=np.int64)
+        for i in idx:
+            y1, y2 = self._pair(i)
+            plan.accumulate(y1, y2, counts)
+        return Partial(counts.reshape(self.grid.n_scales, N_CLASSES, self.nbins), None, idx, None)
+
+    def _run_exact(self, idx: np.ndarray) -> Partial:
+        grid, n, nb = self.grid, self.n_samples, self.nbins
+        S = grid.n_scales
+        smoother = Smoother(grid, scale_kernel=self.scale_kernel, boundary=self.boundary, tol=self.tol)
+        kw = dict(boundary=self.boundary, dtype=self.dtype, remove_mean=self.remove_mean, tol=self.tol)
+        outside = outside_coi_mask(grid, n)
+        offsets = (np.arange(S, dtype=np.int64) * nb)[:, None]
+        counts = np.zeros(S * nb, dtype=np.int64) if self.pooled else None
+        fields = [] if self.topk else None
+        means = np.empty((idx.size, S)) if self.time_averaged else None
+        for a, i in enumerate(idx):
+            y1, y2 = self._pair(i)
+            R2, _ = coherence(cwt(y1, grid, **kw), cwt(y2, grid, **kw), smoother, clip=True, **_NO_PHASE)
+            R2 = np.asarray(R2)
+            if counts is not None:
+                ok = outside & np.isfinite(R2)
+                b = np.minimum((np.where(ok, R2, 0) * nb).astype(np.int64), nb - 1) + offsets
+                counts += np.bincount(b[ok], minlength=S * nb)
+            if fields is not None:
+                fields.append(np.where(np.isfinite(R2), R2, -np.inf).astype(np.float32))
+            if means is not None:
+                means[a] = time_averaged_coherence(R2, grid)
+        topk = _keep_top(np.stack(fields), self.topk) if fields else None
+        counts = counts.reshape(S, 1, nb) if counts is not None else None
+        return Partial(counts, topk, idx, means)
+
+
+# ---------------------------------------------------------------------------------------------
+# The result
+
+
+@dataclass(frozen=True, eq=False)
+class SignificanceResult:
+    """Monte Carlo null distribution of wavelet coherence and the thresholds read from it.
+
+    Attributes
+    ----------
+    levels : ndarray, shape ``(n_levels,)``
+    thresholds : ndarray, shape ``(n_levels, n_scales)``
+        Pooled per-scale thresholds (pycwt's test); NaN for scales with no point outside
+        the COI. ``None`` when pooled histograms were not collected.
+    histogram : ndarray, shape ``(n_scales, nbins)``
+        Pooled outside-COI histogram, in pycwt-equivalent counts.
+    pointwise : ndarray, shape ``(n_levels, n_scales, n)`` or None
+        Per-(scale, time) thresholds (data-length surrogates only).
+    null_time_averaged : ndarray, shape ``(mc_count, n_scales)`` or None
+        Each surrogate's time-averaged outside-COI coherence, by surrogate index.
+    grid : ScaleGrid
+    attrs : dict
+        Provenance: method, null parameters, seed (entropy), counts, engine, memory per task.
+    """
+
+    levels: np.ndarray
+    thresholds: np.ndarray | None
+    histogram: np.ndarray | None
+    pointwise: np.ndarray | None
+    null_time_averaged: np.ndarray | None
+    grid: ScaleGrid
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def threshold(self, level: float = 0.95) -> np.ndarray:
+        """Pooled thresholds at one of the computed levels (or any level, from the histogram)."""
+        hit = np.nonzero(np.isclose(self.levels, level, rtol=0, atol=1e-12))[0]
+        if hit.size and self.thresholds is not None:
+            return self.thresholds[hit[0]]
+        if self.histogram is None:
+            raise ValueError("no pooled histogram was collected.")
+        return levels_from_histograms(self.histogram, [level])[0]
+
+    def pvalues(self, coherence: Any = None, *, time_averaged: Any = None) -> np.ndarray:
+        """p-values of the time-averaged (outside-COI) coherence per scale.
+
+        Parameters
+        ----------
+        coherence : array-like, shape ``(..., n_scales, n)``, optional
+            The data's coherence, computed with the same conventions as the surrogates.
+        time_averaged : array-like, shape ``(..., n_scales)``, optional
+            Or its time averages (:func:`time_averaged_coherence`).
+
+        Returns
+        -------
+        ndarray, shape ``(..., n_scales)``
+            ``(1 + #{surrogates >= observed}) / (mc_count + 1)``.
+        """
+        if self.null_time_averaged is None:
+            raise ValueError("this result has no null distribution of time-averaged coherence; "
+                             "run with time_averaged=True (data-length surrogates).")
+        if time_averaged is None:
+            if coherence is None:
+                raise ValueError("pass the data's coherence or its time averages.")
+            coh = np.asarray(coherence)
+            if coh.shape[-1] != self.attrs.get("n_samples", coh.shape[-1]):
+                raise ValueError(f"the coherence has {coh.shape[-1]} samples but the surrogates "
+                                 f"{self.attrs.get('n_samples')}: p-values need data-length surrogates.")
+            time_averaged = time_averaged_coherence(coh, self.grid)
+        return pvalues_from_null(self.null_time_averaged, time_averaged)
+
+    def significant(self, coherence: Any, level: float = 0.95, *, pointwise: bool | None = None) -> np.ndarray:
+        """Boolean map: coherence above the threshold (per point if available, else per scale)."""
+        coh = np.asarray(coherence)
+        use_pw = self.pointwise is not None if pointwise is None else pointwise
+        hit = np.nonzero(np.isclose(self.levels, level, rtol=0, atol=1e-12))[0]
+        if use_pw:
+            if self.pointwise is None or not hit.size:
+                raise ValueError(f"no per-point thresholds at level {level}.")
+            thr = self.pointwise[hit[0]]
+        else:
+            thr = self.threshold(level)[:, None]
+        with np.errstate(invalid="ignore"):
+            return coh > thr
+
+    def to_dataset(self):
+        """An :class:`xarray.Dataset` with named dimensions and provenance attributes."""
+        import json
+
+        import xarray as xr
+
+        g = self.grid
+        coords = {"level": ("level", self.levels), "scale": ("scale", g.scales),
+                  "period": ("scale", g.periods)}
+        data = {}
+        if self.thresholds is not None:
+            data["threshold"] = (("level", "scale"), self.thresholds,
+                                 {"long_name": "pooled coherence threshold (outside the COI)"})
+        if self.histogram is not None:
+            data["histogram"] = (("scale", "bin"), self.histogram,
+                                 {"long_name": "pooled outside-COI coherence histogram"})
+            coords["bin"] = ("bin", (np.arange(self.histogram.shape[1]) + 0.5) / self.histogram.shape[1])
+        if self.pointwise is not None:
+            data["pointwise_threshold"] = (("level", "scale", "time"), self.pointwise)
+        if self.null_time_averaged is not None:
+            data["null_time_averaged"] = (("surrogate", "scale"), self.null_time_averaged)
+        attrs = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v)
+                 for k, v in self.attrs.items() if v is not None}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _result(spec: MonteCarloSpec, merged: Partial, levels: np.ndarray, mc_count: int,
+            attrs: dict[str, Any]) -> SignificanceResult:
+    histogram = thresholds = pointwise = null_means = None
+    if merged.counts is not None:
+        histogram = (merged.counts * spec.class_weights()[:, :, None]).sum(axis=1)
+        thresholds = levels_from_histograms(histogram, levels)
+    if merged.topk is not None:
+        pointwise = pointwise_levels(merged.topk, mc_count, levels)
+    if merged.means is not None:
+        null_means = np.empty_like(merged.means)
+        null_means[merged.index] = merged.means
+    return SignificanceResult(levels, thresholds, histogram, pointwise, null_means, spec.grid, attrs)
+
+
+def _check_count(mc_count: Any) -> int:
+    if isinstance(mc_count, bool) or int(mc_count) != mc_count or mc_count < 1:
+        raise ValueError(f"mc_count must be a positive integer, got {mc_count!r}.")
+    return int(mc_count)

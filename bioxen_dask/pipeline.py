@@ -1,0 +1,712 @@
+"""Pipelines: a YAML file that says what to analyse, how, and where the results go.
+
+A pipeline has these sections (every key optional except ``input.store`` and
+``outputs.path``; see ``pipelines/calcium_coherence.yaml`` for a commented example)::
+
+    input:          store (signals store path), rois (null | [i, ...] | {start, stop, step})
+    preprocessing:  normalize (z-score, default true), detrend (none | linear)
+    grid:           min_period, max_period (s) | s0, J; dj, wavelet, preset, boundary, dtype, tol
+    pairs:          mode (reference | list | all), reference (stored name | mean),
+                    reference_file (.npy, one value per frame), list ([[a, b], ...])
+    significance:   enabled, method (ar1), mc_count, level, seed, bucket_width, cache
+    outputs:        path (.zarr), maps, overwrite, resume, region_size, figures (folder), summary (.json)
+    compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers
+    cluster:        see bioxen_dask.cluster.ClusterConfig (kind: local | address | slurm | pbs | gateway | cuda)
+
+Files are read with ``yaml.safe_load`` and validated against this schema: an unknown key or
+a value of the wrong type is an error that names the key (``grid.min_perod: unknown key.
+Did you mean 'grid.min_period'?``). :func:`check` then verifies everything that can be
+verified without computing — the input store, the grid, the pair indices, the reference,
+the output path — so a bad pipeline fails in a second, not after an hour.
+
+Relative paths are taken relative to the current working directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import math
+import numbers
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "Pipeline",
+    "PipelineError",
+    "SCHEMA",
+    "check",
+    "evaluate_recovery",
+    "load_pipeline",
+    "parse_overrides",
+    "run_pipeline",
+]
+
+
+class PipelineError(ValueError):
+    """A pipeline file or override is invalid; the message names the key."""
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the schema: accepted kinds, default, and an optional extra check."""
+
+    kinds: tuple[str, ...]
+    default: Any = None
+    doc: str = ""
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+    required: bool = False
+
+
+def _positive(v: Any) -> str | None:
+    return None if v is None or v > 0 else "must be > 0"
+
+
+def _level(v: Any) -> str | None:
+    return None if 0 < v < 1 else "must be between 0 and 1 (exclusive), e.g. 0.95"
+
+
+def _at_least_one(v: Any) -> str | None:
+    return None if v is None or v >= 1 else "must be >= 1"
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "input": {
+        "store": Key(("str",), required=True, doc="signals store (bioxen-dask synth / ingest)"),
+        "rois": Key(("null", "int_list", "range"), doc="roi positions to analyse (default all)"),
+    },
+    "preprocessing": {
+        "normalize": Key(("bool",), True, "z-score every trace first (pycwt's wct)"),
+        "detrend": Key(("str",), "none", "remove each trace's least-squares line", choices=("none", "linear")),
+    },
+    "grid": {
+        "min_period": Key(("null", "number"), None, "smallest period (s)", check=_positive),
+        "max_period": Key(("null", "number"), None, "largest period (s)", check=_positive),
+        "s0": Key(("null", "number"), None, "smallest scale (s), pycwt style", check=_positive),
+        "J": Key(("null", "int"), None, "number of scales - 1, pycwt style", check=lambda v: None if v is None or v >= 0 else "must be >= 0"),
+        "dj": Key(("number",), 1 / 12, "scale spacing in octaves", check=_positive),
+        "wavelet": Key(("str",), "morlet", "mother wavelet", choices=("morlet", "paul", "dog")),
+        "preset": Key(("str",), "pycwt", "conventions", choices=("pycwt", "grinsted")),
+        "boundary": Key(("str",), "linear", "edge handling",
+                        choices=("linear", "symmetric", "circular", "pycwt", "grinsted")),
+        "dtype": Key(("str",), "float32", "working precision", choices=("float32", "float64")),
+        "tol": Key(("number",), 1e-10, "wavelet truncation tolerance", check=_positive),
+    },
+    "pairs": {
+        "mode": Key(("str",), "reference", "pair mode", choices=("reference", "list", "all")),
+        "reference": Key(("null", "str"), None, "stored reference name, or 'mean'"),
+        "reference_file": Key(("null", "str"), None, ".npy file with one value per frame"),
+        "list": Key(("null", "pair_list"), None, "[[roi_a, roi_b], ...] (positions)"),
+    },
+    "significance": {
+        "enabled": Key(("bool",), True, "compute AR(1) Monte Carlo thresholds"),
+        "method": Key(("str",), "ar1", "null model", choices=("ar1",)),
+        "mc_count": Key(("int",), 300, "surrogate pairs per AR(1) bucket pair", check=_at_least_one),
+        "level": Key(("number",), 0.95, "significance level", check=_level),
+        "seed": Key(("int",), 0, "seed of the surrogates"),
+        "bucket_width": Key(("null", "number"), 0.1, "AR(1) bucket width in atanh(g)", check=_positive),
+        "cache": Key(("null", "str"), None, "threshold cache folder (default ~/.cache/bioxen-dask)"),
+    },
+    "outputs": {
+        "path": Key(("str",), required=True, doc="result store (.zarr)"),
+        "maps": Key(("bool",), False, "also write coherence/phase maps (pair, period, time)"),
+        "overwrite": Key(("bool",), False, "replace an existing result"),
+        "resume": Key(("bool",), True, "resume an interrupted run of the same pipeline"),
+        "region_size": Key(("null", "int"), None, "pairs per written region", check=_at_least_one),
+        "figures": Key(("null", "str"), None, "folder for PNG figures"),
+        "summary": Key(("null", "str"), None, "JSON summary file"),
+    },
+    "compute": {
+        "roi_chunk": Key(("null", "int"), None, "rois per reference-mode task / all-pairs tile", check=_at_least_one),
+        "pair_chunk": Key(("null", "int"), None, "pairs per list-mode task", check=_at_least_one),
+        "time_chunk": Key(("null", "int"), None, "samples per time block (long records)", check=_at_least_one),
+        "block_bytes": Key(("bytes",), "512MiB", "working memory of one task"),
+        "fft_workers": Key(("null", "int"), None, "FFT threads inside a task", check=_at_least_one),
+    },
+    "cluster": {},  # validated by bioxen_dask.cluster.ClusterConfig
+}
+
+_KIND_NAMES = {
+    "str": "a string", "int": "an integer", "number": "a number", "bool": "true or false", "null": "null",
+    "int_list": "a list of integers", "range": "a mapping {start, stop, step}",
+    "pair_list": "a list of [roi_a, roi_b] pairs", "bytes": "a byte count or a size like '512MiB'",
+}
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "null":
+        return value is None
+    if kind == "str":
+        return isinstance(value, str) and value != ""
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind == "number":
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and math.isfinite(float(value)))
+    if kind == "int_list":
+        return isinstance(value, list) and bool(value) and all(_is_kind(v, "int") for v in value)
+    if kind == "range":
+        return (isinstance(value, Mapping) and set(value) <= {"start", "stop", "step"} and "stop" in value
+                and all(_is_kind(v, "int") for v in value.values()))
+    if kind == "pair_list":
+        return (isinstance(value, list) and bool(value)
+                and all(isinstance(p, list) and len(p) == 2 and all(_is_kind(v, "int") for v in p) for p in value))
+    if kind == "bytes":
+        if _is_kind(value, "int"):
+            return value > 0
+        if isinstance(value, str):
+            try:
+                import dask.utils
+
+                return dask.utils.parse_bytes(value) > 0
+            except (ValueError, TypeError):
+                return False
+        return False
+    raise AssertionError(kind)
+
+
+def _unknown(where: str, key: Any, allowed: Sequence[str]) -> PipelineError:
+    prefix = f"{where}." if where else ""
+    close = difflib.get_close_matches(str(key), list(allowed), n=1)
+    hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+    return PipelineError(f"{prefix}{key}: unknown key.{hint} Allowed keys: {', '.join(allowed)}.")
+
+
+def validate(config: Any, *, require: bool = True) -> dict[str, dict[str, Any]]:
+    """Check a parsed pipeline against :data:`SCHEMA`; return it with defaults filled in.
+
+    Raises
+    ------
+    PipelineError
+        Naming the key: unknown sections/keys (with a suggestion), wrong types, values
+        outside their choices or ranges, missing required keys, contradictions.
+    """
+    if config is None:
+        config = {}
+    if not isinstance(config, Mapping):
+        raise PipelineError(f"a pipeline must be a mapping of sections ({', '.join(SCHEMA)}), got {type(config).__name__}.")
+    out: dict[str, dict[str, Any]] = {}
+    for section in config:
+        if section not in SCHEMA:
+            raise _unknown("", section, list(SCHEMA))
+    for section, keys in SCHEMA.items():
+        given = config.get(section) or {}
+        if not isinstance(given, Mapping):
+            raise PipelineError(f"{section}: must be a mapping of keys, got {given!r} ({type(given).__name__}).")
+        if section == "cluster":
+            out[section] = dict(given)
+            continue
+        values: dict[str, Any] = {}
+        for key in given:
+            if key not in keys:
+                raise _unknown(section, key, list(keys))
+        for key, spec in keys.items():
+            where = f"{section}.{key}"
+            if key not in given:
+                if spec.required and require:
+                    raise PipelineError(f"{where}: required key is missing ({spec.doc}).")
+                values[key] = copy.deepcopy(spec.default)
+                continue
+            value = given[key]
+            if not any(_is_kind(value, k) for k in spec.kinds):
+                expected = " or ".join(_KIND_NAMES[k] for k in spec.kinds)
+                raise PipelineError(f"{where}: must be {expected}, got {value!r} ({type(value).__name__}).")
+            if spec.choices is not None and value is not None and value not in spec.choices:
+                close = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise PipelineError(f"{where}: {value!r} is not allowed.{hint} Choose one of {list(spec.choices)}.")
+            if spec.check is not None and value is not None:
+                problem = spec.check(value)
+                if problem:
+                    raise PipelineError(f"{where}: {problem}, got {value!r}.")
+            values[key] = copy.deepcopy(value)
+        out[section] = values
+    _cross_checks(out)
+    return out
+
+
+def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
+    g, pr = cfg["grid"], cfg["pairs"]
+    if (g["min_period"] is not None or g["max_period"] is not None) and (g["s0"] is not None or g["J"] is not None):
+        raise PipelineError("grid: give either min_period/max_period or s0/J, not both.")
+    mode = pr["mode"]
+    if mode == "reference":
+        if (pr["reference"] is None) == (pr["reference_file"] is None):
+            raise PipelineError("pairs.reference: mode 'reference' needs exactly one of pairs.reference "
+                                "(a stored reference name or 'mean') and pairs.reference_file (.npy).")
+        if pr["list"] is not None:
+            raise PipelineError("pairs.list: only used with pairs.mode 'list'.")
+    elif mode == "list":
+        if pr["list"] is None:
+            raise PipelineError("pairs.list: mode 'list' needs a list of [roi_a, roi_b] pairs.")
+        if cfg["input"]["rois"] is not None:
+            raise PipelineError("input.rois: not used with pairs.mode 'list' (the pairs name their rois).")
+    if mode != "reference" and (pr["reference"] is not None or pr["reference_file"] is not None):
+        raise PipelineError(f"pairs.reference: only used with pairs.mode 'reference', not {mode!r}.")
+    if mode == "all" and pr["list"] is not None:
+        raise PipelineError("pairs.list: only used with pairs.mode 'list'.")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise PipelineError(f"--set {dotted}: expected SECTION.KEY=VALUE, e.g. grid.max_period=20.")
+    if parts[0] not in SCHEMA:
+        raise _unknown("", parts[0], list(SCHEMA))
+    if parts[0] != "cluster" and (len(parts) != 2 or parts[1] not in SCHEMA[parts[0]]):
+        raise _unknown(parts[0], ".".join(parts[1:]), list(SCHEMA[parts[0]]))
+    node = config
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise PipelineError(f"--set {dotted}: {part} is not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
+    """``["grid.max_period=20", "outputs.maps=true"]`` → ``[("grid.max_period", 20), ...]``.
+
+    Values are parsed as YAML (``true``, ``20``, ``[1, 2]``, ``null``); anything else is a string.
+    """
+    import yaml
+
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise PipelineError(f"--set {item!r}: expected KEY=VALUE, e.g. grid.max_period=20.")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip(), value))
+    return out
+
+
+@dataclass
+class Pipeline:
+    """A validated pipeline (``config`` holds every key, defaults filled in)."""
+
+    config: dict[str, dict[str, Any]]
+    source: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # filled by check()
+
+    def get(self, dotted: str) -> Any:
+        section, key = dotted.split(".", 1)
+        return self.config[section][key]
+
+    def cluster_config(self) -> Any:
+        from .cluster import ClusterConfig
+
+        try:
+            return ClusterConfig.from_dask_config(self.config["cluster"])
+        except ValueError as exc:
+            raise PipelineError(str(exc)) from None
+
+    def key(self) -> str:
+        """Identity of what the pipeline computes (not where or how it runs)."""
+        from . import __version__
+
+        cfg = {k: v for k, v in self.config.items() if k not in ("cluster",)}
+        cfg["outputs"] = {k: v for k, v in cfg["outputs"].items() if k in ("maps", "region_size")}
+        cfg["compute"] = {}
+        desc = {"config": cfg, "fingerprint": self.facts.get("fingerprint"), "version": __version__}
+        blob = json.dumps(desc, sort_keys=True, default=str).encode()
+        return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def load_pipeline(
+    source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[tuple[str, Any]] | Sequence[str] = (),
+) -> Pipeline:
+    """Read (``yaml.safe_load``), apply ``--set`` overrides, and validate a pipeline.
+
+    Parameters
+    ----------
+    source : path or mapping
+        A YAML file, or an already parsed mapping.
+    overrides : sequence
+        ``("section.key", value)`` pairs or ``"section.key=value"`` strings.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such pipeline file.
+    PipelineError
+        Invalid YAML or schema violations (naming the key).
+
+    Examples
+    --------
+    >>> p = load_pipeline({"input": {"store": "s.zarr"}, "outputs": {"path": "c.zarr"},
+    ...                    "pairs": {"reference": "stimulus"}}, ["grid.max_period=20"])
+    >>> p.get("grid.max_period"), p.get("significance.mc_count")
+    (20, 300)
+    >>> load_pipeline({"input": {"store": "s.zarr"}, "grid": {"min_perod": 1}})
+    Traceback (most recent call last):
+    ...
+    bioxen_dask.pipeline.PipelineError: grid.min_perod: unknown key. Did you mean 'grid.min_period'? ...
+    """
+    import yaml
+
+    name = None
+    if isinstance(source, Mapping):
+        raw: Any = copy.deepcopy(dict(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"no pipeline file {path}; see pipelines/calcium_coherence.yaml for an example.")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise PipelineError(f"{path}: not valid YAML: {exc}") from None
+        name = str(path)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise PipelineError(f"{path}: a pipeline must be a mapping of sections ({', '.join(SCHEMA)}).")
+    pairs = parse_overrides(overrides) if overrides and isinstance(overrides[0], str) else list(overrides)
+    for dotted, value in pairs:
+        _set_dotted(raw, dotted, value)
+    return Pipeline(validate(raw), source=name)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _roi_positions(spec: Any, n_rois: int) -> np.ndarray | None:
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping):
+        start, stop, step = spec.get("start", 0), spec["stop"], spec.get("step", 1)
+        if step == 0:
+            raise PipelineError("input.rois.step: must not be 0.")
+        if not (0 <= start < n_rois) or not (0 < stop <= n_rois):
+            raise PipelineError(f"input.rois: range {start}..{stop} is outside the store's {n_rois} rois (0..{n_rois}).")
+        idx = np.arange(start, stop, step)
+    else:
+        idx = np.asarray(spec, dtype=np.int64)
+    bad = (idx < 0) | (idx >= n_rois)
+    if bad.any():
+        raise PipelineError(
+            f"input.rois: roi index {int(idx[bad][0])} is out of range; the store has {n_rois} rois "
+            f"(valid indices 0..{n_rois - 1})."
+        )
+    if idx.size == 0:
+        raise PipelineError("input.rois: the selection is empty.")
+    return idx
+
+
+def check(pipeline: Pipeline) -> Pipeline:
+    """Verify everything that can be verified without computing; fills ``pipeline.facts``.
+
+    The input store opens and is complete; the grid fits the record; the rois, pairs and
+    reference exist; the output path is free (or resumable, or ``overwrite``). Reads
+    metadata only.
+
+    Raises
+    ------
+    FileNotFoundError, PipelineError, bioxen_dask.datasets.OutputExistsError
+    """
+    from .coherence import pair_table, period_grid
+    from .datasets import check_output
+    from .io import fingerprint, open_signals_store
+
+    cfg = pipeline.config
+    store = Path(cfg["input"]["store"])
+    if not store.exists():
+        raise FileNotFoundError(
+            f"input.store: no signals store at {store}; create one with `bioxen-dask synth` or "
+            "`bioxen-dask ingest`."
+        )
+    try:
+        ds = open_signals_store(store)
+    except ValueError as exc:
+        raise PipelineError(f"input.store: {exc}") from None
+    n_rois, n = ds["signals"].shape
+    fs = float(ds.attrs["fs"])
+    g = cfg["grid"]
+    try:
+        grid = period_grid(n, 1.0 / fs, min_period=g["min_period"], max_period=g["max_period"], dj=g["dj"],
+                           s0=g["s0"], J=g["J"], wavelet=g["wavelet"], preset=g["preset"])
+    except ValueError as exc:
+        raise PipelineError(f"grid: {exc}") from None
+    rois = _roi_positions(cfg["input"]["rois"], n_rois)
+    pr = cfg["pairs"]
+    if pr["mode"] == "list":
+        try:
+            pair_table(pr["list"], n_rois)
+        except ValueError as exc:
+            raise PipelineError(f"pairs.list: {exc}") from None
+    if pr["mode"] == "all" and (n_rois if rois is None else rois.size) < 2:
+        raise PipelineError("input.rois: mode 'all' needs at least two rois.")
+    if pr["mode"] == "reference" and pr["reference"] is not None and pr["reference"] not in ("mean", "population_mean"):
+        names = [str(v) for v in ds["reference"].values] if "reference" in ds.coords else []
+        if pr["reference"] not in names:
+            raise PipelineError(
+                f"pairs.reference: {pr['reference']!r} is not in the store {store}; it holds "
+                f"{names or 'no references'} (or use 'mean' for the population mean)."
+            )
+    if pr["reference_file"] is not None:
+        path = Path(pr["reference_file"])
+        if not path.is_file():
+            raise FileNotFoundError(f"pairs.reference_file: no file {path}.")
+        ref = np.load(path, mmap_mode="r", allow_pickle=False)
+        if ref.shape != (n,):
+            raise PipelineError(f"pairs.reference_file: shape {ref.shape}, expected one value per frame ({n},).")
+    pipeline.facts.update(n_rois=n_rois, n_frames=n, fs=fs, n_scales=grid.n_scales,
+                          fingerprint=fingerprint(store), rois=rois)
+    o = cfg["outputs"]
+    pipeline.facts["action"] = check_output(o["path"], overwrite=o["overwrite"], resume=o["resume"],
+                                            key=pipeline.key())
+    pipeline.cluster_config()
+    return pipeline
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
+    """The lazy coherence Dataset of a checked pipeline (runs the significance stage)."""
+    import dask.utils
+
+    from .coherence import coherence
+    from .io import open_signals_store
+
+    cfg = pipeline.config
+    g, pr, s, c = cfg["grid"], cfg["pairs"], cfg["significance"], cfg["compute"]
+    store = Path(cfg["input"]["store"]).absolute()  # workers may run with another cwd
+    ds = open_signals_store(store)
+    ds.encoding["source"] = str(store)
+    kw: dict[str, Any] = {}
+    if pr["mode"] == "reference":
+        kw["reference"] = pr["reference"] if pr["reference"] is not None else np.load(pr["reference_file"], allow_pickle=False)
+        kw["rois"] = pipeline.facts.get("rois")
+    elif pr["mode"] == "list":
+        kw["pairs"] = pr["list"]
+    else:
+        kw["all_pairs"] = True
+        kw["rois"] = pipeline.facts.get("rois")
+    block_bytes = c["block_bytes"]
+    if isinstance(block_bytes, str):
+        block_bytes = dask.utils.parse_bytes(block_bytes)
+    result = coherence(
+        ds, **kw, min_period=g["min_period"], max_period=g["max_period"], dj=g["dj"], s0=g["s0"], J=g["J"],
+        wavelet=g["wavelet"], preset=g["preset"], boundary=g["boundary"], dtype=g["dtype"], tol=g["tol"],
+        normalize=cfg["preprocessing"]["normalize"], detrend=cfg["preprocessing"]["detrend"],
+        maps=cfg["outputs"]["maps"], significance="ar1" if s["enabled"] else None, mc_count=s["mc_count"],
+        level=s["level"], seed=s["seed"], ar1_bucket=s["bucket_width"], threshold_cache=s["cache"],
+        roi_chunk=c["roi_chunk"], pair_chunk=c["pair_chunk"], time_chunk=c["time_chunk"],
+        block_bytes=int(block_bytes), workers=c["fft_workers"], progress=progress,
+    )
+    result.attrs["pipeline"] = json.dumps(_jsonable(cfg), sort_keys=True)
+    if pipeline.source:
+        result.attrs["pipeline_file"] = pipeline.source
+    return result
+
+
+def _jsonable(cfg: Any) -> Any:
+    if isinstance(cfg, Mapping):
+        return {k: _jsonable(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [_jsonable(v) for v in cfg]
+    if isinstance(cfg, np.ndarray):
+        return cfg.tolist()
+    return cfg
+
+
+def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Check, compute and write a pipeline on the active Dask scheduler (or the local one).
+
+    The caller chooses where it runs: inside ``with bioxen_dask.cluster.connect(...)`` the
+    work goes to that cluster. Writes the result store region by region (resumable), then
+    the figures and the summary JSON when the pipeline asks for them.
+
+    Returns
+    -------
+    dict
+        The summary: output path, write report, sizes, wall times, and for synthetic inputs
+        the recovery of the planted groups (:func:`evaluate_recovery`).
+    """
+    from .datasets import open_result, write_result
+
+    say = log or (lambda msg: None)
+    t0 = time.perf_counter()
+    if "action" not in pipeline.facts:
+        check(pipeline)
+    cfg = pipeline.config
+    out = Path(cfg["outputs"]["path"])
+    say(f"input {cfg['input']['store']}: {pipeline.facts['n_rois']} rois x {pipeline.facts['n_frames']} frames "
+        f"at {pipeline.facts['fs']:g} Hz; {pipeline.facts['n_scales']} scales; output {out} "
+        f"({pipeline.facts['action']})")
+    ds = build_dataset(pipeline, progress=progress)
+    t_sig = time.perf_counter() - t0
+    say(f"{ds.sizes['pair']} pairs x {ds.sizes['period']} periods; significance stage {t_sig:.1f} s")
+    report = write_result(ds, out, region_size=cfg["outputs"]["region_size"], overwrite=cfg["outputs"]["overwrite"],
+                          resume=cfg["outputs"]["resume"], key=pipeline.key(), progress=progress)
+    t_write = time.perf_counter() - t0
+    summary: dict[str, Any] = {
+        "output": str(out),
+        "write": report.describe(),
+        "pairs": int(ds.sizes["pair"]),
+        "periods": int(ds.sizes["period"]),
+        "period_range_s": [round(float(ds.period[0]), 4), round(float(ds.period[-1]), 4)],
+        "mode": cfg["pairs"]["mode"],
+        "significance_stage_s": round(t_sig, 2),
+    }
+    result = open_result(out)
+    truth = _truth(cfg["input"]["store"])
+    if truth is not None and cfg["pairs"]["mode"] == "reference" and "significant_fraction" in result:
+        summary.update(evaluate_recovery(result, truth))
+    if cfg["outputs"]["figures"]:
+        summary["figures"] = write_figures(result, cfg, truth, Path(cfg["outputs"]["figures"]))
+    summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    summary["compute_and_write_s"] = round(t_write, 2)
+    if cfg["outputs"]["summary"]:
+        path = Path(cfg["outputs"]["summary"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# ----------------------------------------------------------------------------- synthetic truth
+
+
+def _truth(store: str | os.PathLike[str]) -> dict[str, Any] | None:
+    from .io import open_signals_store
+
+    ds = open_signals_store(store)
+    if "truth_group" not in ds or "truth_groups" not in ds.attrs:
+        return None
+    return {"group": np.asarray(ds["truth_group"].values), "groups": list(ds.attrs["truth_groups"]),
+            "roi": np.asarray(ds["roi"].values)}
+
+
+def evaluate_recovery(result: Any, truth: Mapping[str, Any], *, min_fraction: float = 0.5) -> dict[str, Any]:
+    """Precision and recall of planted coherent groups, at the planted periods.
+
+    A roi is *recovered* at a planted period ``P`` when its ``significant_fraction`` at the
+    grid period nearest ``P`` is at least ``min_fraction`` (coherence with the reference is
+    significant over most of the time outside the cone of influence). Calls are counted over
+    every (roi, planted period): true positives are members of the group planted at ``P``.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        Reference-mode coherence with ``significant_fraction``.
+    truth : mapping
+        ``group`` (per roi position, -1 = none), ``groups`` (the store's ``truth_groups``
+        table: ``period_s``, ``lag_s``, ``calcium_delay_s``).
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``rule`` and per-group ``groups`` entries (planted period,
+        grid period used, recall, false positives, median recovered lag and the expected one).
+    """
+    index = np.asarray(result["index_a"].values)
+    member = np.asarray(truth["group"])[index]
+    tp = fp = fn = 0
+    per = []
+    for g in truth["groups"]:
+        at = result.sel(period=g["period_s"], method="nearest")
+        frac = np.asarray(at["significant_fraction"].values)
+        called = np.nan_to_num(frac, nan=0.0) >= min_fraction
+        planted = member == g["group"]
+        g_tp = int((called & planted).sum())
+        g_fp = int((called & ~planted).sum())
+        g_fn = int((~called & planted).sum())
+        tp, fp, fn = tp + g_tp, fp + g_fp, fn + g_fn
+        lags = np.asarray(at["lag"].values)[called & planted]
+        expected = -(g["lag_s"] + g.get("calcium_delay_s", 0.0))  # the rois follow the stimulus
+        P = float(at["period"])
+        err = np.angle(np.exp(2j * np.pi * (lags - expected) / P)) / (2 * np.pi) * P if lags.size else np.array([])
+        per.append({
+            "planted_period_s": g["period_s"], "grid_period_s": round(P, 4), "planted": int(planted.sum()),
+            "recovered": g_tp, "false_positives": g_fp, "recall": round(g_tp / max(1, g_tp + g_fn), 4),
+            "median_lag_s": round(float(np.median(lags)), 3) if lags.size else None,
+            "expected_lag_s": round(float(expected), 3),
+            "median_abs_lag_error_s": round(float(np.median(np.abs(err))), 3) if lags.size else None,
+        })
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "rule": f"significant_fraction >= {min_fraction:g} at the grid period nearest each planted period",
+        "groups": per,
+    }
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def write_figures(result: Any, cfg: Mapping[str, Any], truth: Mapping[str, Any] | None, folder: Path) -> list[str]:
+    """The standard figures of a result: summary heatmap, one pair's map, recovery (synthetic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plot
+    from .coherence import coherence
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    order = None
+    if truth is not None:
+        member = np.asarray(truth["group"])[np.asarray(result["index_a"].values)]
+        order = np.argsort(np.where(member < 0, np.iinfo(np.int64).max, member), kind="stable")
+    fig = plot.plot_summary(result, order=order)
+    files.append(_save(fig, folder / "coherence_summary.png", plt))
+    if truth is not None and "significant_fraction" in result:
+        fig = plot.plot_recovery(result, truth)
+        files.append(_save(fig, folder / "recovery.png", plt))
+    if cfg["pairs"]["mode"] == "reference":
+        # the map of the most coherent pair, recomputed for that one roi (maps are not stored)
+        k = int(np.nanargmax(np.nanmean(np.asarray(result["coherence_mean"].values), axis=1)))
+        ds = _one_pair_map(result, cfg, k, coherence)
+        fig, ax = plt.subplots(figsize=(10, 4.8), constrained_layout=True)
+        plot.plot_pair(ds, pair=0, ax=ax,
+                       title=f"roi {result['roi_a'].values[k]} vs {result['roi_b'].values[k]}: wavelet coherence")
+        files.append(_save(fig, folder / "pair_coherence.png", plt))
+    return files
+
+
+def _one_pair_map(result: Any, cfg: Mapping[str, Any], k: int, coherence: Callable) -> Any:
+    from .io import open_signals_store
+
+    g, pr = cfg["grid"], cfg["pairs"]
+    ds = open_signals_store(cfg["input"]["store"])
+    ref = pr["reference"] if pr["reference"] is not None else np.load(pr["reference_file"], allow_pickle=False)
+    thr = result["threshold"].values[k : k + 1] if "threshold" in result else None
+    return coherence(
+        ds, reference=ref, rois=[int(result["index_a"].values[k])], min_period=g["min_period"],
+        max_period=g["max_period"], dj=g["dj"], s0=g["s0"], J=g["J"], wavelet=g["wavelet"], preset=g["preset"],
+        boundary=g["boundary"], dtype=g["dtype"], tol=g["tol"], normalize=cfg["preprocessing"]["normalize"],
+        detrend=cfg["preprocessing"]["detrend"], maps=True, significance=thr,
+    ).compute()
+
+
+def _save(fig: Any, path: Path, plt: Any) -> str:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

@@ -1,0 +1,113 @@
+"""The CLI's pipeline commands: run (LocalCluster and a real scheduler), demo, bench, info."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _cluster_fixtures import dask_subprocess_cluster  # noqa: F401  (pytest fixture)
+from bioxen_dask.cli import main
+from bioxen_dask.datasets import open_result
+from bioxen_dask.io import write_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = str(REPO / "pipelines" / "small_test.yaml")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return write_synthetic(tmp_path_factory.mktemp("cli") / "small.zarr", n_rois=30, n_frames=3000, seed=8)
+
+
+def _sets(store, out, cache, *extra):
+    args = ["--set", f"input.store={store}", "--set", f"outputs.path={out}", "--set", f"significance.cache={cache}"]
+    for item in extra:
+        args += ["--set", item]
+    return args
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_run_on_a_real_scheduler_equals_the_local_cluster(store, tmp_path, capsys, dask_subprocess_cluster):  # noqa: F811
+    cache = tmp_path / "cache"
+    local = tmp_path / "local.zarr"
+    code, out, err = _run(["run", SMALL, "--cluster", "local", "--no-progress", *_sets(store, local, cache)], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["cluster"]["kind"] == "local" and summary["cluster"]["workers"] == 2
+    assert "dashboard: http://127.0.0.1:" in err  # the dashboard link is printed
+    assert summary["recall"] == 1.0  # (a 100 s record: precision is the demo test's business)
+
+    remote = tmp_path / "remote.zarr"
+    address = dask_subprocess_cluster.address
+    code, out, err = _run(["run", SMALL, "--scheduler", address, "--no-progress", *_sets(store, remote, cache)],
+                          capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["cluster"]["kind"] == "address" and summary["cluster"]["workers"] == 2
+    assert address in err
+
+    a, b = open_result(local).compute(), open_result(remote).compute()
+    assert set(a.data_vars) == set(b.data_vars) and a.sizes == b.sizes
+    for name in a.coords:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    np.testing.assert_array_equal(a.threshold.values, b.threshold.values)  # bit-identical significance
+    # The coherence is float32 work whose last bits depend on BLAS threading (the nanny of the
+    # LocalCluster pins one BLAS thread, the --no-nanny workers here do not): equal to rounding.
+    for name in ("coherence_mean", "phase_consistency"):
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=0, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(np.exp(1j * a.phase_mean.values), np.exp(1j * b.phase_mean.values), atol=1e-5)
+    step = 1.0 / a.coi_samples.values  # one sample outside the COI
+    assert np.all(np.abs(a.significant_fraction.values - b.significant_fraction.values) <= step + 1e-12)
+    drop = {"run_key", "regions", "pipeline"}
+    assert {k: v for k, v in a.attrs.items() if k not in drop} == {k: v for k, v in b.attrs.items() if k not in drop}
+
+
+def test_run_check_only_and_errors_exit_2(store, tmp_path, capsys):
+    code, out, err = _run(["run", SMALL, "--check", *_sets(store, tmp_path / "o.zarr", tmp_path / "c")], capsys)
+    assert code == 0 and json.loads(out)["action"] == "create"
+    assert not (tmp_path / "o.zarr").exists()
+    code, out, err = _run(["run", SMALL, "--check", *_sets(store, tmp_path / "o.zarr", tmp_path / "c",
+                                                            "grid.max_perod=3")], capsys)
+    assert code == 2 and "grid.max_perod: unknown key. Did you mean 'grid.max_period'?" in err
+    code, out, err = _run(["run", SMALL, *_sets(tmp_path / "none.zarr", tmp_path / "o.zarr", tmp_path / "c")], capsys)
+    assert code == 2 and "input.store: no signals store" in err
+    code, out, err = _run(["run", str(tmp_path / "missing.yaml")], capsys)
+    assert code == 2 and "no pipeline file" in err
+    code, out, err = _run(["run", SMALL, "--scheduler", "tcp://127.0.0.1:1", "--cluster", "local",
+                           *_sets(store, tmp_path / "o.zarr", tmp_path / "c")], capsys)
+    assert code == 2 and "--scheduler needs --cluster address" in err
+
+
+def test_demo_on_a_small_recording(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the demo finds pipelines/ next to the package
+    out = tmp_path / "demo"
+    code, stdout, err = _run(["demo", "--out", str(out), "--rois", "60", "--frames", "4500", "--no-progress",
+                              "--set", "cluster.n_workers=1", "--set", "cluster.threads_per_worker=2",
+                              "--set", f"significance.cache={tmp_path / 'cache'}"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["precision"] >= 0.9 and summary["recall"] >= 0.9
+    assert summary["wall_time_s"] > 0 and summary["cluster"]["threads"] == 2
+    assert json.loads((out / "summary.json").read_text())["precision"] == summary["precision"]
+    for name in ("signals.zarr", "coherence.zarr", "coherence_summary.png", "recovery.png", "pair_coherence.png"):
+        assert (out / name).exists(), name
+    assert main(["info", str(out / "coherence.zarr")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["complete"] is True and info["parameters"]["mode"] == "reference"
+    assert info["variables"]["coherence_mean"]["dims"] == ["pair", "period"]
+
+
+def test_bench_lists_or_complains(tmp_path, capsys):
+    (tmp_path / "bench_toy.py").write_text("import sys; print('toy', *sys.argv[1:])\n")
+    assert main(["bench", "--dir", str(tmp_path), "--list"]) == 0
+    assert "bench_toy.py" in capsys.readouterr().err
+    assert main(["bench", "--dir", str(tmp_path / "none")]) == 2
+    assert "no benchmarks folder" in capsys.readouterr().err
