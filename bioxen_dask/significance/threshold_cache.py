@@ -210,7 +210,7 @@ def _description(spec, mc_count: int) -> dict[str, Any]:
         "grid": _grid_desc(spec.grid),
         "scale_kernel": spec.scale_kernel,
         "boundary": spec.boundary,
-        "dtype": spec.dtype,
+        "dtype": spec.dtype if spec.engine == "exact" else "float32",  # multirate: always float32
         "remove_mean": spec.remove_mean,
         "n_samples": spec.n_samples,
         "mc_count": int(mc_count),
