@@ -211,6 +211,7 @@ def dask_subprocess_cluster(
                             "--memory-limit", "1GiB",
                             "--no-nanny",
                             "--no-dashboard",
+                            "--dashboard-address", "127.0.0.1:0",  # its HTTP server too
                             "--local-directory", str(root / f"worker-{i}"),
                         ),
                         log,

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _cluster_fixtures import dask_subprocess_cluster  # noqa: F401  (pytest fixture)
 from bioxen_dask.cli import main
 from bioxen_dask.datasets import open_result
 from bioxen_dask.io import write_synthetic
@@ -35,7 +34,7 @@ def _run(argv, capsys):
     return code, captured.out, captured.err
 
 
-def test_run_on_a_real_scheduler_equals_the_local_cluster(store, tmp_path, capsys, dask_subprocess_cluster):  # noqa: F811
+def test_run_on_a_real_scheduler_equals_the_local_cluster(store, tmp_path, capsys, dask_subprocess_cluster):
     cache = tmp_path / "cache"
     local = tmp_path / "local.zarr"
     code, out, err = _run(["run", SMALL, "--cluster", "local", "--no-progress", *_sets(store, local, cache)], capsys)

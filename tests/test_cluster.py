@@ -230,7 +230,10 @@ def test_connect_rejects_other_types():
 
 
 def test_local_cluster_computes_binds_loopback_and_closes():
+    import psutil
+
     x = da.arange(10_000, chunks=1_000)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}  # e.g. session fixtures
     with connect(ClusterConfig(kind="local", n_workers=1, threads_per_worker=1)) as client:
         cluster = client.cluster
         assert int(x.sum().compute()) == int(np.arange(10_000).sum())
@@ -245,10 +248,9 @@ def test_local_cluster_computes_binds_loopback_and_closes():
         here = dict((port, ip) for ip, port in _listening())
         assert here[scheduler_port] == "127.0.0.1"
         assert here[dashboard_port] == "127.0.0.1"
-        # Nothing this process or its worker processes listen on is off-loopback.
-        import psutil
-
-        for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        # Nothing this process or the worker processes connect() started listens off-loopback.
+        started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        for proc in [psutil.Process(), *started]:
             for ip, port in _listening(proc.pid):
                 assert ip in ("127.0.0.1", "::1"), (proc, ip, port)
         link = dashboard_link(client)
