@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CLUSTER_KINDS",
+    "active_client",
     "MIN_MEMORY_PER_THREAD",
     "ClusterConfig",
     "ClusterConnectionError",
@@ -1260,7 +1261,12 @@ def job_script(config: ClusterConfig | Mapping[str, Any]) -> str:
         cluster.close()
 
 
-def _active_client(client: Client | None) -> Client | None:
+def active_client(client: Client | None = None) -> Client | None:
+    """``client`` if given, else the active default ``distributed`` client, else ``None``.
+
+    The one place that answers "is there a cluster to run on?" (the library never creates a
+    client itself).
+    """
     if client is not None:
         return client
     try:
@@ -1354,7 +1360,7 @@ def progress(
         return work
 
     if is_collection(work):
-        active = _active_client(client)
+        active = active_client(client)
         if active is not None:
             persisted = active.persist(work)
             if not disable:

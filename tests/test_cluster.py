@@ -267,9 +267,9 @@ def test_local_cluster_computes_binds_loopback_and_closes():
 def test_local_threads_only_without_dashboard():
     cfg = ClusterConfig(kind="local", n_workers=1, threads_per_worker=2, processes=False,
                         dashboard_address=None)
-    before = bc._active_client(None)
+    before = bc.active_client(None)
     with connect(cfg) as client:
-        assert bc._active_client(None) is client
+        assert bc.active_client(None) is client
         assert float(da.ones(100, chunks=10).sum().compute()) == 100.0
         assert dashboard_link(client) is None
         # distributed binds ":8787" on all interfaces when given no address: not here.
@@ -277,7 +277,7 @@ def test_local_threads_only_without_dashboard():
         # The client is the default one inside the block ...
         assert dask.config.get("scheduler", None) == "dask.distributed"
     # ... and no longer afterwards.
-    assert bc._active_client(None) is before
+    assert bc.active_client(None) is before
 
 
 def test_dashboard_link_under_jupyterhub(monkeypatch):
@@ -737,7 +737,7 @@ def test_local_cuda_cluster_runs_cupy_blocks():
 
 
 def test_progress_without_client_uses_tqdm(capsys):
-    if bc._active_client(None) is not None:
+    if bc.active_client(None) is not None:
         pytest.skip("a distributed client leaked from another test is still the default")
     x = da.arange(1_000, chunks=100) * 3
     out = progress(x, desc="tripling")

@@ -67,14 +67,9 @@ def _as_client(scheduler: Any):
     """The distributed client to use, or None for a local Dask scheduler."""
     if scheduler is not None:
         return scheduler if hasattr(scheduler, "submit") and hasattr(scheduler, "gather") else None
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
+    from ..cluster import active_client
+
+    return active_client()
 
 
 class _TqdmCallback(Callback):
