@@ -180,45 +180,65 @@ class TraceScan:
 
     def check(
         self, *, nan_policy: str = "raise", max_gap: int = 0, roi_ids: Any = None,
-        dt: float | None = None, where: str = "the signals",
+        positions: Any = None, dt: float | None = None, constant: str = "raise",
+        where: str = "the signals",
     ) -> None:
         """Raise a ``ValueError`` naming the first bad trace, the problem and the fix.
 
-        ``nan_policy="raise"``: any non-finite sample is an error. ``"interpolate"``: gaps of
-        at most ``max_gap`` samples are allowed. Constant traces are always an error
-        (coherence is 0/0 there).
+        Parameters
+        ----------
+        nan_policy : {"raise", "interpolate"}
+            ``"raise"``: any non-finite sample is an error. ``"interpolate"``: gaps of at most
+            ``max_gap`` samples are allowed (they will be filled and masked).
+        max_gap : int
+            Longest allowed gap (samples) with ``"interpolate"``.
+        roi_ids, positions : array-like, optional
+            Roi ids and positions of the scanned rows, for the messages.
+        dt : float, optional
+            Sampling interval, to give times in the messages.
+        constant : {"raise", "nan"}
+            Whether constant traces (coherence 0/0) are an error or left to give NaN.
+        where : str
+            What the signals are, for the messages.
         """
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got {nan_policy!r}.")
-        ids = np.arange(len(self.n_missing)) if roi_ids is None else np.asarray(roi_ids)
+        if constant not in ("raise", "nan"):
+            raise ValueError(f"constant must be 'raise' or 'nan', got {constant!r}.")
+        count = len(self.n_missing)
+        ids = np.arange(count) if roi_ids is None else np.asarray(roi_ids)
+        pos = np.arange(count) if positions is None else np.asarray(positions)
 
         def at(frame: int) -> str:
             return f"frame {frame}" + ("" if dt is None else f" (t = {frame * dt:.6g} s)")
+
+        def roi(i: int) -> str:
+            return f"roi {ids[i].item()!r} (position {int(pos[i])})"
 
         bad = np.flatnonzero(self.n_missing > 0)
         if bad.size and nan_policy == "raise":
             i = int(bad[0])
             raise ValueError(
-                f"{where} contain non-finite samples (NaN/inf) in {bad.size} traces, first roi "
-                f"{ids[i].item()!r} (position {i}) at {at(int(self.first_missing[i]))}, a gap of up to "
-                f"{int(self.longest_gap[i])} samples. Fix: interpolate or cut them in the source, "
-                "exclude those rois, or use nan_policy='interpolate' (with max_gap) to fill short gaps "
-                "and mask them in the outputs."
+                f"{where} contain non-finite samples (NaN/inf) in {bad.size} traces, first {roi(i)} at "
+                f"{at(int(self.first_missing[i]))}, in gaps of up to {int(self.longest_gap[i])} samples. "
+                "Fix: interpolate or cut them in the source, exclude those rois, or use "
+                "nan_policy='interpolate' (with max_gap) to fill short gaps and mask them in the outputs."
             )
         long = np.flatnonzero(self.longest_gap > max_gap)
         if long.size and nan_policy == "interpolate":
             i = int(long[0])
             raise ValueError(
-                f"{where}: roi {ids[i].item()!r} (position {i}) has a gap of {int(self.longest_gap[i])} "
-                f"missing samples, longer than max_gap={max_gap} samples ({long.size} traces do). Fix: "
-                "exclude those rois, cut the record, or raise max_gap."
+                f"{where}: {roi(i)} has a gap of {int(self.longest_gap[i])} missing samples, longer than "
+                f"max_gap={max_gap} samples ({long.size} traces have one). Fix: exclude those rois, cut "
+                "the record, or raise max_gap."
             )
         const = np.flatnonzero(self.constant)
-        if const.size:
+        if const.size and constant == "raise":
             listed = ", ".join(repr(ids[i].item()) for i in const[:5]) + (" ..." if const.size > 5 else "")
             raise ValueError(
                 f"{where}: {const.size} traces are constant (zero variance: coherence is 0/0), rois "
-                f"{listed} (positions {const[:5].tolist()}). Fix: exclude them (input.rois / rois=)."
+                f"{listed} (positions {pos[const[:5]].tolist()}). Fix: exclude them (input.rois in a "
+                "pipeline, rois= in the API)."
             )
 
 

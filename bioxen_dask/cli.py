@@ -85,7 +85,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     path = ingest(args.source, args.out, format=args.format, fs=args.fs,
                   neuropil_coefficient=args.neuropil, cells_only=not args.all_rois, dff=args.dff,
-                  dataset=args.dataset, overwrite=args.overwrite, allow_pickle=args.allow_pickle)
+                  dataset=args.dataset, overwrite=args.overwrite, allow_pickle=args.allow_pickle,
+                  nan_policy=args.nan_policy)
     print(json.dumps(_info(path), indent=2, default=str))
     return 0
 
@@ -352,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--dff", action="store_true", help="convert to dF/F with a running-percentile baseline")
     ing.add_argument("--dataset", default=None, help="dataset/series name inside HDF5/NWB")
     ing.add_argument("--allow-pickle", action="store_true", help="read suite2p ops.npy (a pickle) for fs; only if trusted")
+    ing.add_argument("--nan-policy", choices=("raise", "zero", "keep"), default="raise",
+                     help="NaN/inf in the source: an error (default), replaced by 0, or kept as missing samples "
+                          "for a pipeline with preprocessing.nan_policy: interpolate")
     ing.add_argument("--overwrite", action="store_true", help="replace an existing output")
     ing.set_defaults(func=_cmd_ingest)
 
@@ -366,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError) as exc:
+    except (ValueError, OSError) as exc:  # OSError: missing files, full disk, unreachable scheduler
         print(f"bioxen-dask: error: {exc}", file=sys.stderr)
         return 2
 

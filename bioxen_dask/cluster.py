@@ -892,6 +892,34 @@ def _address_error(
     )
 
 
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Open one comm to ``address`` and finish distributed's handshake within ``timeout`` s.
+
+    ``distributed.Client(timeout=...)`` bounds the TCP connect but not the handshake read that
+    follows (distributed 2026.8: ``comm.core.connect`` awaits ``comm.read()`` without a
+    timeout), so a port that accepts connections and never answers -- a hung scheduler, a
+    proxy, another service -- would block it forever. This probe runs the same connect with
+    an overall deadline, on its own event loop in a helper thread (so it also works where the
+    calling thread runs a loop, e.g. Jupyter), and raises on silence.
+    """
+    import asyncio
+    import concurrent.futures
+
+    from distributed.comm import connect as comm_connect
+    from distributed.security import Security
+
+    async def probe() -> None:
+        kwargs = Security().get_connection_args("client")
+        comm = await asyncio.wait_for(comm_connect(address, timeout=timeout, **kwargs), timeout)
+        await comm.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bioxen-probe") as pool:
+        try:
+            pool.submit(asyncio.run, probe()).result(timeout=timeout + 5)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"no handshake from {address} within {timeout:g} s") from None
+
+
 def _start_address(config: ClusterConfig, stack: contextlib.ExitStack) -> Client:
     from distributed import Client
 
@@ -920,6 +948,14 @@ def _start_address(config: ClusterConfig, stack: contextlib.ExitStack) -> Client
         target = repr(address)
         kwargs = {"address": address}
     try:
+        probe_address = kwargs.get("address")
+        if probe_address is None:
+            import json
+
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                probe_address = json.loads(Path(kwargs["scheduler_file"]).read_text())["address"]
+        if probe_address:
+            _probe_scheduler(probe_address, config.connect_timeout)
         client = Client(timeout=config.connect_timeout, **kwargs)
     except Exception as exc:  # OSError/TimeoutError, or garbage from a non-Dask port
         raise _address_error(target, config, exc) from exc

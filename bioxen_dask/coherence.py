@@ -51,7 +51,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from . import kernels
 from ._api import PHASE_CONVENTION, _version, grid_coords
-from ._validation import check_dt, check_length
+from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._plan import check_boundary
 from .kernels._xp import array_namespace
@@ -146,6 +146,39 @@ def period_grid(
         raise ValueError(f"dj must be a positive number, got {dj!r}; e.g. dj=1/12.")
     J = int(math.ceil(math.log2(hi / lo) / dj - 1e-9))
     return make_grid(n, dt, dj=dj, s0=lo / w.fourier_factor, J=J, wavelet=wavelet, preset=p)
+
+
+def _nonnegative_float(v: Any, name: str) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {v!r}.") from None
+    if not (math.isfinite(f) and f >= 0):
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {v!r}.")
+    return f
+
+
+def _fill_block(block: np.ndarray, max_gap: int) -> np.ndarray:
+    return kernels.fill_gaps(block, max_gap, what="row")[0]
+
+
+def _fill_gaps(x: da.Array, max_gap: int) -> da.Array:
+    """Gaps of at most ``max_gap`` samples filled (:func:`bioxen_dask.kernels.fill_gaps`).
+
+    Time blocks overlap by ``max_gap + 1`` samples, so every gap that reaches a block's own
+    samples is seen whole, with its two neighbours: the result equals filling whole rows.
+    """
+    if len(x.chunks[1]) == 1:
+        return x.map_blocks(_fill_block, max_gap, dtype=x.dtype)
+    depth = max_gap + 1
+    if min(x.chunks[1]) < depth:
+        from .graph import _regular_chunks
+
+        x = x.rechunk({1: _regular_chunks(x.shape[1], max(depth, max(x.chunks[1])), depth)})
+    if len(x.chunks[1]) == 1:
+        return x.map_blocks(_fill_block, max_gap, dtype=x.dtype)
+    return x.map_overlap(_fill_block, depth={0: 0, 1: depth}, boundary="none", dtype=x.dtype,
+                         max_gap=max_gap)
 
 
 def _positive_float(v: Any, name: str) -> float:
@@ -265,12 +298,16 @@ def _coi_ranges(ctx: _Ctx, t0: int, n_own: int) -> np.ndarray:
 def _pair_batch(
     W1: np.ndarray, S1: np.ndarray, W2: np.ndarray, S2: np.ndarray, thr: np.ndarray | None,
     ctx: _Ctx, sm: _BandSmoother, left: int, n_own: int, ranges: np.ndarray,
+    gap: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Coherence of a batch of pairs (broadcast over the leading axis) and its partial sums.
 
     Same formulas as :func:`bioxen_dask.kernels.coherence` (the phase is that of the
     unsmoothed cross spectrum), evaluated on the extended block and cropped to the block's
-    own samples.
+    own samples. ``gap``: per pair, the distance (own samples) to the nearest interpolated
+    sample of either trace (:func:`bioxen_dask.kernels.gap_distance`); the samples a gap
+    reaches (:func:`bioxen_dask.kernels.gap_mask`) are NaN in the maps and left out of
+    every sum and count.
     """
     grid = ctx.grid
     W12 = kernels.cross_spectrum(W1, W2)
@@ -285,6 +322,7 @@ def _pair_batch(
     del S12, num, den
     C = W12[..., own]
     b = R2.shape[0]
+    masked = None if gap is None else kernels.gap_mask(gap, grid)  # (b, scales, n_own)
     sums = np.zeros((b, _N_SUMS, grid.n_scales))
     with np.errstate(divide="ignore", invalid="ignore"):
         for j in range(grid.n_scales):
@@ -294,14 +332,20 @@ def _pair_batch(
             r = R2[:, j, lo:hi]
             c = C[:, j, lo:hi]
             mag = np.abs(c)
-            unit_re = np.where(mag > 0, c.real / mag, 0.0)
-            unit_im = np.where(mag > 0, c.imag / mag, 0.0)
+            keep = mag > 0
+            if masked is not None:
+                valid = ~masked[:, j, lo:hi]
+                keep &= valid
+                r = np.where(valid, r, 0.0)
+            unit_re = np.where(keep, c.real / mag, 0.0)
+            unit_im = np.where(keep, c.imag / mag, 0.0)
             sums[:, _SUM_R2, j] = r.sum(axis=-1, dtype=np.float64)
             sums[:, _SUM_COS, j] = unit_re.sum(axis=-1, dtype=np.float64)
             sums[:, _SUM_SIN, j] = unit_im.sum(axis=-1, dtype=np.float64)
-            sums[:, _N_OUT, j] = hi - lo
+            sums[:, _N_OUT, j] = hi - lo if masked is None else valid.sum(axis=-1)
             if thr is not None:
-                sums[:, _N_SIG, j] = (r >= thr[:, j, None]).sum(axis=-1)
+                above = r >= thr[:, j, None]
+                sums[:, _N_SIG, j] = (above if masked is None else above & valid).sum(axis=-1)
     bad = ~np.isfinite(sums[:, _SUM_R2])  # constant traces: 0/0 coherence
     if thr is None:
         sums[:, _N_SIG] = np.nan
@@ -311,21 +355,31 @@ def _pair_batch(
     if not ctx.maps:
         return sums, None, None
     phase = np.angle(C).astype(real, copy=False)
-    return sums, R2.astype(real, copy=False), phase
+    R2 = R2.astype(real, copy=False)
+    if masked is not None:
+        R2[masked] = np.nan
+        phase[masked] = np.nan
+    return sums, R2, phase
 
 
 def _chunk_task(
-    blocks: list[np.ndarray], ref: tuple[np.ndarray, np.ndarray] | None, ia: np.ndarray,
-    ib: np.ndarray, thr: np.ndarray | None, left: int, t0: int, n_own: int, ctx: _Ctx,
+    blocks: list[np.ndarray], ref: tuple[np.ndarray, np.ndarray] | None,
+    gaps: list[np.ndarray] | None, ia: np.ndarray, ib: np.ndarray, thr: np.ndarray | None,
+    left: int, t0: int, n_own: int, ctx: _Ctx,
 ) -> dict[str, np.ndarray]:
     """All pairs of one chunk on one (overlapped) time block.
 
     ``blocks`` are the rows this chunk needs (concatenated); pair ``k`` is
     ``(rows[ia[k]], rows[ib[k]])``, or ``(rows[ia[k]], reference)`` where ``ib[k] < 0``.
-    Returns ``sums`` ``(pairs, 5, scales)`` and, with maps, ``coherence``/``phase``
-    ``(pairs, scales, n_own)``.
+    ``gaps`` (``nan_policy='interpolate'`` only): the same blocks of the *missing-sample*
+    mask (the rows hold interpolated values there). Returns ``sums`` ``(pairs, 5, scales)``
+    and, with maps, ``coherence``/``phase`` ``(pairs, scales, n_own)``.
     """
     x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
+    dist = None
+    if gaps is not None:  # distance to the nearest filled sample, over the halo too; own samples kept
+        g = gaps[0] if len(gaps) == 1 else np.concatenate(gaps, axis=0)
+        dist = kernels.gap_distance(g)[:, left : left + n_own]
     sm = ctx.smoother()
     grid = ctx.grid
     n_ext = x.shape[-1]
@@ -353,7 +407,8 @@ def _chunk_task(
             rows = ia[k0 : k0 + step]
             W, S = _transform_rows(x[rows], ctx, sm)
             t = None if thr is None else thr[k0 : k0 + step]
-            emit(k0, _pair_batch(W, S, Wr, Sr, t, ctx, sm, left, n_own, ranges))
+            d = None if dist is None else dist[rows]
+            emit(k0, _pair_batch(W, S, Wr, Sr, t, ctx, sm, left, n_own, ranges, d))
     else:
         W, S = _transform_rows(x, ctx, sm)
         for k0 in range(0, P, step):
@@ -362,7 +417,8 @@ def _chunk_task(
             if ref is not None and np.any(b < 0):
                 raise AssertionError("mixed reference and roi pairs in one chunk")
             t = None if thr is None else thr[k0 : k0 + step]
-            emit(k0, _pair_batch(W[a], S[a], W[b], S[b], t, ctx, sm, left, n_own, ranges))
+            d = None if dist is None else np.minimum(dist[a], dist[b])
+            emit(k0, _pair_batch(W[a], S[a], W[b], S[b], t, ctx, sm, left, n_own, ranges, d))
     out = {"sums": sums}
     if maps is not None:
         out["coherence"], out["phase"] = maps
@@ -755,6 +811,9 @@ def coherence(
     tol: float = DEFAULT_TOL,
     normalize: bool = True,
     detrend: str | None = None,
+    nan_policy: str = "raise",
+    max_gap: float | None = None,
+    constant: str = "nan",
     maps: bool = False,
     significance: Any = "ar1",
     mc_count: int = 300,
@@ -800,6 +859,24 @@ def coherence(
     normalize : bool
         Standardise every trace (and the reference) ``(y - mean) / std`` first, as pycwt's
         ``wct``; coherence does not depend on it, phase and lag neither.
+    nan_policy : {"raise", "interpolate"}
+        Missing samples (NaN/inf, e.g. from ``ingest(..., nan_policy="keep")``). Before any
+        computation the analysed traces are scanned once (one read of the data).
+        ``"raise"`` (default): any missing sample is an error naming the roi and frame.
+        ``"interpolate"``: gaps of at most ``max_gap`` seconds are filled by linear
+        interpolation (a gap touching an end of the record takes the nearest finite value),
+        *before* normalisation; every filled sample then counts as an internal edge of the
+        record, and at each scale the samples within its cone of influence (the reach of
+        :func:`bioxen_dask.kernels.gap_mask`: ``sqrt(2) * scale`` on each side for Morlet,
+        the rule the COI applies at the record's ends) are NaN in the ``coherence``/``phase``
+        maps and left out of every reduction (means, counts, ``significant_fraction``) of
+        the pairs the trace belongs to. Longer gaps, and traces with no finite sample, are
+        errors. External references must be finite.
+    max_gap : float, optional
+        Longest gap (seconds) filled with ``nan_policy="interpolate"`` (required there).
+    constant : {"nan", "raise"}
+        Constant traces: their pairs give NaN (default) or they are an error naming them
+        (pipelines use ``"raise"``).
     maps : bool
         Also return the full ``coherence`` and ``phase`` maps ``(pair, period, time)``
         (large: 8 bytes per pair, scale and sample in float32).
@@ -933,13 +1010,44 @@ def coherence(
         plan = _all_pairs_plan(sel, int(tile))
     if mode != "pairs":
         plan_order = None
+    given_thr = None
+    if significance is not None and not isinstance(significance, str):  # checked before any computing
+        given = np.asarray(significance.values if isinstance(significance, xr.DataArray) else significance, float)
+        P = len(plan.index_a)
+        if given.shape == (grid.n_scales,):
+            given_thr = np.broadcast_to(given, (P, grid.n_scales)).copy()
+        elif given.shape == (P, grid.n_scales):
+            given_thr = given.copy()
+        else:
+            raise ValueError(
+                f"thresholds must have shape (period,) = ({grid.n_scales},) or (pair, period) = "
+                f"({P}, {grid.n_scales}); got {given.shape}."
+            )
 
-    # --- lazy inputs
+    # --- lazy inputs, scanned once for missing samples and constant traces
     x = sig.data
     if not isinstance(x, da.Array):
         x = da.from_array(np.asarray(x), chunks=(max(1, min(n_rois, 256)), n))
     if x.dtype.kind not in "fiu":
         raise ValueError(f"signals must be real numbers, got dtype {x.dtype}.")
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got {nan_policy!r}.")
+    gap_samples = 0
+    if nan_policy == "interpolate":
+        if max_gap is None:
+            raise ValueError("nan_policy='interpolate' needs max_gap= (the longest gap to fill, in seconds).")
+        gap_samples = int(math.floor(_nonnegative_float(max_gap, "max_gap") / dt + 1e-9))
+    need = np.unique(np.concatenate([plan.index_a, plan.index_b[plan.index_b >= 0]]))
+    scan = scan_traces(x[need] if len(need) < n_rois else x)
+    roi_ids = np.asarray(sig["roi"].values) if "roi" in sig.coords else np.arange(n_rois)
+    scan.check(nan_policy=nan_policy, max_gap=gap_samples, roi_ids=roi_ids[need], positions=need, dt=dt,
+               constant=constant, where=f"the signals{'' if store_path is None else f' of {store_path}'}")
+    missing = None
+    if scan.n_missing.any():  # nan_policy == "interpolate" here
+        missing = ~da.isfinite(x)
+        x = _fill_gaps(x, gap_samples)
+    gap_attrs = {"nan_policy": nan_policy, "max_gap_s": "none" if max_gap is None else float(max_gap),
+                 "missing_samples": int(scan.n_missing.sum()), "rois_with_gaps": int((scan.n_missing > 0).sum())}
     single_mean = halo == 0 and p.remove_mean  # cwt removes the block mean itself, as in-memory
     x_norm = _normalise(x.rechunk({1: -1}) if halo == 0 else x, normalize, p.remove_mean and not single_mean,
                         detrend)
@@ -961,17 +1069,7 @@ def coherence(
             bucket=DEFAULT_BUCKET_WIDTH if ar1_bucket is None else ar1_bucket, boundary=boundary,
             dtype=dtype, cache=threshold_cache, progress=progress)
     elif significance is not None:
-        given = np.asarray(significance.values if isinstance(significance, xr.DataArray) else significance, float)
-        P = len(plan.index_a)
-        if given.shape == (grid.n_scales,):
-            thr = np.broadcast_to(given, (P, grid.n_scales)).copy()
-        elif given.shape == (P, grid.n_scales):
-            thr = given.copy()
-        else:
-            raise ValueError(
-                f"thresholds must have shape (period,) = ({grid.n_scales},) or (pair, period) = "
-                f"({P}, {grid.n_scales}); got {given.shape}."
-            )
+        thr = given_thr
         sig_attrs = {"significance": "thresholds given by the caller", "significance_level": level}
     thr_planned = None if thr is None else (thr[plan_order] if plan_order is not None else thr)
 
@@ -983,7 +1081,15 @@ def coherence(
     rows = rows.rechunk({0: plan.row_chunks, 1: t_chunks})
     ov = da.overlap.overlap(rows, depth={0: 0, 1: halo}, boundary="none") if halo else rows
     deps: list[Any] = [ov]
-    token = dask.base.tokenize(ov.name, ref_trace.name if ref_trace is not None else None, ctx,
+    gap_ov = None
+    if missing is not None:
+        gap_rows = missing if len(need) == n_rois and np.array_equal(plan.rows, np.arange(n_rois)) \
+            else missing[plan.rows]
+        gap_rows = gap_rows.rechunk({0: plan.row_chunks, 1: t_chunks})
+        gap_ov = da.overlap.overlap(gap_rows, depth={0: 0, 1: halo}, boundary="none") if halo else gap_rows
+        deps.append(gap_ov)
+    token = dask.base.tokenize(ov.name, gap_ov.name if gap_ov is not None else None,
+                               ref_trace.name if ref_trace is not None else None, ctx,
                                plan.chunk_blocks, [a.tolist() for a in plan.chunk_ia],
                                [b.tolist() for b in plan.chunk_ib], thr_planned)
     ref_name_key = f"coherence-reference-{token}"
@@ -1006,7 +1112,8 @@ def coherence(
             task = partial(_chunk_task, ia=plan.chunk_ia[c], ib=plan.chunk_ib[c], thr=t_c, left=lefts[tj],
                            t0=int(t_starts[tj]), n_own=int(t_chunks[tj]), ctx=ctx)
             ref_key = (ref_name_key, tj) if ref_trace is not None else None
-            dsk[(res_name, c, tj)] = (task, [(ov.name, b, tj) for b in blocks], ref_key)
+            gap_keys = None if gap_ov is None else [(gap_ov.name, b, tj) for b in blocks]
+            dsk[(res_name, c, tj)] = (task, [(ov.name, b, tj) for b in blocks], ref_key, gap_keys)
         dsk[(sum_name, c, 0, 0)] = (_sum_parts, [(res_name, c, tj) for tj in range(n_t)])
     graph = HighLevelGraph.from_collections(sum_name, dsk, dependencies=deps)
     J1 = grid.n_scales
@@ -1031,7 +1138,7 @@ def coherence(
         sums, map_arrays, plan=plan, grid=grid, p=p, sig=sig, n=n, dt=dt, thr=thr, ar1=(ar1_a, ar1_b),
         ref_name=ref_name, store_path=store_path, sig_attrs=sig_attrs,
         params=dict(mode=mode, boundary=boundary, dtype=dtype, tol=tol, normalize=bool(normalize),
-                    detrend="linear" if detrend else "none",
+                    detrend="linear" if detrend else "none", **gap_attrs,
                     maps=bool(maps), preset=p.name, scale_kernel=p.scale_kernel, coi_convention=p.coi,
                     time_blocks=n_t, halo=int(halo), tasks=len(dsk)),
     )

@@ -28,6 +28,8 @@ data read back (verified), and recomputes the others.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -118,9 +120,22 @@ def result_status(path: str | os.PathLike[str]) -> dict[str, Any]:
     if out["complete"]:
         out["regions_done"] = regions.get("count")
     elif (p / CHECKSUMS).exists():
-        sums = zarr.open_array(str(p / CHECKSUMS), mode="r")[:]
-        out["regions_done"] = int((sums != 0).sum())
+        out["regions_done"] = int((_stored_checksums(p) != 0).sum())
     return out
+
+
+def _stored_checksums(p: Path) -> np.ndarray:
+    """The per-region checksums of an incomplete result; 0 where none was written *or* where the
+    chunk cannot be read (a write cut short by a killed process)."""
+    arr = zarr.open_array(str(p / CHECKSUMS), mode="r")
+    try:
+        return np.asarray(arr[:], dtype=np.uint64)
+    except Exception:  # one damaged chunk: read them one by one
+        out = np.zeros(arr.shape, dtype=np.uint64)
+        for k in range(arr.shape[0]):
+            with contextlib.suppress(Exception):
+                out[k] = arr[k]
+        return out
 
 
 def result_info(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -303,10 +318,45 @@ def _read_region(group: zarr.Group, start: int, stop: int, axes: dict[str, int])
     return out
 
 
+def _region_verified(group: zarr.Group, k: int, start: int, stop: int, axes: dict[str, int]) -> bool:
+    """Region ``k`` has a checksum and its data reads back with it. Anything unreadable (a chunk
+    or checksum cut short by a killed process) counts as not written: it is recomputed."""
+    try:
+        expected = int(group[CHECKSUMS][k])
+        return expected != 0 and _checksum(_read_region(group, start, stop, axes)) == expected
+    except Exception:  # codec errors on a truncated chunk are RuntimeError/ValueError/...
+        return False
+
+
 def _consolidate(path: Path) -> None:
     with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec"
         warnings.simplefilter("ignore", category=UserWarning)
         zarr.consolidate_metadata(str(path))
+
+
+#: ``errno`` values that mean "no room left to write" (disk full, quota exceeded).
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+@contextlib.contextmanager
+def _space_errors(p: Path):
+    """Turn a full disk (or quota) while writing ``p`` into one clear error.
+
+    The result is never marked complete after such an error (the marker is the very last
+    write), and a re-run of the same pipeline resumes: regions already written and verified
+    are kept, the others are recomputed.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        raise OSError(
+            exc.errno,
+            f"disk full while writing the result {p} ({exc.strerror or exc}); it is not marked complete "
+            "and is never opened as a result. Free space (or choose an output on a larger disk) and "
+            "re-run the same pipeline: it resumes, keeping the regions already written and verified.",
+        ) from exc
 
 
 def _run(tasks: list[Any], progress: bool, desc: str) -> list[Any]:
@@ -373,6 +423,7 @@ def write_result(
     if action == "replace":
         shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     done: set[int] = set()
+    resumed = action == "resume"
     if action == "resume":
         group = zarr.open_group(str(p), mode="r+")
         info = group.attrs.get(REGIONS_ATTR) or {}
@@ -380,20 +431,24 @@ def write_result(
             raise OutputExistsError(
                 f"output {p} holds an incomplete result with another region layout; pass overwrite=True."
             )
-        sums = group[CHECKSUMS][:]
-        for k, (a, b) in enumerate(bounds):
-            if sums[k] != 0 and _checksum(_read_region(group, a, b, axes)) == int(sums[k]):
-                done.add(k)
-    else:
+        if CHECKSUMS not in group:  # interrupted while the template was written: no region is in
+            shutil.rmtree(p)
+            action, resumed = "create", False
+        else:
+            for k, (a, b) in enumerate(bounds):
+                if _region_verified(group, k, a, b, axes):
+                    done.add(k)
+    if action != "resume":
         template = ds.copy()
         template.attrs = {**ds.attrs, KIND_ATTR: "coherence", RUN_KEY_ATTR: key, COMPLETE_ATTR: False,
                           REGIONS_ATTR: {"dim": dim, "size": size, "count": len(bounds)}}
         p.parent.mkdir(parents=True, exist_ok=True)
-        template.to_zarr(str(p), mode="w", compute=False, encoding=_encoding(ds, dim, size),
-                         zarr_format=3, consolidated=False)
-        group = zarr.open_group(str(p), mode="r+")
-        group.create_array(CHECKSUMS, shape=(len(bounds),), chunks=(1,), dtype="uint64", fill_value=0,
-                           dimension_names=("region",))
+        with _space_errors(p):
+            template.to_zarr(str(p), mode="w", compute=False, encoding=_encoding(ds, dim, size),
+                             zarr_format=3, consolidated=False)
+            group = zarr.open_group(str(p), mode="r+")
+            group.create_array(CHECKSUMS, shape=(len(bounds),), chunks=(1,), dtype="uint64", fill_value=0,
+                               dimension_names=("region",))
     todo = [k for k in range(len(bounds)) if k not in done]
     if max_regions is not None:
         todo = todo[: int(max_regions)]
@@ -405,11 +460,12 @@ def write_result(
         )
         for k in todo
     ]
-    _run(tasks, progress, desc=f"writing {p.name}")
-    written = len(todo)
-    if max_regions is None or len(done) + written == len(bounds):
-        _finalize(p, len(bounds))
-    return WriteReport(p, len(bounds), written, len(done), action == "resume")
+    with _space_errors(p):
+        _run(tasks, progress, desc=f"writing {p.name}")
+        written = len(todo)
+        if max_regions is None or len(done) + written == len(bounds):
+            _finalize(p, len(bounds))
+    return WriteReport(p, len(bounds), written, len(done), resumed)
 
 
 def _finalize(p: Path, count: int) -> None:

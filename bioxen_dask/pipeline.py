@@ -4,7 +4,8 @@ A pipeline has these sections (every key optional except ``input.store`` and
 ``outputs.path``; see ``pipelines/calcium_coherence.yaml`` for a commented example)::
 
     input:          store (signals store path), rois (null | [i, ...] | {start, stop, step})
-    preprocessing:  normalize (z-score, default true), detrend (none | linear)
+    preprocessing:  normalize (z-score, default true), detrend (none | linear),
+                    nan_policy (raise | interpolate), max_gap (s, longest gap interpolated)
     grid:           min_period, max_period (s) | s0, J; dj, wavelet, preset, boundary, dtype, tol
     pairs:          mode (reference | list | all), reference (stored name | mean),
                     reference_file (.npy, one value per frame), list ([[a, b], ...])
@@ -19,7 +20,18 @@ Did you mean 'grid.min_period'?``). :func:`check` then verifies everything that 
 verified without computing — the input store, the grid, the pair indices, the reference,
 the output path — so a bad pipeline fails in a second, not after an hour.
 
-Relative paths are taken relative to the current working directory.
+Relative paths are taken relative to the current working directory. A pipeline writes only
+where it says: ``outputs.path``, ``outputs.figures``, ``outputs.summary`` and
+``significance.cache`` (default ``~/.cache/bioxen-dask``); none of them may lie inside the input
+store (which is opened read-only and never modified), an existing folder that is not a result is
+never replaced, and a summary never replaces a file that is not a bioxen-dask summary.
+
+Missing samples (``preprocessing.nan_policy``): ``raise`` (default) refuses any NaN/inf in the
+analysed traces, naming the roi and frame, before anything is computed or written;
+``interpolate`` fills gaps of at most ``preprocessing.max_gap`` seconds by linear interpolation
+and masks, at each scale, the samples within the gap's cone of influence (NaN in the maps, left
+out of every reduction); see :func:`bioxen_dask.coherence`. Constant traces are always an error
+(exclude them with ``input.rois``).
 """
 
 from __future__ import annotations
@@ -90,6 +102,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "preprocessing": {
         "normalize": Key(("bool",), True, "z-score every trace first (pycwt's wct)"),
         "detrend": Key(("str",), "none", "remove each trace's least-squares line", choices=("none", "linear")),
+        "nan_policy": Key(("str",), "raise", "missing samples (NaN/inf): an error, or short gaps interpolated "
+                          "and masked in the outputs", choices=("raise", "interpolate")),
+        "max_gap": Key(("number",), 1.0, "longest gap (s) filled with nan_policy 'interpolate'",
+                       check=lambda v: None if v >= 0 else "must be >= 0 seconds"),
     },
     "grid": {
         "min_period": Key(("null", "number"), None, "smallest period (s)", check=_positive),
@@ -330,6 +346,7 @@ class Pipeline:
         cfg = {k: v for k, v in self.config.items() if k not in ("cluster",)}
         cfg["outputs"] = {k: v for k, v in cfg["outputs"].items() if k in ("maps", "region_size")}
         cfg["compute"] = {}
+        cfg["significance"] = {k: v for k, v in cfg["significance"].items() if k != "cache"}  # where, not what
         desc = {"config": cfg, "fingerprint": self.facts.get("fingerprint"), "version": __version__}
         blob = json.dumps(desc, sort_keys=True, default=str).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
@@ -449,6 +466,12 @@ def check(pipeline: Pipeline) -> Pipeline:
                            s0=g["s0"], J=g["J"], wavelet=g["wavelet"], preset=g["preset"])
     except ValueError as exc:
         raise PipelineError(f"grid: {exc}") from None
+    from ._validation import check_length
+
+    try:
+        check_length(n, grid, f"the input store ({store})")
+    except ValueError as exc:
+        raise PipelineError(f"grid: {exc}") from None
     rois = _roi_positions(cfg["input"]["rois"], n_rois)
     pr = cfg["pairs"]
     if pr["mode"] == "list":
@@ -469,9 +492,10 @@ def check(pipeline: Pipeline) -> Pipeline:
         path = Path(pr["reference_file"])
         if not path.is_file():
             raise FileNotFoundError(f"pairs.reference_file: no file {path}.")
-        ref = np.load(path, mmap_mode="r", allow_pickle=False)
+        ref = _load_reference_file(path)
         if ref.shape != (n,):
             raise PipelineError(f"pairs.reference_file: shape {ref.shape}, expected one value per frame ({n},).")
+    _check_paths(cfg, store)
     pipeline.facts.update(n_rois=n_rois, n_frames=n, fs=fs, n_scales=grid.n_scales,
                           fingerprint=fingerprint(store), rois=rois)
     o = cfg["outputs"]
@@ -479,6 +503,54 @@ def check(pipeline: Pipeline) -> Pipeline:
                                             key=pipeline.key())
     pipeline.cluster_config()
     return pipeline
+
+
+def _load_reference_file(path: Path) -> np.ndarray:
+    """A ``.npy`` reference trace: numbers only, never unpickled."""
+    try:
+        ref = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise PipelineError(
+            f"pairs.reference_file: {path} holds Python objects (a pickle) or is not a .npy array ({exc}); "
+            "bioxen-dask never unpickles files: save the trace with np.save(path, np.asarray(trace, float))."
+        ) from None
+    if ref.dtype.kind not in "iuf":
+        raise PipelineError(f"pairs.reference_file: {path} must hold real numbers, got dtype {ref.dtype}.")
+    return ref
+
+
+def _inside(path: Path, root: Path) -> bool:
+    p, r = path.expanduser().absolute().resolve(), root.absolute().resolve()
+    return p == r or p.is_relative_to(r)
+
+
+def _check_paths(cfg: Mapping[str, Any], store: Path) -> None:
+    """Outputs go only where the pipeline names them, never into the input store, and a summary
+    never replaces a file that is not one."""
+    named = {"outputs.path": cfg["outputs"]["path"], "outputs.figures": cfg["outputs"]["figures"],
+             "outputs.summary": cfg["outputs"]["summary"], "significance.cache": cfg["significance"]["cache"]}
+    for key, value in named.items():
+        if value is not None and _inside(Path(value), store):
+            raise PipelineError(
+                f"{key}: {value} is inside the input store {store}, which is never modified; choose a "
+                "path outside it."
+            )
+    summary = cfg["outputs"]["summary"]
+    if summary is not None:
+        path = Path(summary)
+        if path.is_dir() or (path.exists() and not _is_summary(path)):
+            raise PipelineError(
+                f"outputs.summary: {path} exists and is not a bioxen-dask summary; it is never replaced. "
+                "Choose another file name."
+            )
+
+
+def _is_summary(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "output" in data and "write" in data
 
 
 # ----------------------------------------------------------------------------- running
@@ -498,7 +570,8 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
     ds.encoding["source"] = str(store)
     kw: dict[str, Any] = {}
     if pr["mode"] == "reference":
-        kw["reference"] = pr["reference"] if pr["reference"] is not None else np.load(pr["reference_file"], allow_pickle=False)
+        kw["reference"] = (pr["reference"] if pr["reference"] is not None
+                           else np.asarray(_load_reference_file(Path(pr["reference_file"]))))
         kw["rois"] = pipeline.facts.get("rois")
     elif pr["mode"] == "list":
         kw["pairs"] = pr["list"]
@@ -512,6 +585,7 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
         ds, **kw, min_period=g["min_period"], max_period=g["max_period"], dj=g["dj"], s0=g["s0"], J=g["J"],
         wavelet=g["wavelet"], preset=g["preset"], boundary=g["boundary"], dtype=g["dtype"], tol=g["tol"],
         normalize=cfg["preprocessing"]["normalize"], detrend=cfg["preprocessing"]["detrend"],
+        nan_policy=cfg["preprocessing"]["nan_policy"], max_gap=cfg["preprocessing"]["max_gap"], constant="raise",
         maps=cfg["outputs"]["maps"], significance="ar1" if s["enabled"] else None, mc_count=s["mc_count"],
         level=s["level"], seed=s["seed"], ar1_bucket=s["bucket_width"], threshold_cache=s["cache"],
         roi_chunk=c["roi_chunk"], pair_chunk=c["pair_chunk"], time_chunk=c["time_chunk"],
@@ -696,13 +770,14 @@ def _one_pair_map(result: Any, cfg: Mapping[str, Any], k: int, coherence: Callab
 
     g, pr = cfg["grid"], cfg["pairs"]
     ds = open_signals_store(cfg["input"]["store"])
-    ref = pr["reference"] if pr["reference"] is not None else np.load(pr["reference_file"], allow_pickle=False)
+    ref = pr["reference"] if pr["reference"] is not None else np.asarray(_load_reference_file(Path(pr["reference_file"])))
     thr = result["threshold"].values[k : k + 1] if "threshold" in result else None
     return coherence(
         ds, reference=ref, rois=[int(result["index_a"].values[k])], min_period=g["min_period"],
         max_period=g["max_period"], dj=g["dj"], s0=g["s0"], J=g["J"], wavelet=g["wavelet"], preset=g["preset"],
         boundary=g["boundary"], dtype=g["dtype"], tol=g["tol"], normalize=cfg["preprocessing"]["normalize"],
-        detrend=cfg["preprocessing"]["detrend"], maps=True, significance=thr,
+        detrend=cfg["preprocessing"]["detrend"], nan_policy=cfg["preprocessing"]["nan_policy"],
+        max_gap=cfg["preprocessing"]["max_gap"], maps=True, significance=thr,
     ).compute()
 
 

@@ -349,7 +349,13 @@ def _read_nwb(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
     pynwb = _import_optional("pynwb")
     from pynwb.ophys import DfOverF, RoiResponseSeries
 
-    nwbfile = stack.enter_context(pynwb.NWBHDF5IO(str(source), mode="r")).read()
+    try:
+        nwbfile = stack.enter_context(pynwb.NWBHDF5IO(str(source), mode="r")).read()
+    except Exception as exc:  # hdmf raises anything from KeyError to TypeError on malformed files
+        raise ValueError(
+            f"{source} could not be read as an NWB file ({type(exc).__name__}: {exc}); check that it is a "
+            "valid NWB 2 file (e.g. with nwbinspector), or export the traces to .npy/HDF5 and ingest those"
+        ) from exc
     candidates = {_nwb_path(o): o for o in nwbfile.objects.values() if isinstance(o, RoiResponseSeries)}
     path, series = _pick(candidates, opt.dataset, source, "RoiResponseSeries")
     data = series.data

@@ -123,16 +123,27 @@ def _run(tasks: Sequence[Any], fn: Callable[[Any, dict], None], nthreads: int) -
         pool = _POOLS.get(key)
         if pool is None:
             pool = _POOLS[key] = ThreadPoolExecutor(nthreads, thread_name_prefix="bioxen-fft")
+    # Dynamic scheduling over runs of consecutive tasks (consecutive tasks share cached
+    # data): a thread slowed by other load on its core takes fewer runs.
+    n_runs = min(len(tasks), 4 * nthreads)
+    bounds = [len(tasks) * i // n_runs for i in range(n_runs + 1)]
+    runs = iter(range(n_runs))
+    lock = threading.Lock()
 
-    def worker(chunk):
+    def worker(_):
         scratch = _thread_scratch()
         try:
-            for t in chunk:
-                fn(t, scratch)
+            while True:
+                with lock:
+                    r = next(runs, None)
+                if r is None:
+                    return
+                for t in tasks[bounds[r] : bounds[r + 1]]:
+                    fn(t, scratch)
         finally:
             _release_scratch(scratch)
 
-    list(pool.map(worker, [tasks[i::nthreads] for i in range(nthreads)]))
+    list(pool.map(worker, range(nthreads)))
 
 
 def _scratch(scratch: dict, xp, shape: tuple[int, ...], dtype, name: str = "work") -> Any:
@@ -443,26 +454,28 @@ def _apply_bank(spec: Any, bank: Any, out: Any, band: Band, n: int, cplx: np.dty
         tiles += [(b, min(b + rows, nb), n_full, n_full + 1) for b in range(0, nb, rows)]
     n_sc = band.stop - band.start
     left = band.left
+    # tasks: (tile, group of scales); consecutive tasks share the tile's spectrum in cache
+    tasks = []
+    for b0, b1, s0, s1 in tiles:
+        per = max(1, rows // ((b1 - b0) * (s1 - s0)))
+        tasks += [(b0, b1, s0, s1, j0, min(j0 + per, n_sc)) for j0 in range(0, n_sc, per)]
 
-    def run(tile, scratch):
-        b0, b1, s0, s1 = tile
+    def run(task, scratch):
+        b0, b1, s0, s1, j0, j1 = task
         bb, ss = b1 - b0, s1 - s0
-        per = max(1, rows // (bb * ss))
         sp = spec[b0:b1, s0:s1][None]
-        for j0 in range(0, n_sc, per):
-            j1 = min(j0 + per, n_sc)
-            kk = j1 - j0
-            w = _scratch(scratch, xp, (kk, bb, ss, nfft), cplx)
-            xp.multiply(sp, bank[j0:j1, None, None, :], out=w)
-            w = fft.ifft(w, axis=-1, overwrite_x=True)
-            c0, c1 = band.start + j0, band.start + j1
-            if s0 < n_full:
-                dst = out[b0:b1, c0:c1, s0 * hop : s1 * hop].reshape(bb, kk, ss, hop)
-                dst[...] = w[..., left : left + hop].transpose(1, 0, 2, 3)
-            else:
-                out[b0:b1, c0:c1, n_full * hop :] = w[:, :, 0, left : left + rem].transpose(1, 0, 2)
+        kk = j1 - j0
+        w = _scratch(scratch, xp, (kk, bb, ss, nfft), cplx)
+        xp.multiply(sp, bank[j0:j1, None, None, :], out=w)
+        w = fft.ifft(w, axis=-1, overwrite_x=True)
+        c0, c1 = band.start + j0, band.start + j1
+        if s0 < n_full:
+            dst = out[b0:b1, c0:c1, s0 * hop : s1 * hop].reshape(bb, kk, ss, hop)
+            dst[...] = w[..., left : left + hop].transpose(1, 0, 2, 3)
+        else:
+            out[b0:b1, c0:c1, n_full * hop :] = w[:, :, 0, left : left + rem].transpose(1, 0, 2)
 
-    _run(tiles, run, nthreads)
+    _run(tasks, run, nthreads)
 
 
 def _long_band(x2: Any, out: Any, band: Band, bank: _TrimmedBank, n: int, cplx: np.dtype, xp, fft,
