@@ -871,7 +871,8 @@ def coherence(
         the rule the COI applies at the record's ends) are NaN in the ``coherence``/``phase``
         maps and left out of every reduction (means, counts, ``significant_fraction``) of
         the pairs the trace belongs to. Longer gaps, and traces with no finite sample, are
-        errors. External references must be finite.
+        errors. External and stored references must be finite; the population mean
+        (``reference="mean"``) is taken over the filled traces.
     max_gap : float, optional
         Longest gap (seconds) filled with ``nan_policy="interpolate"`` (required there).
     constant : {"nan", "raise"}

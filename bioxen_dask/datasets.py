@@ -23,7 +23,10 @@ How a write goes (:func:`write_result`):
    consolidated and ``complete=True`` is written — the very last write.
 
 A re-run of an interrupted write skips regions whose checksum is present *and* matches the
-data read back (verified), and recomputes the others.
+data read back (verified), and recomputes the others: a chunk or checksum cut short by a killed
+process, or damaged since, counts as not written; a run killed while the template was written
+starts over. A full disk (``ENOSPC``/``EDQUOT``) is one clear ``OSError`` naming the output;
+the result then stays incomplete and resumes the same way once there is space.
 """
 
 from __future__ import annotations

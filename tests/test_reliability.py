@@ -213,8 +213,9 @@ def test_ingest_can_keep_missing_samples_and_records_them(tmp_path):
     np.save(tmp_path / "x.npy", x)
     with pytest.raises(ValueError, match=r"roi 1 \(row 1\), frame 5 .*nan_policy='keep'"):
         ingest(tmp_path / "x.npy", tmp_path / "a.zarr", fs=FS)
-    out = ingest(tmp_path / "x.npy", tmp_path / "b.zarr", fs=FS, nan_policy="keep")
-    ds = open_signals_store(out)
+    assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "b.zarr"), "--fs", "30",
+                 "--nan-policy", "keep"]) == 0
+    ds = open_signals_store(tmp_path / "b.zarr")
     assert ds.attrs["missing_samples"] == 5
     assert ds.attrs["preprocessing"][-1] == "non-finite values kept as missing samples (NaN): 5"
     np.testing.assert_array_equal(np.isnan(ds.signals.values), ~np.isfinite(x))
