@@ -10,7 +10,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml deploy/install-system-deps.sh
+	-sh deploy/install-system-deps.sh
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
