@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import dask
 
 from . import _cluster_jobqueue as _jq
+from .kernels._device import GPUUnavailableError, gpu_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
@@ -95,10 +96,6 @@ _QUIET_HTTP_ADDRESS = "127.0.0.1:0"
 
 class ClusterConnectionError(ConnectionError):
     """A scheduler or gateway could not be reached within ``connect_timeout``."""
-
-
-class GPUUnavailableError(RuntimeError):
-    """``kind='cuda'`` was requested but no usable CUDA GPU (or GPU stack) was found."""
 
 
 # --------------------------------------------------------------------------- validation
@@ -1115,16 +1112,12 @@ def _start_gateway(config: ClusterConfig, stack: contextlib.ExitStack) -> Client
 
 def _gpu_problem(options: CudaOptions) -> str | None:
     """Why ``kind='cuda'`` cannot run here, or ``None`` when it can."""
-    try:
-        import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install raising on import
-        return f"CuPy cannot be imported ({type(exc).__name__}: {exc})"
-    try:
-        count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception as exc:  # cupy_backends...CUDARuntimeError: no driver / no device
-        return f"CuPy finds no CUDA device ({type(exc).__name__}: {exc})"
-    if count < 1:
-        return "CuPy reports 0 CUDA devices"
+    problem = gpu_problem()  # CuPy and a CUDA device (shared with device='gpu')
+    if problem is not None:
+        return problem
+    import cupy
+
+    count = int(cupy.cuda.runtime.getDeviceCount())
     if options.devices is not None:
         missing = [d for d in options.devices if d >= count]
         if missing:

@@ -54,7 +54,8 @@ from ._api import PHASE_CONVENTION, _version, grid_coords
 from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._plan import check_boundary
-from .kernels._xp import array_namespace
+from .kernels._device import check_device, device_namespace, rows_per_batch
+from .kernels._xp import array_namespace, to_numpy
 from .presets import Preset, get_preset
 from .wavelets import MotherWavelet, get_wavelet
 
@@ -262,6 +263,7 @@ class _Ctx:
     maps: bool
     block_bytes: int
     workers: int | None
+    device: str = "cpu"  # "gpu": blocks computed with CuPy, results returned to the host
 
     def smoother(self) -> _BandSmoother:
         return _BandSmoother(self.grid, scale_kernel=self.scale_kernel, boundary=self.boundary,
@@ -272,7 +274,8 @@ def _transform_rows(x: np.ndarray, ctx: _Ctx, sm: _BandSmoother) -> tuple[np.nda
     """CWT and smoothed scaled power of rows ``x`` (rows, n_ext), batched by memory."""
     n_ext = x.shape[-1]
     per_row = ctx.grid.n_scales * n_ext * _PAIR_BYTES_PER_POINT
-    step = max(1, ctx.block_bytes // max(1, per_row))
+    xp = array_namespace(x)
+    step = rows_per_batch(per_row, ctx.block_bytes, xp, what="roi transform")  # GPU: from free memory
     Ws, Ss = [], []
     for r0 in range(0, x.shape[0], step):
         W = kernels.cwt(x[r0 : r0 + step], ctx.grid, boundary=ctx.boundary, tol=ctx.tol,
@@ -281,7 +284,7 @@ def _transform_rows(x: np.ndarray, ctx: _Ctx, sm: _BandSmoother) -> tuple[np.nda
         Ss.append(sm(kernels.scaled_power(W, ctx.grid)))
     if len(Ws) == 1:
         return Ws[0], Ss[0]
-    return np.concatenate(Ws), np.concatenate(Ss)
+    return xp.concatenate(Ws), xp.concatenate(Ss)
 
 
 def _coi_ranges(ctx: _Ctx, t0: int, n_own: int) -> np.ndarray:
@@ -311,19 +314,21 @@ def _pair_batch(
     """
     grid = ctx.grid
     W12 = kernels.cross_spectrum(W1, W2)
+    xp = array_namespace(W12)  # NumPy, or CuPy with device='gpu' (sums stay on the device)
     real = W12.real.dtype
-    inv_s = (1.0 / grid.scales)[:, None].astype(real)
+    inv_s = xp.asarray((1.0 / grid.scales)[:, None].astype(real))
     S12 = sm(W12 * inv_s)
     own = slice(left, left + n_own)
     with np.errstate(divide="ignore", invalid="ignore"):
         num = S12.real[..., own] ** 2 + S12.imag[..., own] ** 2
-        den = np.broadcast_to(S1, S12.shape)[..., own] * np.broadcast_to(S2, S12.shape)[..., own]
-        R2 = np.clip(num / den, 0.0, 1.0)
+        den = xp.broadcast_to(S1, S12.shape)[..., own] * xp.broadcast_to(S2, S12.shape)[..., own]
+        R2 = xp.clip(num / den, 0.0, 1.0)
     del S12, num, den
     C = W12[..., own]
     b = R2.shape[0]
-    masked = None if gap is None else kernels.gap_mask(gap, grid)  # (b, scales, n_own)
-    sums = np.zeros((b, _N_SUMS, grid.n_scales))
+    masked = None if gap is None else xp.asarray(kernels.gap_mask(gap, grid))  # (b, scales, n_own)
+    thr = None if thr is None else xp.asarray(thr)
+    sums = xp.zeros((b, _N_SUMS, grid.n_scales))
     with np.errstate(divide="ignore", invalid="ignore"):
         for j in range(grid.n_scales):
             lo, hi = ranges[j]
@@ -331,14 +336,14 @@ def _pair_batch(
                 continue
             r = R2[:, j, lo:hi]
             c = C[:, j, lo:hi]
-            mag = np.abs(c)
+            mag = xp.abs(c)
             keep = mag > 0
             if masked is not None:
                 valid = ~masked[:, j, lo:hi]
                 keep &= valid
-                r = np.where(valid, r, 0.0)
-            unit_re = np.where(keep, c.real / mag, 0.0)
-            unit_im = np.where(keep, c.imag / mag, 0.0)
+                r = xp.where(valid, r, 0.0)
+            unit_re = xp.where(keep, c.real / mag, 0.0)
+            unit_im = xp.where(keep, c.imag / mag, 0.0)
             sums[:, _SUM_R2, j] = r.sum(axis=-1, dtype=np.float64)
             sums[:, _SUM_COS, j] = unit_re.sum(axis=-1, dtype=np.float64)
             sums[:, _SUM_SIN, j] = unit_im.sum(axis=-1, dtype=np.float64)
@@ -346,15 +351,15 @@ def _pair_batch(
             if thr is not None:
                 above = r >= thr[:, j, None]
                 sums[:, _N_SIG, j] = (above if masked is None else above & valid).sum(axis=-1)
-    bad = ~np.isfinite(sums[:, _SUM_R2])  # constant traces: 0/0 coherence
+    bad = ~xp.isfinite(sums[:, _SUM_R2])  # constant traces: 0/0 coherence
     if thr is None:
         sums[:, _N_SIG] = np.nan
     else:
-        sums[:, _N_SIG] = np.where(np.isnan(thr), np.nan, sums[:, _N_SIG])
-    sums[:, _N_SIG] = np.where(bad, np.nan, sums[:, _N_SIG])
+        sums[:, _N_SIG] = xp.where(xp.isnan(thr), np.nan, sums[:, _N_SIG])
+    sums[:, _N_SIG] = xp.where(bad, np.nan, sums[:, _N_SIG])
     if not ctx.maps:
         return sums, None, None
-    phase = np.angle(C).astype(real, copy=False)
+    phase = xp.angle(C).astype(real, copy=False)
     R2 = R2.astype(real, copy=False)
     if masked is not None:
         R2[masked] = np.nan
@@ -376,6 +381,8 @@ def _chunk_task(
     and, with maps, ``coherence``/``phase`` ``(pairs, scales, n_own)``.
     """
     x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
+    xp = device_namespace(ctx.device, "coherence(device='gpu')")
+    x = xp.asarray(x)  # host -> device with device='gpu'; results come back in emit()
     dist = None
     if gaps is not None:  # distance to the nearest filled sample, over the halo too; own samples kept
         g = gaps[0] if len(gaps) == 1 else np.concatenate(gaps, axis=0)
@@ -391,21 +398,21 @@ def _chunk_task(
         real, _ = kernels.resolve_dtype(ctx.dtype)
         maps = (np.empty((P, grid.n_scales, n_own), real), np.empty((P, grid.n_scales, n_own), real))
     per_pair = grid.n_scales * n_ext * _PAIR_BYTES_PER_POINT
-    step = max(1, ctx.block_bytes // 2 // max(1, per_pair))
+    step = rows_per_batch(2 * per_pair, ctx.block_bytes, xp, limit=max(1, P), what="pair")
 
     def emit(k0: int, out: tuple) -> None:
         s, R2, ph = out
-        sums[k0 : k0 + len(s)] = s
+        sums[k0 : k0 + len(s)] = to_numpy(s)
         if maps is not None:
-            maps[0][k0 : k0 + len(s)] = R2
-            maps[1][k0 : k0 + len(s)] = ph
+            maps[0][k0 : k0 + len(s)] = to_numpy(R2)
+            maps[1][k0 : k0 + len(s)] = to_numpy(ph)
 
     if ref is not None and np.all(ib < 0):
         # Reference mode: stream over rows; each roi transformed once, never all kept.
-        Wr, Sr = ref
+        Wr, Sr = xp.asarray(ref[0]), xp.asarray(ref[1])
         for k0 in range(0, P, step):
             rows = ia[k0 : k0 + step]
-            W, S = _transform_rows(x[rows], ctx, sm)
+            W, S = _transform_rows(x[xp.asarray(rows)], ctx, sm)
             t = None if thr is None else thr[k0 : k0 + step]
             d = None if dist is None else dist[rows]
             emit(k0, _pair_batch(W, S, Wr, Sr, t, ctx, sm, left, n_own, ranges, d))
@@ -418,7 +425,8 @@ def _chunk_task(
                 raise AssertionError("mixed reference and roi pairs in one chunk")
             t = None if thr is None else thr[k0 : k0 + step]
             d = None if dist is None else np.minimum(dist[a], dist[b])
-            emit(k0, _pair_batch(W[a], S[a], W[b], S[b], t, ctx, sm, left, n_own, ranges, d))
+            a_, b_ = xp.asarray(a), xp.asarray(b)
+            emit(k0, _pair_batch(W[a_], S[a_], W[b_], S[b_], t, ctx, sm, left, n_own, ranges, d))
     out = {"sums": sums}
     if maps is not None:
         out["coherence"], out["phase"] = maps
@@ -427,8 +435,9 @@ def _chunk_task(
 
 def _ref_task(block: np.ndarray, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
     """The reference's transform and smoothed scaled power on one (overlapped) time block."""
-    W, S = _transform_rows(block.reshape(1, -1), ctx, ctx.smoother())
-    return W[0], S[0]
+    xp = device_namespace(ctx.device, "coherence(device='gpu')")
+    W, S = _transform_rows(xp.asarray(block.reshape(1, -1)), ctx, ctx.smoother())
+    return to_numpy(W[0]), to_numpy(S[0])  # host arrays between tasks (the graph's meta is NumPy)
 
 
 def _sum_parts(parts: list[dict[str, np.ndarray]]) -> np.ndarray:
@@ -827,6 +836,7 @@ def coherence(
     time_chunk: int | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     workers: int | None = None,
+    device: str = "cpu",
 ) -> xr.Dataset:
     """Wavelet coherence of many pairs of signals, lazily, as a labelled Dataset.
 
@@ -903,6 +913,13 @@ def coherence(
         (long records), working-memory target of one task.
     workers : int, optional
         FFT threads inside each task.
+    device : {"cpu", "gpu"}
+        Where the blocks are computed. ``"gpu"``: CuPy on the worker's current CUDA device
+        (e.g. a ``--cluster cuda`` worker), with roi/pair batches sized from the device's free
+        memory; inputs go to the device and results come back to the host at the end of each
+        task, so the written dataset is the same (float32 to ~1e-4 relative). Without CuPy or
+        a CUDA device the tasks raise :class:`bioxen_dask.kernels.GPUUnavailableError`,
+        never falling back to the CPU.
 
     Returns
     -------
@@ -966,6 +983,7 @@ def coherence(
         raise ValueError(f"significance must be 'ar1', None or an array of thresholds; got {significance!r}.")
     if block_bytes < 2**20:
         raise ValueError(f"block_bytes must be at least 1 MiB, got {block_bytes}.")
+    device = check_device(device)
 
     # --- pairs
     sel = np.arange(n_rois) if rois is None else _check_positions(rois, n_rois, "rois")
@@ -1077,7 +1095,7 @@ def coherence(
     # --- graph
     ctx = _Ctx(grid=grid, scale_kernel=p.scale_kernel, boundary=boundary, tol=tol, dtype=dtype,
                remove_mean=single_mean, n=int(n), coi_convention=p.coi, maps=bool(maps),
-               block_bytes=int(block_bytes), workers=workers)
+               block_bytes=int(block_bytes), workers=workers, device=device)
     rows = x_norm if (len(plan.rows) == n_rois and np.array_equal(plan.rows, np.arange(n_rois))) else x_norm[plan.rows]
     rows = rows.rechunk({0: plan.row_chunks, 1: t_chunks})
     ov = da.overlap.overlap(rows, depth={0: 0, 1: halo}, boundary="none") if halo else rows

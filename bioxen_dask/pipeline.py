@@ -11,7 +11,7 @@ A pipeline has these sections (every key optional except ``input.store`` and
                     reference_file (.npy, one value per frame), list ([[a, b], ...])
     significance:   enabled, method (ar1), mc_count, level, seed, bucket_width, cache
     outputs:        path (.zarr), maps, overwrite, resume, region_size, figures (folder), summary (.json)
-    compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers
+    compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers, device
     cluster:        see bioxen_dask.cluster.ClusterConfig (kind: local | address | slurm | pbs | gateway | cuda)
 
 Files are read with ``yaml.safe_load`` and validated against this schema: an unknown key or
@@ -150,6 +150,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "time_chunk": Key(("null", "int"), None, "samples per time block (long records)", check=_at_least_one),
         "block_bytes": Key(("bytes",), "512MiB", "working memory of one task"),
         "fft_workers": Key(("null", "int"), None, "FFT threads inside a task", check=_at_least_one),
+        "device": Key(("null", "str"), None, "where blocks are computed: cpu | gpu (CuPy); null: gpu "
+                      "with cluster kind cuda, else cpu", choices=("cpu", "gpu")),
     },
     "cluster": {},  # validated by bioxen_dask.cluster.ClusterConfig
 }
@@ -590,6 +592,7 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
         level=s["level"], seed=s["seed"], ar1_bucket=s["bucket_width"], threshold_cache=s["cache"],
         roi_chunk=c["roi_chunk"], pair_chunk=c["pair_chunk"], time_chunk=c["time_chunk"],
         block_bytes=int(block_bytes), workers=c["fft_workers"], progress=progress,
+        device=c["device"] or ("gpu" if (cfg.get("cluster") or {}).get("kind") == "cuda" else "cpu"),
     )
     result.attrs["pipeline"] = json.dumps(_jsonable(cfg), sort_keys=True)
     if pipeline.source:
