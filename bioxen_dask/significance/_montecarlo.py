@@ -34,6 +34,8 @@ import numpy as np
 
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ..kernels import Smoother, coherence, cwt
+from ..kernels._device import batch_size_for, device_namespace, free_memory
+from ..kernels._xp import to_numpy
 from ._multirate import DEFAULT_INTERIOR, N_CLASSES, multirate_plan
 from ._surrogates import NullModel, surrogate_seed
 
@@ -307,6 +309,10 @@ class MonteCarloSpec:
         Keep every surrogate's time-averaged outside-COI coherence (for p-values).
     pooled : bool
         Accumulate pooled histograms.
+    device : {"cpu", "gpu"}
+        Where the surrogate pairs are transformed and histogrammed (``"gpu"``: CuPy on the
+        task's current CUDA device; surrogates are still drawn on the host from the same
+        seeds, and partials come back as NumPy).
     """
 
     grid: ScaleGrid
@@ -324,6 +330,7 @@ class MonteCarloSpec:
     topk: int = 0
     time_averaged: bool = False
     pooled: bool = True
+    device: str = "cpu"
 
     @property
     def n_classes(self) -> int:
@@ -375,12 +382,22 @@ class MonteCarloSpec:
         rng = np.random.default_rng(surrogate_seed(self.root, int(i)))
         return self.null.pair(rng, self.n_samples)
 
+    def _namespace(self):
+        """NumPy, or CuPy with ``device='gpu'`` once one pair is known to fit on the device."""
+        xp = device_namespace(self.device, "significance(device='gpu')")
+        if xp is not np:  # pairs run one at a time: the device working set is one pair
+            batch_size_for(self.memory_per_pair(), free_memory(xp), what="surrogate pair",
+                           reduce="the surrogate length (largest period) or the number of scales")
+        return xp
+
     def _run_multirate(self, idx: np.ndarray) -> Partial:
         plan = self.plan()
-        counts = np.zeros(self.grid.n_scales * N_CLASSES * self.nbins, dtype=np.int64)
+        xp = self._namespace()
+        counts = xp.zeros(self.grid.n_scales * N_CLASSES * self.nbins, dtype=np.int64)
         for i in idx:
             y1, y2 = self._pair(i)
-            plan.accumulate(y1, y2, counts)
+            plan.accumulate(xp.asarray(y1), xp.asarray(y2), counts)
+        counts = to_numpy(counts)
         return Partial(counts.reshape(self.grid.n_scales, N_CLASSES, self.nbins), None, idx, None)
 
     def _run_exact(self, idx: np.ndarray) -> Partial:
@@ -388,25 +405,26 @@ class MonteCarloSpec:
         S = grid.n_scales
         smoother = Smoother(grid, scale_kernel=self.scale_kernel, boundary=self.boundary, tol=self.tol)
         kw = dict(boundary=self.boundary, dtype=self.dtype, remove_mean=self.remove_mean, tol=self.tol)
-        outside = outside_coi_mask(grid, n)
-        offsets = (np.arange(S, dtype=np.int64) * nb)[:, None]
-        counts = np.zeros(S * nb, dtype=np.int64) if self.pooled else None
+        xp = self._namespace()
+        outside = xp.asarray(outside_coi_mask(grid, n))
+        offsets = xp.asarray((np.arange(S, dtype=np.int64) * nb)[:, None])
+        counts = xp.zeros(S * nb, dtype=np.int64) if self.pooled else None
         fields = [] if self.topk else None
         means = np.empty((idx.size, S)) if self.time_averaged else None
         for a, i in enumerate(idx):
-            y1, y2 = self._pair(i)
+            y1, y2 = (xp.asarray(y) for y in self._pair(i))
             R2, _ = coherence(cwt(y1, grid, **kw), cwt(y2, grid, **kw), smoother, clip=True, **_NO_PHASE)
-            R2 = np.asarray(R2)
-            if counts is not None:
-                ok = outside & np.isfinite(R2)
-                b = np.minimum((np.where(ok, R2, 0) * nb).astype(np.int64), nb - 1) + offsets
-                counts += np.bincount(b[ok], minlength=S * nb)
+            if counts is not None:  # histogram on the device; fields and means on the host
+                ok = outside & xp.isfinite(R2)
+                b = xp.minimum((xp.where(ok, R2, 0) * nb).astype(np.int64), nb - 1) + offsets
+                counts += xp.bincount(b[ok], minlength=S * nb)
+            R2 = to_numpy(R2)
             if fields is not None:
                 fields.append(np.where(np.isfinite(R2), R2, -np.inf).astype(np.float32))
             if means is not None:
                 means[a] = time_averaged_coherence(R2, grid)
         topk = _keep_top(np.stack(fields), self.topk) if fields else None
-        counts = counts.reshape(S, 1, nb) if counts is not None else None
+        counts = to_numpy(counts).reshape(S, 1, nb) if counts is not None else None
         return Partial(counts, topk, idx, means)
 
 

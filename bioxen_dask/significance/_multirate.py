@@ -44,6 +44,7 @@ scale band, cache-resident), so the result does not depend on batching.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ import scipy.fft
 
 from ..grid import ScaleGrid
 from ..kernels import scale_kernel as _scale_kernel_weights
+from ..kernels._xp import array_namespace, device_key, fft_namespace
 
 __all__ = ["MultiratePlan", "multirate_plan", "N_CLASSES", "DEFAULT_INTERIOR"]
 
@@ -264,6 +266,31 @@ class MultiratePlan:
         self.class_weights = self._class_weights()
         #: Whether a band reaches the DC bin (then removing the mean would change the result).
         self.dc_in_band = any(bool(np.any(g.x_idx == 0)) for fr in frames for g in fr.groups)
+        self._device_frames: dict[tuple[str, int], list[_Frame]] = {}
+        self._device_lock = threading.Lock()
+
+    def _frames_on(self, xp) -> list[_Frame]:
+        """The frames with every index/filter array on ``xp``'s current device (copied once
+        per device and kept, like the kernels' filter banks)."""
+        if xp is np:
+            return self.frames
+        key = device_key(xp)
+        with self._device_lock:
+            got = self._device_frames.get(key)
+            if got is None:
+                def dev(a):
+                    return None if a is None else xp.asarray(a)
+
+                got = [dataclasses.replace(
+                    fr,
+                    groups=[dataclasses.replace(g, x_idx=dev(g.x_idx), x_conj=dev(g.x_conj), z_pos=dev(g.z_pos),
+                                                bank=dev(g.bank), coef=dev(g.coef), g_src=dev(g.g_src),
+                                                g_hat=dev(g.g_hat)) for g in fr.groups],
+                    bands=[dataclasses.replace(b, dst=dev(b.dst), eval_flat=dev(b.eval_flat),
+                                               hist_flat=dev(b.hist_flat)) for b in fr.bands],
+                ) for fr in self.frames]
+                self._device_frames[key] = got
+        return got
 
     @property
     def bands(self) -> list[_Band]:
@@ -438,52 +465,54 @@ class MultiratePlan:
 
         Parameters
         ----------
-        x1, x2 : ndarray (N,)
-            The two surrogate records.
+        x1, x2 : ndarray (N,), NumPy or CuPy
+            The two surrogate records; CuPy arrays (with CuPy ``counts``) run on their device.
         counts : ndarray of int64, shape ``(n_scales * 3 * nbins,)``
-            Updated in place.
+            Updated in place (on the records' device).
         """
-        xs = np.stack([np.asarray(x1), np.asarray(x2)]).astype(np.float32, copy=False)
+        xp = array_namespace(x1, x2, counts)
+        xs = xp.stack([xp.asarray(x1), xp.asarray(x2)]).astype(np.float32, copy=False)
         nb = self.nbins
-        for fr, b, R2 in self._coherence(xs):
+        for fr, b, R2 in self._coherence(xs, xp):
             idx = (R2.ravel()[b.eval_flat] * nb).astype(np.int64)
-            np.clip(idx, 0, nb - 1, out=idx)
+            xp.clip(idx, 0, nb - 1, out=idx)
             idx += b.hist_flat
             size = (b.own[1] - b.own[0]) * N_CLASSES * nb
-            counts[b.hist_base : b.hist_base + size] += np.bincount(idx, minlength=size)
+            counts[b.hist_base : b.hist_base + size] += xp.bincount(idx, minlength=size)
 
-    def _coherence(self, xs: np.ndarray):
+    def _coherence(self, xs: Any, xp=np):
         """Yield ``(frame, band, R2 (own scales, n_out))`` for one pair of records."""
-        for fr in self.frames:
-            X = scipy.fft.rfft(xs[:, : fr.L], n=fr.F, axis=-1)
-            kept = [self._smoothed_spectra(g, X) for g in fr.groups]
+        fft = scipy.fft if xp is np else fft_namespace(xp)
+        for fr in self._frames_on(xp):
+            X = fft.rfft(xs[:, : fr.L], n=fr.F, axis=-1)
+            kept = [self._smoothed_spectra(g, X, xp, fft) for g in fr.groups]
             for b in fr.bands:
-                yield fr, b, self._band_r2(fr, b, kept)
+                yield fr, b, self._band_r2(fr, b, kept, xp, fft)
 
     @staticmethod
-    def _smoothed_spectra(g: _Group, X: np.ndarray) -> np.ndarray:
+    def _smoothed_spectra(g: _Group, X: Any, xp=np, fft=scipy.fft) -> Any:
         """Time-smoothed ``|W1|^2/s + i |W2|^2/s`` and ``W1 W2*/s`` of a group's rows, at bins
         ``-kmax..kmax`` only: ``(2, rows, 2*kmax+1)``."""
         nr, M = g.j1 - g.j0, g.M
         vals = X[:, g.x_idx]
         if g.x_conj is not None:
             vals[:, g.x_conj] = vals[:, g.x_conj].conj()
-        Z = np.zeros((2, nr * M), dtype=np.complex64)
+        Z = xp.zeros((2, nr * M), dtype=np.complex64)
         Z[:, g.z_pos] = vals * g.bank
-        W = scipy.fft.ifft(Z.reshape(2, nr, M), axis=-1, overwrite_x=True)  # W at stride D
+        W = fft.ifft(Z.reshape(2, nr, M), axis=-1, overwrite_x=True)  # W at stride D
         W1, W2 = W[0], W[1]
-        Q = np.empty((2, nr, M), dtype=np.complex64)
-        Q[0].real = (W1.real * W1.real + W1.imag * W1.imag) * g.coef  # |W1|^2/s, soft-masked
-        Q[0].imag = (W2.real * W2.real + W2.imag * W2.imag) * g.coef  # |W2|^2/s (packed)
-        np.multiply(W1, W2.conj(), out=Q[1])
+        Q = xp.empty((2, nr, M), dtype=np.complex64)
+        Q[0].real[...] = (W1.real * W1.real + W1.imag * W1.imag) * g.coef  # |W1|^2/s, soft-masked
+        Q[0].imag[...] = (W2.real * W2.real + W2.imag * W2.imag) * g.coef  # |W2|^2/s (packed)
+        xp.multiply(W1, W2.conj(), out=Q[1])
         Q[1] *= g.coef  # W1 W2*/s
-        A = scipy.fft.fft(Q, axis=-1, overwrite_x=True)
+        A = fft.fft(Q, axis=-1, overwrite_x=True)
         return A[:, :, g.g_src] * g.g_hat
 
     @staticmethod
-    def _band_r2(fr: _Frame, b: _Band, kept: list[np.ndarray]) -> np.ndarray:
+    def _band_r2(fr: _Frame, b: _Band, kept: list[Any], xp=np, fft=scipy.fft) -> Any:
         x0, x1 = b.ext
-        Tc = np.zeros((2, x1 - x0, 2 * b.K + 1), dtype=np.complex64)
+        Tc = xp.zeros((2, x1 - x0, 2 * b.K + 1), dtype=np.complex64)
         for g, T in zip(fr.groups, kept):
             a0, a1 = max(g.j0, x0), min(g.j1, x1)
             if a1 <= a0:
@@ -493,15 +522,15 @@ class MultiratePlan:
         # scale smoothing (linear, so done on the compact spectra; a loop over the taps, not
         # BLAS, whose threads only slow such small products down), then one inverse FFT
         own = b.own[1] - b.own[0]
-        Sc = np.zeros((2, own, 2 * b.K + 1), dtype=np.complex64)
-        tmp = np.empty_like(Sc)
+        Sc = xp.zeros((2, own, 2 * b.K + 1), dtype=np.complex64)
+        tmp = xp.empty_like(Sc)
         for wk, d0, d1, s0 in b.smooth:
             t = tmp[:, d0:d1]
-            np.multiply(Tc[:, s0 : s0 + d1 - d0], wk, out=t)
+            xp.multiply(Tc[:, s0 : s0 + d1 - d0], wk, out=t)
             Sc[:, d0:d1] += t
-        S = np.zeros((2, own, b.n_out), dtype=np.complex64)
+        S = xp.zeros((2, own, b.n_out), dtype=np.complex64)
         S[:, :, b.dst] = Sc
-        S = scipy.fft.ifft(S, axis=-1, norm="forward", overwrite_x=True)
+        S = fft.ifft(S, axis=-1, norm="forward", overwrite_x=True)
         S1, S2 = S[0].real, S[0].imag
         num = S[1].real * S[1].real + S[1].imag * S[1].imag
         with np.errstate(divide="ignore", invalid="ignore"):
