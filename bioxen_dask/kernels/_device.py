@@ -79,13 +79,16 @@ def gpu_problem() -> str | None:
     return None
 
 
-def require_gpu(what: str = "device='gpu'") -> ModuleType:
+def require_gpu(what: str = "device='gpu'", *,
+                instead: str = "To run on CPUs instead, use device='cpu' (the default).") -> ModuleType:
     """The ``cupy`` module, or :class:`GPUUnavailableError` saying why there is none.
 
     Parameters
     ----------
     what : str
         What asked for the GPU (starts the error message), e.g. ``"coherence(device='gpu')"``.
+    instead : str
+        The last sentence of the error: what to do instead.
 
     Examples
     --------
@@ -97,8 +100,7 @@ def require_gpu(what: str = "device='gpu'") -> ModuleType:
     problem = gpu_problem()
     if problem is not None:
         raise GPUUnavailableError(
-            f"{what}: no GPU was found: {problem}. {_GPU_FIX} To run on CPUs instead, use "
-            "device='cpu' (the default)."
+            f"{what}: no GPU was found: {problem}. {_GPU_FIX} {instead}"
         )
     import cupy
 
