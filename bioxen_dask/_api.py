@@ -174,6 +174,7 @@ def wavelet_coherence(
     tol: float = DEFAULT_TOL,
     normalize: bool = True,
     workers: int | None = None,
+    engine: str = "bioxen",
 ) -> xr.Dataset:
     """Wavelet coherence, phase and cross-wavelet power of one pair of signals.
 
@@ -198,6 +199,10 @@ def wavelet_coherence(
         not depend on it; the cross-wavelet power does).
     workers : int, optional
         FFT threads.
+    engine : {"bioxen", "pycwt", "pywavelets", "ssqueezepy", "fcwt"}
+        Who computes the two transforms (:func:`bioxen_dask.engines.engine_cwt`, converted
+        to pycwt's convention); smoothing and coherence are always bioxen-dask's. External
+        engines need a Morlet grid and ``boundary`` ``"pycwt"`` or ``"linear"``.
 
     Returns
     -------
@@ -234,8 +239,15 @@ def wavelet_coherence(
         a = (a - a.mean()) / a.std()
         b = (b - b.mean()) / b.std()
     kw = dict(boundary=boundary, tol=tol, remove_mean=p.remove_mean, dtype=dtype, workers=workers)
-    W1 = kernels.cwt(a, grid, **kw)
-    W2 = kernels.cwt(b, grid, **kw)
+    if str(engine).lower() == "bioxen":
+        W1 = kernels.cwt(a, grid, **kw)
+        W2 = kernels.cwt(b, grid, **kw)
+    else:
+        from .engines import engine_cwt
+
+        cplx = kernels.resolve_dtype(dtype)[1]
+        W1 = engine_cwt(a, grid, engine, **kw).astype(cplx, copy=False)
+        W2 = engine_cwt(b, grid, engine, **kw).astype(cplx, copy=False)
     smoother = kernels.Smoother(grid, scale_kernel=p.scale_kernel, boundary=boundary, tol=tol, workers=workers)
     R2, ang = kernels.coherence(W1, W2, smoother)
     cross = np.abs(kernels.cross_spectrum(W1, W2))
@@ -254,5 +266,5 @@ def wavelet_coherence(
         },
         coords=coords,
         attrs=_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol,
-                     normalize=normalize, scale_kernel=p.scale_kernel),
+                     normalize=normalize, scale_kernel=p.scale_kernel, engine=str(engine).lower()),
     )

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..engines import check_engine_options, require_engine
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ._distributed import default_batch_size, run_specs
 from ._montecarlo import (
@@ -81,6 +82,7 @@ def make_spec(
     interior: int | None = DEFAULT_INTERIOR,
     nbins: int = NBINS,
     tol: float = DEFAULT_TOL,
+    cwt_engine: str = "bioxen",
 ) -> MonteCarloSpec:
     """Validate options and build the :class:`MonteCarloSpec` of one run."""
     if not isinstance(grid, ScaleGrid):
@@ -109,6 +111,13 @@ def make_spec(
         raise ValueError("nothing to compute: enable pooled, pointwise or time_averaged.")
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {list(ENGINES)}.")
+    cwt_engine = check_engine_options(cwt_engine, grid, str(boundary).lower())
+    if cwt_engine != "bioxen":
+        if engine == "multirate":
+            raise ValueError(f"cwt_engine={cwt_engine!r} runs with the exact engine only; pass engine='exact' "
+                             "(or 'auto'), or cwt_engine='bioxen' for the multirate engine.")
+        require_engine(cwt_engine)  # fail here, with the install hint, not inside a task
+        engine = "exact"
     if int(nbins) < 2:
         raise ValueError(f"nbins must be at least 2, got {nbins!r}.")
     if interior is not None and int(interior) < 1:
@@ -131,6 +140,7 @@ def make_spec(
         remove_mean=bool(remove_mean), tol=float(tol), nbins=int(nbins),
         interior=None if interior is None else int(interior),
         topk=_topk_size(mc, lv) if pointwise else 0, time_averaged=bool(time_averaged), pooled=bool(pooled),
+        cwt_engine=cwt_engine,
     )
     if engine == "multirate" and remove_mean and spec.plan().dc_in_band:
         # the mean would reach the transform: only the exact engine removes it per record
@@ -146,6 +156,7 @@ def _attrs(spec: MonteCarloSpec, mc_count: int, batch_size: int) -> dict[str, An
         "seed_entropy": str(spec.root.entropy),
         "seed_spawn_key": list(spec.root.spawn_key),
         "engine": spec.engine,
+        "cwt_engine": spec.cwt_engine,
         "engine_version": ENGINE_VERSION,
         "interior": spec.interior if spec.engine == "multirate" else None,
         "scale_kernel": spec.scale_kernel,
@@ -179,6 +190,7 @@ def surrogate_significance(
     batch_size: int | None = None,
     scheduler: Any = None,
     progress: bool = False,
+    cwt_engine: str = "bioxen",
 ) -> SignificanceResult:
     """Monte Carlo null distribution of wavelet coherence from surrogate pairs.
 
@@ -216,6 +228,11 @@ def surrogate_significance(
         Remove each surrogate's mean before transforming (Grinsted preset).
     nbins : int
         Bins of the pooled histograms on [0, 1] (default 1000, as pycwt).
+    cwt_engine : {"bioxen", "pycwt", "pywavelets", "ssqueezepy", "fcwt"}
+        Who computes the surrogates' transforms (default ``"bioxen"``). Another engine
+        (:func:`bioxen_dask.engines.engine_cwt`, pycwt's convention, Morlet grids, boundary
+        ``"pycwt"`` or ``"linear"``) forces ``engine="exact"``; the result is still
+        reproducible from ``seed``.
     {shared}
 
     Returns
@@ -248,6 +265,7 @@ def surrogate_significance(
         grid, null, mc_count=mc_count, levels=levels, seed=seed, n_samples=n_samples, pooled=pooled,
         pointwise=pointwise, time_averaged=time_averaged, scale_kernel=scale_kernel, boundary=boundary,
         dtype=dtype, remove_mean=remove_mean, engine=engine, interior=interior, nbins=nbins,
+        cwt_engine=cwt_engine,
     )
     mc = int(mc_count)
     bs = default_batch_size(spec, mc) if batch_size is None else int(batch_size)

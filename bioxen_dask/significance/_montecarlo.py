@@ -313,6 +313,10 @@ class MonteCarloSpec:
         Where the surrogate pairs are transformed and histogrammed (``"gpu"``: CuPy on the
         task's current CUDA device; surrogates are still drawn on the host from the same
         seeds, and partials come back as NumPy).
+    cwt_engine : str
+        Exact engine: who computes the surrogates' transforms (:data:`bioxen_dask.engines.ENGINES`;
+        default ``"bioxen"``, the native kernels). Others run on the host through
+        :func:`bioxen_dask.engines.engine_cwt`, in pycwt's convention.
     """
 
     grid: ScaleGrid
@@ -331,6 +335,7 @@ class MonteCarloSpec:
     time_averaged: bool = False
     pooled: bool = True
     device: str = "cpu"
+    cwt_engine: str = "bioxen"
 
     @property
     def n_classes(self) -> int:
@@ -400,12 +405,26 @@ class MonteCarloSpec:
         counts = to_numpy(counts)
         return Partial(counts.reshape(self.grid.n_scales, N_CLASSES, self.nbins), None, idx, None)
 
+    def _transform(self, xp, kw: dict):
+        """The CWT of one surrogate: the native kernels, or ``cwt_engine`` on the host."""
+        if self.cwt_engine == "bioxen":
+            return lambda y: cwt(y, self.grid, **kw)
+        if xp is not np:
+            raise ValueError(f"cwt_engine={self.cwt_engine!r} runs on the CPU only; use device='cpu' "
+                             "or cwt_engine='bioxen' on a GPU.")
+        from ..engines import engine_cwt
+        from ..kernels import resolve_dtype
+
+        cplx = resolve_dtype(self.dtype)[1]
+        return lambda y: engine_cwt(y, self.grid, self.cwt_engine, **kw).astype(cplx, copy=False)
+
     def _run_exact(self, idx: np.ndarray) -> Partial:
         grid, n, nb = self.grid, self.n_samples, self.nbins
         S = grid.n_scales
         smoother = Smoother(grid, scale_kernel=self.scale_kernel, boundary=self.boundary, tol=self.tol)
         kw = dict(boundary=self.boundary, dtype=self.dtype, remove_mean=self.remove_mean, tol=self.tol)
         xp = self._namespace()
+        transform = self._transform(xp, kw)
         outside = xp.asarray(outside_coi_mask(grid, n))
         offsets = xp.asarray((np.arange(S, dtype=np.int64) * nb)[:, None])
         counts = xp.zeros(S * nb, dtype=np.int64) if self.pooled else None
@@ -413,7 +432,7 @@ class MonteCarloSpec:
         means = np.empty((idx.size, S)) if self.time_averaged else None
         for a, i in enumerate(idx):
             y1, y2 = (xp.asarray(y) for y in self._pair(i))
-            R2, _ = coherence(cwt(y1, grid, **kw), cwt(y2, grid, **kw), smoother, clip=True, **_NO_PHASE)
+            R2, _ = coherence(transform(y1), transform(y2), smoother, clip=True, **_NO_PHASE)
             if counts is not None:  # histogram on the device; fields and means on the host
                 ok = outside & xp.isfinite(R2)
                 b = xp.minimum((xp.where(ok, R2, 0) * nb).astype(np.int64), nb - 1) + offsets
