@@ -400,7 +400,7 @@ def test_dockerfile_pins_match_the_tested_environment(package):
 # --------------------------------------------------------------------------- GPU scripts
 
 
-@pytest.mark.parametrize("script", ["gpu/dask-cuda-worker.sh", "gpu/slurm-gpu-job.sh"])
+@pytest.mark.parametrize("script", ["gpu/dask-cuda-worker.sh", "gpu/slurm-gpu-job.sh", "gpu/check-gpu.sh"])
 def test_gpu_scripts_are_valid_bash(script):
     path = DEPLOY / script
     assert path.stat().st_mode & 0o111, f"{script} is not executable"
