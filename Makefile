@@ -25,7 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
-	$(PY) benchmarks/bench_cwt.py
+	$(VENV)/bin/bioxen-dask bench all
 
 clean:
 	rm -rf $(VENV) demo-output bench-output .pytest_cache

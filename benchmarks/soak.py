@@ -70,11 +70,43 @@ def forget_spans(dask_scheduler) -> int:
 
 
 def forget_metrics(dask_worker) -> int:
-    """Drop a worker's per-span performance metrics; returns how many entries there were."""
+    """Drop a worker's per-span performance metrics; returns how many entries there were.
+
+    The metrics not yet sent with a heartbeat go too: the scheduler would look up their
+    spans (``KeyError`` there closes the worker) once :func:`forget_spans` has dropped them.
+    Called before :func:`forget_spans`, while the cluster is idle.
+    """
     n = len(dask_worker.digests_total)
     dask_worker.digests_total.clear()
     dask_worker.digests_max.clear()
+    dask_worker.digests_total_since_heartbeat.clear()
+    ext = dask_worker.extensions.get("spans")
+    if ext is not None:
+        ext.digests_total_since_heartbeat = {}
     return n
+
+
+_SNAPSHOT: list = []
+
+
+def trace_start() -> None:
+    """Start tracing allocations in this process (a worker) and keep a first snapshot."""
+    import tracemalloc
+
+    tracemalloc.start(8)
+    _SNAPSHOT[:] = [tracemalloc.take_snapshot()]
+
+
+def trace_growth(top: int = 10) -> list[str]:
+    """The ``top`` allocation sites that grew most since :func:`trace_start` (tracebacks)."""
+    import tracemalloc
+
+    stats = tracemalloc.take_snapshot().compare_to(_SNAPSHOT[0], "traceback")
+    out = []
+    for st in stats[:top]:
+        frames = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in st.traceback[-4:]]
+        out.append(f"{st.size_diff / 2**10:+.0f} KiB in {st.count_diff:+d} blocks at " + " <- ".join(reversed(frames)))
+    return out
 
 
 def count_spans(dask_scheduler) -> int:
@@ -97,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-slope-mib", type=float, default=0.1, help="allowed growth, MiB per run")
     ap.add_argument("--keep-spans", action="store_true",
                     help="keep distributed's per-computation records (spans, span metrics) between runs")
+    ap.add_argument("--trace-top", type=int, default=0, metavar="N",
+                    help="after the warm-up, trace allocations (tracemalloc) in this process and the workers "
+                         "and report the N sites that grew most (slows the runs)")
     ap.add_argument("--dir", default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--out", default=None, help="write the JSON report here too")
     args = ap.parse_args(argv)
@@ -124,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         with connect(config) as client:
             scheduler = client.cluster.scheduler
             for i in range(args.runs):
+                if args.trace_top and i == args.warmup:
+                    trace_start()
+                    client.run(trace_start)
                 out = work / f"out-{i}.zarr"
                 t0 = time.perf_counter()
                 summary = run_pipeline(load_pipeline(base, [("outputs.path", str(out))]), progress=False)
@@ -136,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 spans = client.run_on_scheduler(count_spans)
                 metrics = sum(client.run(count_metrics).values())
                 if not args.keep_spans:
+                    client.run(forget_metrics)  # workers first: nothing left to report on a forgotten span
                     client.run_on_scheduler(forget_spans)
-                    client.run(forget_metrics)
                 gc.collect()
                 client.run(gc.collect)
                 workers = client.run(rss_mib)
@@ -148,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                     "scheduler_spans": spans, "worker_metric_entries": metrics,
                 })
                 print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
+            traced = ({"client_scheduler": trace_growth(args.trace_top),
+                       **client.run(trace_growth, args.trace_top)} if args.trace_top else None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -177,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_slope_mib": args.max_slope_mib,
         "flat": flat,
     }
+    if traced is not None:
+        report["allocation_growth_after_warmup"] = traced
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

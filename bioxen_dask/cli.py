@@ -269,29 +269,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark scripts (benchmarks/bench_*.py) if the folder is present."""
-    import subprocess
+    """Run benchmarks of :mod:`bioxen_dask.bench` (CSV + figures), then the report."""
+    from .bench import BENCHMARKS, run_benchmark
+    from .bench.report import build_report
 
-    folder = Path(args.dir) if args.dir else None
-    if folder is None:
-        for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
-            if (root / "benchmarks").is_dir():
-                folder = root / "benchmarks"
-                break
-    if folder is None or not folder.is_dir():
-        raise FileNotFoundError("no benchmarks folder here; run from the repository root or pass --dir.")
-    scripts = sorted(folder.glob("bench_*.py"))
-    if args.names:
-        scripts = [s for s in scripts if any(n in s.stem for n in args.names)]
-    if not scripts:
-        raise FileNotFoundError(f"no bench_*.py scripts in {folder}" + (f" matching {args.names}" if args.names else ""))
-    status = 0
-    for script in scripts:
-        _eprint(f"== {script.name}")
-        if args.list:
+    names = list(BENCHMARKS) if args.name == "all" else ([] if args.name == "report" else [args.name])
+    failed = []
+    for name in names:
+        _eprint(f"== bench {name}")
+        try:
+            path = run_benchmark(name, args.out, quick=args.quick)
+        except (RuntimeError, ImportError) as exc:  # `gpu` without a CUDA device: reported, never a silent fallback
+            failed.append(f"{name}: {exc}")
+            _eprint(f"bench {name}: not run: {exc}")
             continue
-        status = max(status, subprocess.call([sys.executable, str(script), *args.args]))
-    return status
+        _eprint(f"wrote {path}")
+    if args.name in ("all", "report") or args.report:
+        report = build_report(args.out, args.docs)
+        _eprint(f"wrote {report}")
+    if failed and args.name != "all":
+        raise ValueError("; ".join(failed))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,11 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--surrogates", type=int, default=300, help="--ao-baltic: Monte Carlo surrogate pairs")
     demo.set_defaults(func=_cmd_demo)
 
-    bench = sub.add_parser("bench", help="run the benchmark scripts (benchmarks/bench_*.py)")
-    bench.add_argument("names", nargs="*", help="only scripts whose name contains one of these")
-    bench.add_argument("--dir", default=None, help="benchmarks folder (default ./benchmarks)")
-    bench.add_argument("--list", action="store_true", help="list the scripts, run nothing")
-    bench.add_argument("--args", nargs=argparse.REMAINDER, default=[], help="arguments for every script")
+    bench = sub.add_parser("bench", help="benchmarks against pycwt, PyWavelets, ssqueezepy and fCWT; the report",
+                           description="Run one benchmark (or all, then the report). Each writes a CSV with the "
+                                       "machine and date in its header into --out; `report` turns the CSVs into "
+                                       "docs/performance.md with figures.")
+    bench.add_argument("name", choices=("cwt", "wct", "significance", "equivalence", "pipeline", "gpu", "all", "report"),
+                       help="which benchmark; `all` runs every one and then the report")
+    bench.add_argument("--out", default="bench-output", help="folder of the CSVs and figures (default bench-output)")
+    bench.add_argument("--docs", default="docs", help="folder of the generated performance.md (default docs)")
+    bench.add_argument("--quick", action="store_true", help="small sizes (minutes, for a smoke test)")
+    bench.add_argument("--report", action="store_true", help="rebuild the report after this benchmark")
     bench.set_defaults(func=_cmd_bench)
 
     synth = sub.add_parser("synth", help="write synthetic calcium data with planted coherent groups")

@@ -19,12 +19,13 @@ HERE = Path(__file__).resolve().parent
 def _nb(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
     out = []
     first_code = True
-    for kind, src in cells:
+    for i, (kind, src) in enumerate(cells):
         src = src.strip("\n")
+        cell_id = f"cell-{i:02d}"  # stable ids: regenerating changes only what the cells say
         if kind == "md":
-            out.append(new_markdown_cell(src))
+            out.append(new_markdown_cell(src, id=cell_id))
         else:
-            cell = new_code_cell(src)
+            cell = new_code_cell(src, id=cell_id)
             if first_code:
                 cell.metadata["tags"] = ["parameters"]
                 first_code = False
@@ -364,21 +365,20 @@ PERF = [
     ("md", """
 # Performance: bioxen-dask against pycwt
 
-Reads the benchmark results (`cwt.csv` from `benchmarks/bench_cwt.py`, and any markdown
-reports) from `bench-output/` or `docs/`; when there are none it runs
-`benchmarks/bench_cwt.py --quick` first.  Plots the speed-up over pycwt per record length.
+Reads the CWT benchmark results (`cwt.csv`, written by `bioxen-dask bench cwt`) and the
+generated report (`docs/performance.md`, from `bioxen-dask bench report`) from
+`bench-output/` or `docs/`; when there are none it runs a small CWT benchmark first.
+Plots the speed-up over pycwt per record length. The full story -- every engine, scaling
+fits, significance, the whole dataset, the decision table -- is in `docs/performance.md`.
 """),
     ("code", """
 # Parameters
 SEARCH_DIRS = ["bench-output", "docs"]   # relative to the repository root
-BENCH_ARGS = ["--quick"]                  # used only when no CSV is found
+BENCH_KWARGS = {"quick": True}           # bioxen_dask.bench.cwt.run options, used only when no CSV is found
 REPO_ROOT = None                          # None: the repository this bioxen_dask comes from
 WORKDIR = "performance-output"
 """),
     ("code", """
-import io
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -389,30 +389,20 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import bioxen_dask
+from bioxen_dask.bench import cwt as cwt_bench
+from bioxen_dask.bench import read_csv
 
 repo = Path(REPO_ROOT) if REPO_ROOT else Path(bioxen_dask.__file__).resolve().parents[1]
 work = Path(WORKDIR).absolute()
 work.mkdir(parents=True, exist_ok=True)
 """),
     ("code", """
-def read_bench_csv(path):
-    \"\"\"A bench_cwt CSV: '#' lines hold the machine description, the rest is the table.\"\"\"
-    lines = Path(path).read_text().splitlines()
-    header = [line[1:].strip() for line in lines if line.startswith("#")]
-    table = pd.read_csv(io.StringIO("\\n".join(line for line in lines if not line.startswith("#"))))
-    return table, header
-
-
 dirs = [repo / d for d in SEARCH_DIRS]
-csvs = sorted(p for d in dirs if d.is_dir() for p in d.rglob("*.csv")
-              if "pycwt_over_this" in " ".join(p.read_text().splitlines()[:3]))
+csvs = sorted(p for d in dirs if d.is_dir() for p in d.rglob("cwt.csv"))
 reports = sorted(p for d in dirs if d.is_dir() for p in d.rglob("*.md"))
 if not csvs:
-    out = work / "cwt.csv"
-    cmd = [sys.executable, str(repo / "benchmarks" / "bench_cwt.py"), *BENCH_ARGS, "--out", str(out)]
-    print("no benchmark CSV found; running", " ".join(cmd))
-    subprocess.run(cmd, check=True, cwd=repo)
-    csvs = [out]
+    print("no cwt.csv found; running bioxen_dask.bench.cwt.run with", BENCH_KWARGS)
+    csvs = [cwt_bench.run(work, progress=False, **BENCH_KWARGS)]
 print("results:", [str(p) for p in csvs])
 for md in reports:
     display(Markdown(f"### {md.name}\\n\\n" + md.read_text()))
@@ -420,20 +410,20 @@ for md in reports:
     ("code", """
 frames = []
 for path in csvs:
-    table, header = read_bench_csv(path)
-    print(path.name, *header, sep="\\n  ")
-    frames.append(table.assign(source=path.name))
+    rows, info, notes = read_csv(path)
+    print(path.name, *(f"{k}: {v}" for k, v in info.items()), sep="\\n  ")
+    frames.append(pd.DataFrame(rows).assign(source=path.name))
 bench = pd.concat(frames, ignore_index=True)
-ours = bench[bench["engine"] == "bioxen-dask"].copy()
-ratios = (ours.groupby(["source", "dtype", "boundary", "workers", "n"], as_index=False)["pycwt_over_this"]
+ours = bench[(bench["engine"] == "bioxen-dask") & (bench["status"] == "ok")].copy()
+ratios = (ours.groupby(["source", "dtype", "variant", "n_scales", "n"], as_index=False)["pycwt_over_this"]
               .median().rename(columns={"pycwt_over_this": "speedup_over_pycwt"}))
 ratios.to_csv(work / "ratios.csv", index=False)
 ratios
 """),
     ("code", """
 fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
-for (source, dtype, boundary, workers), g in ratios.groupby(["source", "dtype", "boundary", "workers"]):
-    ax.plot(g["n"], g["speedup_over_pycwt"], marker="o", label=f"{dtype} {boundary} x{workers}")
+for (source, dtype, variant, n_scales), g in ratios.groupby(["source", "dtype", "variant", "n_scales"]):
+    ax.plot(g["n"], g["speedup_over_pycwt"], marker="o", label=f"{dtype} {variant}, {n_scales} scales")
 ax.axhline(1, color="0.5", lw=0.8)
 ax.set_xscale("log")
 ax.set_xlabel("record length N (samples)")

@@ -1,4 +1,4 @@
-"""The CLI's pipeline commands: run (LocalCluster and a real scheduler), demo, bench, info."""
+"""The CLI's pipeline commands: run (LocalCluster and a real scheduler), demo, info (bench: tests/test_bench.py)."""
 
 from __future__ import annotations
 
@@ -102,11 +102,3 @@ def test_demo_on_a_small_recording(tmp_path, capsys, monkeypatch):
     info = json.loads(capsys.readouterr().out)
     assert info["complete"] is True and info["parameters"]["mode"] == "reference"
     assert info["variables"]["coherence_mean"]["dims"] == ["pair", "period"]
-
-
-def test_bench_lists_or_complains(tmp_path, capsys):
-    (tmp_path / "bench_toy.py").write_text("import sys; print('toy', *sys.argv[1:])\n")
-    assert main(["bench", "--dir", str(tmp_path), "--list"]) == 0
-    assert "bench_toy.py" in capsys.readouterr().err
-    assert main(["bench", "--dir", str(tmp_path / "none")]) == 2
-    assert "no benchmarks folder" in capsys.readouterr().err

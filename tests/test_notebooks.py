@@ -161,10 +161,12 @@ def test_04_performance_runs_the_benchmark_when_no_results(tmp_path, kernel_dir,
     (tmp_path / "empty").mkdir()
     _execute("04_performance.ipynb", {
         "SEARCH_DIRS": [str(tmp_path / "empty")], "REPO_ROOT": str(REPO), "WORKDIR": "perf",
-        "BENCH_ARGS": ["--sizes", "1000", "--repeat", "1", "--no-external", "--no-memory"],
+        "BENCH_KWARGS": {"quick": True, "sizes": [1000], "scales": [20], "memory": False,
+                         "engines": [("bioxen-dask", "float32", "linear"), ("bioxen-dask", "float32", "circular"),
+                                     ("bioxen-dask", "float64", "pycwt"), ("pycwt", "float64", "pycwt")]},
     }, tmp_path, kernel_dir, monkeypatch)
     ratios = pd.read_csv(tmp_path / "perf" / "ratios.csv")
-    assert len(ratios) >= 3 and set(ratios["n"]) == {1000}
+    assert len(ratios) == 3 and set(ratios["n"]) == {1000} and set(ratios["n_scales"]) == {20}
     assert np.isfinite(ratios["speedup_over_pycwt"]).all() and (ratios["speedup_over_pycwt"] > 0).all()
     assert (tmp_path / "perf" / "cwt.csv").exists() and (tmp_path / "perf" / "speedup.png").exists()
 
@@ -175,15 +177,15 @@ def test_04_performance_reads_existing_results(tmp_path, kernel_dir, monkeypatch
     found = tmp_path / "found"
     found.mkdir()
     (found / "cwt.csv").write_text(
-        "# date=test; cpu=test\n"
-        "engine,n,n_scales,dtype,boundary,workers,repeat,wall_median_s,wall_min_s,cpu_median_s,first_s,"
-        "peak_mem_mb,msamples_scales_per_s,pycwt_over_this,note\n"
-        "pycwt,1000,100,float64,pycwt,1,5,0.006,0.006,0.006,0.008,3.9,16.0,nan,\"pycwt.cwt, 2**k\"\n"
-        "bioxen-dask,1000,100,float32,linear,1,5,0.002,0.002,0.002,0.008,1.2,48.5,3.0,\n"
-        "bioxen-dask,10000,100,float32,linear,1,5,0.02,0.02,0.02,0.03,5.0,50.0,4.0,\n")
+        "# date: test\n# cpu: test\n"
+        "benchmark,engine,variant,dtype,n,n_scales,status,wall_median_s,pycwt_over_this,note\n"
+        "cwt,pycwt,pycwt,float64,1000,100,ok,0.006,1,\"pycwt.cwt, 2**k\"\n"
+        "cwt,bioxen-dask,linear,float32,1000,100,ok,0.002,3.0,\n"
+        "cwt,bioxen-dask,linear,float32,10000,100,ok,0.02,4.0,\n"
+        "cwt,bioxen-dask,linear,float32,100000,100,skipped: extrapolated 99 s > 60 s,,,\n")
     (found / "report.md").write_text("# a report\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
     nb = _execute("04_performance.ipynb", {"SEARCH_DIRS": [str(found)], "REPO_ROOT": str(REPO), "WORKDIR": "perf",
-                                           "BENCH_ARGS": ["--no-such-flag"]},  # would fail if run
+                                           "BENCH_KWARGS": {"no_such_option": 1}},  # would fail if run
                   tmp_path, kernel_dir, monkeypatch)
     ratios = pd.read_csv(tmp_path / "perf" / "ratios.csv")
     assert ratios["speedup_over_pycwt"].tolist() == [3.0, 4.0]

@@ -1,6 +1,6 @@
 """Continuous wavelet transform of plain arrays, batched over leading axes.
 
-How the work is laid out (see ``benchmarks/bench_cwt.py`` for the numbers behind it):
+How the work is laid out (see ``bioxen-dask bench cwt`` for the numbers behind it):
 
 - ``linear``/``symmetric``/``valid`` bands of long records run by **overlap-save** (see
   :mod:`._plan`): short, cache-resident FFTs over segments, filter banks ``nfft`` long.

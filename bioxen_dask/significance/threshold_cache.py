@@ -21,7 +21,7 @@ Bucketing bias
 --------------
 A roi whose coefficient ``g`` lies inside a bucket is tested against the bucket centre's
 null. The threshold's sensitivity to ``g`` was measured with common random numbers by
-``python benchmarks/bench_significance.py --bucket-bias --ours 150`` (159-scale grid of an
+``python -m bioxen_dask.bench.significance --bucket-bias --surrogates 150`` (159-scale grid of an
 18,000-sample 30 Hz trace, pycwt geometry, other coefficient 0.5): for the default width 0.1
 the largest threshold shift, over all scales, between a bucket centre and its edge
 (``|atanh(g) - centre| = 0.05``) is {bias} in coherence: 0.0022 at g = 0, 0.0023 at 0.5,
@@ -71,7 +71,7 @@ __all__ = [
 #: Default AR(1) bucket width in ``atanh(g)`` (see the module notes for the bias it implies).
 DEFAULT_BUCKET_WIDTH = 0.1
 #: Largest threshold shift (coherence) between a bucket centre and its edge at the default width,
-#: for g <= 0.95, measured by ``python benchmarks/bench_significance.py --bucket-bias --ours 150``.
+#: for g <= 0.95, measured by ``python -m bioxen_dask.bench.significance --bucket-bias --surrogates 150``.
 MEASURED_BUCKET_BIAS = "at most 0.006"
 
 __doc__ = __doc__.replace("{bias}", MEASURED_BUCKET_BIAS)

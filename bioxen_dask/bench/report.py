@@ -1,0 +1,462 @@
+"""``docs/performance.md`` from the benchmark CSVs: scaling fits, figures, decision table.
+
+:func:`build_report` reads whatever ``bioxen-dask bench`` left in the results folder
+(``cwt.csv``, ``wct.csv``, ``significance.csv``, ``equivalence.csv``, ``pipeline.csv``,
+``gpu.csv``), draws the figures next to the report and writes the Markdown. A section whose
+CSV is missing says so and names the command that makes it; every table and figure names
+the machine and date of the CSV it comes from, so no number in the report is older than the
+run that wrote it.
+
+Fitted exponents: for each engine, ``log T = a + b log N`` by least squares over the
+measured ``N >= fit_from`` (fixed per-call costs dominate below), next to the exponent an
+exact ``N log N`` law would show over the same points. ``b`` clearly above that (by more
+than 0.1) means the engine scales worse than ``N log N`` there (cache misses, memory
+bandwidth, a Python loop).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ._harness import machine_label, read_csv
+
+__all__ = ["build_report", "fit_exponent", "nlogn_exponent"]
+
+#: The sections a benchmark module may add through ``summary_markdown(csv_path)``.
+EXTERNAL_SECTIONS = (
+    ("equivalence", "Numerical equivalence with pycwt", "bioxen-dask bench equivalence"),
+    ("pipeline", "The whole dataset, and scaling with workers", "bioxen-dask bench pipeline"),
+    ("gpu", "Where a GPU pays off", "bioxen-dask bench gpu   # on a machine with a CUDA GPU"),
+)
+FIT_FROM = 10_000
+
+
+def fit_exponent(n: Sequence[float], t: Sequence[float]) -> float:
+    """Least-squares slope of ``log t`` against ``log n``.
+
+    Examples
+    --------
+    >>> round(fit_exponent([1e3, 1e4, 1e5], [1.0, 10.0, 100.0]), 6)
+    1.0
+    """
+    n, t = np.log(np.asarray(n, float)), np.log(np.asarray(t, float))
+    if n.size < 2:
+        return float("nan")
+    return float(np.polyfit(n, t, 1)[0])
+
+
+def nlogn_exponent(n: Sequence[float]) -> float:
+    """The exponent :func:`fit_exponent` finds for an exact ``T = N log N`` over these ``N``.
+
+    Examples
+    --------
+    >>> round(nlogn_exponent([1e4, 1e5, 1e6, 1e7]), 3)
+    1.081
+    """
+    n = np.asarray(n, float)
+    return fit_exponent(n, n * np.log(n))
+
+
+# ---------------------------------------------------------------------------------------------
+def _ok(rows: Iterable[dict]) -> list[dict]:
+    return [r for r in rows if r.get("status") == "ok"]
+
+
+def _fmt(v: Any, spec: str = ".3g") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _source(info: dict, path: Path) -> str:
+    return f"*Measured on {machine_label(info)} (load average at start {info.get('load_avg', '?')}); `{path.name}`.*"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _cwt_label(r: dict) -> str:
+    return f"{r['engine']} ({r['variant']}, {r['dtype']})" if r["engine"] in ("bioxen-dask", "fcwt") else r["engine"]
+
+
+# ---------------------------------------------------------------------------------------------
+def _cwt_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
+    rows, info, notes = read_csv(path)
+    ok = _ok(rows)
+    facts: dict[str, Any] = {}
+    scale_counts = sorted({r["n_scales"] for r in ok})
+    S_main = 100 if 100 in scale_counts else (scale_counts[-1] if scale_counts else None)
+    out = ["## CWT: how each engine scales", "", _source(info, path), ""]
+    if S_main is None:
+        return "\n".join(out + ["No measured rows."]), facts
+    labels = list(dict.fromkeys(_cwt_label(r) for r in ok))
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+    for lab in labels:
+        pts = sorted((r["n"], r["wall_median_s"]) for r in ok if _cwt_label(r) == lab and r["n_scales"] == S_main)
+        if pts:
+            axes[0].loglog(*zip(*pts), marker="o", label=lab)
+    axes[0].set(xlabel="N (samples)", ylabel="wall time (s)", title=f"{S_main} scales")
+    n_ref = max((r["n"] for r in ok if r["n_scales"] == S_main), default=None)
+    by_scales_n = max((n for n in {r["n"] for r in ok} if len({r["n_scales"] for r in ok if r["n"] == n}) > 1),
+                      default=n_ref)
+    for lab in labels:
+        pts = sorted((r["n_scales"], r["wall_median_s"]) for r in ok if _cwt_label(r) == lab and r["n"] == by_scales_n)
+        if len(pts) > 1:
+            axes[1].loglog(*zip(*pts), marker="o", label=lab)
+    axes[1].set(xlabel="scales", ylabel="wall time (s)", title=f"N = {by_scales_n:.0e}")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"CWT wall time (median) - {machine_label(info)}", fontsize=9)
+    fig.savefig(fig_dir / "cwt_scaling.png", dpi=110)
+    plt.close(fig)
+    out += [f"![CWT scaling]({rel}/cwt_scaling.png)", ""]
+
+    # fitted exponents
+    fit_rows = []
+    for lab in labels:
+        for S in scale_counts:
+            pts = sorted((r["n"], r["wall_median_s"]) for r in ok
+                         if _cwt_label(r) == lab and r["n_scales"] == S and r["n"] >= FIT_FROM)
+            if len(pts) >= 2:
+                n, t = zip(*pts)
+                b, ref = fit_exponent(n, t), nlogn_exponent(n)
+                verdict = "worse than N log N" if b > ref + 0.1 else "N log N or better"
+                fit_rows.append((lab, S, f"{min(n):.0e} - {max(n):.0e}", f"{b:.2f}", f"{ref:.2f}", verdict))
+    out += ["### Fitted exponents (T ~ N^b)", "",
+            f"Least squares over the measured N >= {FIT_FROM:.0e}; the `N log N` column is the exponent an exact "
+            "N log N cost shows over the same N.", ""]
+    out += [_table(["engine", "scales", "N range", "b", "N log N", "verdict"], fit_rows) if fit_rows
+            else "Too few sizes above the fit threshold (run without `--quick`).", ""]
+
+    # throughput at the headline configuration
+    n_head = 1_000_000 if any(r["n"] == 1_000_000 for r in ok) else n_ref
+    head = sorted((r for r in ok if r["n"] == n_head and r["n_scales"] == S_main),
+                  key=lambda r: -r["msamples_scales_per_s"])
+    out += [f"### Throughput at N = {n_head:.0e}, {S_main} scales", "",
+            _table(["engine", "wall (s)", "CPU (s)", "M samples x scales / s", "x pycwt", "peak MB (traced)"],
+                   [(_cwt_label(r), _fmt(r["wall_median_s"], ".4f"), _fmt(r["cpu_median_s"], ".4f"),
+                     _fmt(r["msamples_scales_per_s"], ".1f"), _fmt(r.get("pycwt_over_this"), ".1f"),
+                     _fmt(r.get("peak_mem_mb"), ".0f")) for r in head]), ""]
+    ours = [r for r in head if r["engine"] == "bioxen-dask" and r["variant"] == "linear" and r["dtype"] == "float32"]
+    fc = [r for r in head if r["engine"] == "fcwt"]
+    if ours:
+        facts["cwt_ours"] = ours[0]["msamples_scales_per_s"]
+        facts["cwt_n"], facts["cwt_S"] = n_head, S_main
+    if fc:
+        facts["cwt_fcwt"] = max(r["msamples_scales_per_s"] for r in fc)
+    lin = {r["n"]: r for r in ok if r["engine"] == "bioxen-dask" and r["variant"] == "linear" and r["n_scales"] == S_main}
+    cir = {r["n"]: r for r in ok if r["engine"] == "bioxen-dask" and r["variant"] == "circular" and r["n_scales"] == S_main}
+    common = sorted(set(lin) & set(cir))
+    if common:
+        out += ["The price of exact linear convolution (`linear` over `circular` wall time, float32, "
+                f"{S_main} scales): " + ", ".join(f"N={n:.0e}: {lin[n]['wall_median_s'] / cir[n]['wall_median_s']:.2f}"
+                                                    for n in common) + ".", ""]
+    skipped = [r for r in rows if str(r.get("status", "")).startswith(("skipped", "missing", "failed"))]
+    if skipped:
+        reasons: dict[str, list[str]] = {}
+        for r in skipped:
+            reasons.setdefault(f"{_cwt_label(r)}: {r['status'].split(':')[0]}", []).append(f"{r['n']:.0e}x{r['n_scales']}")
+        out += ["Not timed (each with its reason in the CSV): " + "; ".join(
+            f"{k} ({', '.join(v[:4])}{' ...' if len(v) > 4 else ''})" for k, v in reasons.items()) + ".", ""]
+    facts["cwt_rows"] = ok
+    facts["cwt_info"] = info
+    return "\n".join(out), facts
+
+
+def _memory_section(facts: dict) -> str:
+    ok = facts.get("cwt_rows") or []
+    out = ["## Memory: the largest record each engine transforms in RAM", ""]
+    per: dict[str, list[float]] = {}
+    for r in ok:
+        pk = r.get("peak_mem_mb")
+        if isinstance(pk, float) and math.isfinite(pk) and r["n"] >= FIT_FROM:
+            per.setdefault(_cwt_label(r), []).append(pk * 2**20 / (r["n"] * r["n_scales"]))
+    if not per:
+        return "\n".join(out + ["Needs `cwt.csv` with traced peaks (`bioxen-dask bench cwt`)."])
+    rams = (8, 24, 64, 256)
+    rows = []
+    for lab, v in per.items():
+        b = float(np.median(v))
+        rows.append((lab, f"{b:.1f}", *(f"{ram * 2**30 / (b * 100):.1e}" for ram in rams)))
+    out += ["Peak traced bytes per sample and scale (median over N >= 1e4), and the longest record whose "
+            "100-scale transform fits in a given RAM (peak / (bytes x 100 scales)). fCWT's own C++ buffers are "
+            "not traced (its output alone is 8 bytes per sample and scale).", "",
+            _table(["engine", "bytes / (sample x scale)", *(f"N max, {ram} GB" for ram in rams)], rows), ""]
+    mem_md = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "memory.md"
+    if mem_md.is_file():
+        out += ["Beyond RAM, bioxen-dask streams: reductions (band power, global spectrum) of a record in Zarr "
+                "never form the transform, and their peak memory does not grow with N -- see "
+                "[benchmarks/memory.md](benchmarks/memory.md) (`python benchmarks/bench_memory.py --samples 1e9`).", ""]
+    return "\n".join(out)
+
+
+def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
+    rows, info, _ = read_csv(path)
+    ok = _ok(rows)
+    facts: dict[str, Any] = {}
+    sizes = sorted({r["n"] for r in ok})
+    engines = list(dict.fromkeys(r["engine"] for r in ok))
+    get = {(r["engine"], r["stage"], r["n"]): r for r in ok}
+    out = ["## Wavelet coherence of one pair", "", _source(info, path), "",
+           "pycwt's default grid (smallest period 2 dt, dj = 1/12). `x pycwt` is pycwt's wall time over the "
+           "engine's; `WCT / 2 CWT` is what smoothing and coherence cost on top of the two transforms.", ""]
+    table = []
+    for n in sizes:
+        for e in engines:
+            r = get.get((e, "wct", n))
+            if r:
+                table.append((f"{n:,}", r["n_scales"], e, _fmt(r["wall_median_s"], ".4f"),
+                              _fmt(r.get("pycwt_over_this"), ".1f"), _fmt(r.get("wct_over_2cwt"), ".1f")))
+    out += [_table(["N", "scales", "engine", "wall (s)", "x pycwt", "WCT / 2 CWT"], table), ""]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.3), constrained_layout=True)
+    for e in engines:
+        pts = [(n, get[(e, "wct", n)]["wall_median_s"]) for n in sizes if (e, "wct", n) in get]
+        if pts:
+            ax.loglog(*zip(*pts), marker="o", label=e)
+    ax.set(xlabel="N (samples)", ylabel="wall time per pair (s)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"WCT of one pair - {machine_label(info)}", fontsize=8)
+    fig.savefig(fig_dir / "wct_pair.png", dpi=110)
+    plt.close(fig)
+    out += [f"![WCT per pair]({rel}/wct_pair.png)", ""]
+    n18 = 18_000 if (("bioxen-dask", "wct", 18_000) in get) else (sizes[-1] if sizes else None)
+    r = get.get(("bioxen-dask", "wct", n18))
+    if r is not None:
+        facts.update(wct_n=n18, wct_ours=r["wall_median_s"], wct_speedup=r.get("pycwt_over_this"),
+                     wct_scales=r["n_scales"])
+        ref = get.get(("pycwt", "wct", n18))
+        if ref:
+            facts["wct_pycwt"] = ref["wall_median_s"]
+    facts["wct_rows"] = ok
+    return "\n".join(out), facts
+
+
+def _significance_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
+    rows, info, notes = read_csv(path)
+    ok = _ok(rows)
+    facts: dict[str, Any] = {}
+    out = ["## Monte Carlo significance", "", _source(info, path), "",
+           "Total time of a coherence map and its significance test with `mc_count` AR(1) surrogate pairs "
+           "(0: the map alone). pycwt's totals beyond one surrogate are extrapolated from the one it ran "
+           "(`measured` column in the CSV); ours are measured at every count.", ""]
+    sizes = sorted({r["n"] for r in ok})
+    engines = list(dict.fromkeys(r["engine"] for r in ok))
+    counts = sorted({r["mc_count"] for r in ok})
+    get = {(r["engine"], r["n"], r["mc_count"]): r for r in ok}
+    table = []
+    for n in sizes:
+        for e in engines:
+            cells = []
+            for c in counts:
+                r = get.get((e, n, c))
+                cells.append("-" if r is None else _fmt(r["wall_s"], ".3g") + ("*" if r.get("measured") == "extrapolated" else ""))
+            per = [get[(e, n, c)].get("per_surrogate_s") for c in counts if (e, n, c) in get and c > 0]
+            per = [p for p in per if isinstance(p, float) and math.isfinite(p)]
+            table.append((f"{n:,}", e, *cells, _fmt(per[-1] * 1e3, ".1f") if per else "-"))
+    out += [_table(["N", "engine", *(f"{c} surrogates (s)" for c in counts), "ms per surrogate"], table),
+            "", "`*` extrapolated from one measured pycwt surrogate.", ""]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.3), constrained_layout=True)
+    n_big = sizes[-1] if sizes else None
+    for e in engines:
+        pts = [(c, get[(e, n_big, c)]["wall_s"]) for c in counts if c > 0 and (e, n_big, c) in get]
+        if pts:
+            ax.loglog(*zip(*pts), marker="o", label=e, linestyle="--" if e == "pycwt" else "-")
+    ax.set(xlabel="surrogate pairs", ylabel="wall time (s)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"Significance, N = {n_big:,} - {machine_label(info)}", fontsize=8)
+    fig.savefig(fig_dir / "significance.png", dpi=110)
+    plt.close(fig)
+    out += [f"![Monte Carlo scaling]({rel}/significance.png)", ""]
+    for e in engines:
+        r = get.get((e, n_big, counts[-1])) if counts else None
+        if r and e != "pycwt" and r.get("pycwt_over_this"):
+            facts.setdefault("mc_speedup", {})[e] = (r["pycwt_over_this"], n_big)
+    facts["mc_rows"] = ok
+    return "\n".join(out), facts
+
+
+def _external_section(name: str, title: str, command: str, results: Path) -> tuple[str, Path | None]:
+    path = results / f"{name}.csv"
+    if not path.is_file():
+        return f"## {title}\n\nNot measured yet: run `{command}` (it writes `{path.name}`).\n", None
+    try:
+        mod = importlib.import_module(f"bioxen_dask.bench.{name}")
+        body = mod.summary_markdown(path)
+    except Exception as exc:  # a report section must not hide the others
+        body = f"The summary of `{path.name}` failed: {type(exc).__name__}: {exc}"
+    return f"## {title}\n\n{body.strip()}\n", path
+
+
+def _interp_loglog(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
+    xs, ys = np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float))
+    order = np.argsort(xs)
+    xs, ys = xs[order], ys[order]
+    lx = math.log(x)
+    if lx <= xs[0] or lx >= xs[-1]:  # extrapolate along the end segment
+        i = 0 if lx <= xs[0] else len(xs) - 2
+        slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) if len(xs) > 1 else 1.0
+        return float(math.exp(ys[i] + slope * (lx - xs[i])))
+    return float(math.exp(np.interp(lx, xs, ys)))
+
+
+def _decision_section(facts: dict) -> str:
+    """Dataset size -> engine, hardware, cluster shape and expected time, from measured costs."""
+    out = ["## Which setup a dataset needs", ""]
+    rows = [r for r in facts.get("wct_rows", []) if r["engine"] == "bioxen-dask" and r["stage"] == "wct"]
+    if len(rows) < 2:
+        return "\n".join(out + ["Needs `wct.csv` with at least two sizes (`bioxen-dask bench wct`)."])
+    ns = [r["n"] for r in rows]
+    ts = [r["wall_median_s"] for r in rows]
+    eff = facts.get("efficiency", 0.9)
+    cores = 2
+    cases = [
+        ("one pair, 10 min at 30 Hz", 1, 18_000, "`bioxen_dask.compat.wct` / `wavelet_coherence`, in memory",
+         "a laptop", 1),
+        ("1,000 rois x 10 min at 30 Hz vs a stimulus", 1_000, 18_000, "`bioxen-dask run`, embedded LocalCluster",
+         "a laptop (2 cores)", cores),
+        ("10,000 rois x 10 min at 30 Hz vs a stimulus", 10_000, 18_000, "`bioxen-dask run`, LocalCluster",
+         "one 2-core machine; a 32-core node for interactive turnaround", cores),
+        ("10,000 rois x 1 h at 30 Hz", 10_000, 108_000, "`bioxen-dask run`, LocalCluster or SLURM/PBS",
+         "a 32-core node", 32),
+        ("all pairs of 1,000 rois (499,500 pairs) x 10 min", 499_500, 18_000,
+         "`pairs.mode: all` tiles on a cluster (dask-jobqueue / dask-gateway)", "8 nodes x 32 cores", 256),
+        ("one trace of 1e9 samples (band power / global spectrum)", None, 10**9,
+         "`bioxen_dask.graph.band_power` streamed from Zarr", "any machine: memory stays flat", 1),
+    ]
+    table = []
+    for what, pairs, n, engine, hardware, workers in cases:
+        if pairs is None:
+            expect = "see benchmarks/memory.md (measured: 1e9 samples, 24 scales, 643 MB peak)"
+        else:
+            per_pair = _interp_loglog(n, ns, ts)
+            total = pairs * per_pair / (workers * (eff if workers > 1 else 1.0))
+            expect = _duration(total)
+        table.append((what, engine, hardware, expect))
+    out += ["Expected times are extrapolated from the measured one-pair coherence on pycwt's default grid "
+            f"(`wct.csv`: float32, linear boundary, one thread per worker), divided over the workers with a "
+            f"parallel efficiency of {eff:.2f}" + (" (measured, see the scaling section)" if "efficiency" in facts
+                                                   else " (assumed; `bioxen-dask bench pipeline` measures it)")
+            + ". They exclude significance, which the AR(1)-bucket cache makes a one-off cost per bucket "
+            "(the Monte Carlo section gives its price). Pipelines with a narrower period band (as "
+            "`pipelines/calcium_coherence.yaml`, 0.5-30 s) have fewer scales and run faster.", "",
+            _table(["dataset", "engine", "hardware, cluster shape", "expected time (coherence)"], table), ""]
+    return "\n".join(out)
+
+
+def _duration(s: float) -> str:
+    if s < 1:
+        return f"{s * 1e3:.0f} ms"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _targets_section(facts: dict) -> str:
+    out = ["## Targets (issue 7) against this run", ""]
+    rows = []
+    if "cwt_ours" in facts:
+        fc = facts.get("cwt_fcwt")
+        rows.append((f"CWT throughput, float32, N = {facts['cwt_n']:.0e}, {facts['cwt_S']} scales: at least fCWT's",
+                     f"{facts['cwt_ours']:.0f} M samples x scales / s" + (f" vs fCWT {fc:.0f} M" if fc else " (fCWT not timed)"),
+                     "met" if fc and facts["cwt_ours"] >= fc else ("not met" if fc else "-")))
+    if "wct_ours" in facts:
+        sp = facts.get("wct_speedup")
+        rows.append((f"WCT of one {facts['wct_n']:,}-sample pair ({facts['wct_scales']} scales): >= 50x pycwt",
+                     f"{facts['wct_ours'] * 1e3:.1f} ms" + (f", {sp:.0f}x pycwt ({facts.get('wct_pycwt', float('nan')):.2f} s)"
+                                                             if sp else ""),
+                     "met" if sp and sp >= 50 else ("not met" if sp else "-")))
+    for e, (sp, n) in facts.get("mc_speedup", {}).items():
+        rows.append((f"Monte Carlo per surrogate, N = {n:,} ({e})", f"{sp:.0f}x pycwt", "-"))
+    out += [_table(["target", "measured", ""], rows) if rows else "No measurements yet.", "",
+            "The whole-dataset and worker-scaling targets are in their own section below.", ""]
+    return "\n".join(out)
+
+
+def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str | os.PathLike = "docs",
+                 *, name: str = "performance.md") -> Path:
+    """Write ``docs_dir/name`` and its figures (``docs_dir/performance/*.png``) from the CSVs.
+
+    Parameters
+    ----------
+    results_dir : path
+        Where ``bioxen-dask bench`` wrote its CSVs.
+    docs_dir : path
+        Folder of the report.
+    name : str
+        File name of the report.
+
+    Returns
+    -------
+    Path
+        The report. It is written to a temporary name and renamed, so a failed build never
+        leaves a half report in place.
+    """
+    results, docs = Path(results_dir), Path(docs_dir)
+    if not results.is_dir():
+        raise FileNotFoundError(f"no benchmark results in {results}: run `bioxen-dask bench all --out {results}` first.")
+    fig_dir = docs / "performance"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    rel = "performance"
+    facts: dict[str, Any] = {}
+    sections: list[str] = []
+    for stem, fn, cmd in (("cwt", _cwt_section, "bioxen-dask bench cwt"),
+                          ("wct", _wct_section, "bioxen-dask bench wct"),
+                          ("significance", _significance_section, "bioxen-dask bench significance")):
+        path = results / f"{stem}.csv"
+        if path.is_file():
+            text, f = fn(path, fig_dir, rel)
+            facts.update(f)
+            sections.append(text)
+        else:
+            sections.append(f"## {stem}\n\nNot measured yet: run `{cmd}`.\n")
+    sections.insert(1, _memory_section(facts))
+    externals = []
+    for stem, title, cmd in EXTERNAL_SECTIONS:
+        text, path = _external_section(stem, title, cmd, results)
+        externals.append(text)
+        if stem == "pipeline" and path is not None:
+            facts.update(_pipeline_facts(path))
+    header = [
+        "# Performance", "",
+        "Generated by `bioxen-dask bench report` from the CSVs of `bioxen-dask bench all` (each benchmark can be "
+        "rerun alone: `bioxen-dask bench cwt|wct|significance|equivalence|pipeline|gpu`). Every table and figure "
+        "names the machine and date of the run it comes from; nothing here is typed by hand. All engines of a "
+        "table ran in one process on one machine, so compare ratios, not absolute times, across machines.", "",
+    ]
+    body = header + [_targets_section(facts)] + sections + externals + [
+        _decision_section(facts)]
+    report = docs / name
+    tmp = report.with_name(report.name + ".partial")
+    tmp.write_text("\n".join(body).rstrip() + "\n")
+    os.replace(tmp, report)
+    return report
+
+
+def _pipeline_facts(path: Path) -> dict:
+    """The measured parallel efficiency at 2 workers, when the pipeline CSV has one."""
+    rows, _, _ = read_csv(path)
+    effs = [r.get("efficiency") for r in rows if r.get("workers") == 2 and r.get("kind") in ("measured", "workers")]
+    effs = [e for e in effs if isinstance(e, float) and 0 < e <= 1.5]
+    return {"efficiency": effs[0]} if effs else {}

@@ -1,0 +1,128 @@
+"""Wavelet coherence of one pair, and what it costs on top of two transforms.
+
+For records of ``N`` samples (default 1e3, 4e3, 18,000 -- ten minutes at 30 Hz -- and 1e5)
+on pycwt's default grid (``make_grid(N, dt)``: smallest period ``2 dt``, ``dj = 1/12``; 159
+scales at 18,000), one process times:
+
+- ``pycwt.wct(..., sig=False)`` -- the reference, float64;
+- ``bioxen_dask.compat.wct(..., sig=False)`` -- the drop-in, same numbers, float64;
+- bioxen-dask's kernels in float32 with the ``linear`` boundary (the pipeline's path: two
+  transforms, three smoothings, coherence and phase), one thread;
+- each engine's two transforms alone (``2 x CWT``), so ``wct / (2 x cwt)`` is the overhead
+  of smoothing and coherence per engine.
+
+Run it with ``bioxen-dask bench wct``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..grid import ScaleGrid, make_grid
+from ._harness import machine_info, measure, write_csv
+
+__all__ = ["DEFAULT_SIZES", "run"]
+
+DEFAULT_SIZES = (1_000, 4_000, 18_000, 100_000)
+QUICK_SIZES = (1_000, 2_000)
+DT = 1 / 30
+FIELDS = ["benchmark", "engine", "stage", "n", "n_scales", "status", "wall_median_s", "wall_min_s",
+          "cpu_median_s", "first_s", "peak_mem_mb", "repeat", "pycwt_over_this", "wct_over_2cwt", "note"]
+
+
+def _pair(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * DT
+    x = np.sin(2 * np.pi * t / 5) + rng.standard_normal(n)
+    return x, np.roll(x, 12) + rng.standard_normal(n)
+
+
+def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, str], tuple[Callable[[], Any], str]]:
+    """``(engine, stage) -> (call, note)`` for the pair ``x``, ``y``."""
+    from .. import compat
+    from ..kernels import Smoother, coherence, cwt
+
+    s0, dj, J = float(grid.scales[0]), float(grid.dj), grid.n_scales - 1
+    smoother = Smoother(grid)
+
+    def native_wct():
+        return coherence(cwt(x, grid), cwt(y, grid), smoother)
+
+    calls = {
+        ("bioxen-dask", "wct"): (native_wct, "kernels: cwt x2 + Smoother + coherence/phase, float32, linear, 1 thread"),
+        ("bioxen-dask", "2 x cwt"): (lambda: (cwt(x, grid), cwt(y, grid)), "kernels.cwt float32 linear, twice"),
+        ("bioxen-dask compat", "wct"): (lambda: compat.wct(x, y, DT, dj, s0, J, sig=False),
+                                        "compat.wct(sig=False): pycwt's numbers, float64"),
+        ("bioxen-dask compat", "2 x cwt"): (lambda: (compat.cwt(x, DT, dj, s0, J), compat.cwt(y, DT, dj, s0, J)),
+                                            "compat.cwt twice, float64"),
+    }
+    try:
+        import pycwt
+    except ImportError:
+        return calls
+    calls[("pycwt", "wct")] = (lambda: pycwt.wct(x, y, DT, dj, s0, J, sig=False), "pycwt.wct(sig=False)")
+    calls[("pycwt", "2 x cwt")] = (lambda: (pycwt.cwt(x, DT, dj, s0, J), pycwt.cwt(y, DT, dj, s0, J)),
+                                   "pycwt.cwt twice")
+    return calls
+
+
+def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
+        sizes: Sequence[int] | None = None, repeat: int | None = None, memory: bool = True,
+        progress: bool = True) -> Path:
+    """Time one-pair coherence per engine and record length; write ``wct.csv`` in ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : path
+    quick : bool
+        Two short records, one timed call each.
+    sizes : sequence of int, optional
+        Record lengths (default :data:`DEFAULT_SIZES`).
+    repeat : int, optional
+        Timed calls per configuration (default 5, or 3 where a call takes over a second).
+    memory : bool
+        Trace peak allocations (one extra call).
+    progress : bool
+        Print a line per configuration.
+
+    Returns
+    -------
+    Path
+        The CSV: one row per (engine, stage, N), with ``pycwt_over_this`` (speed-up over
+        pycwt for the same stage) and ``wct_over_2cwt`` on the ``wct`` rows.
+    """
+    sizes = [int(s) for s in (sizes or (QUICK_SIZES if quick else DEFAULT_SIZES))]
+    info = machine_info()
+    rows: list[dict[str, Any]] = []
+    missing = []
+    for n in sizes:
+        x, y = _pair(n)
+        grid = make_grid(n, DT)
+        calls = _callers(x, y, grid)
+        if ("pycwt", "wct") not in calls:
+            missing.append("pycwt: not installed (pip install pycwt==0.5.0b0); no speed-up ratios")
+        block = []
+        for (engine, stage), (fn, note) in calls.items():
+            probe = measure(fn, 1, memory=False)
+            reps = repeat or (1 if quick else 5 if probe.first < 1 else 3)
+            res = measure(fn, reps, memory=memory)
+            block.append({"benchmark": "wct", "engine": engine, "stage": stage, "n": n, "n_scales": grid.n_scales,
+                          "status": "ok", **res.as_row(), "note": note})
+            if progress:
+                print(f"wct {engine:<20} {stage:<8} N={n:<7} scales={grid.n_scales:<4} {res.wall_median:9.4f} s",
+                      flush=True)
+        by = {(r["engine"], r["stage"]): r for r in block}
+        for r in block:
+            ref = by.get(("pycwt", r["stage"]))
+            if ref is not None:
+                r["pycwt_over_this"] = ref["wall_median_s"] / r["wall_median_s"]
+            two = by.get((r["engine"], "2 x cwt"))
+            if r["stage"] == "wct" and two is not None:
+                r["wct_over_2cwt"] = r["wall_median_s"] / two["wall_median_s"]
+        rows += block
+    notes = [f"pycwt default grid: make_grid(N, dt={DT:.6g}), dj=1/12, smallest period 2 dt"] + sorted(set(missing))
+    return write_csv(Path(out_dir) / "wct.csv", rows, info, notes, FIELDS)

@@ -1,0 +1,145 @@
+"""The benchmark harness on tiny sizes: it runs, its CSVs say what they measured, the report builds.
+
+No timing is asserted (performance lives in the generated report); what is checked is that
+the rows are consistent with each other (ratios, throughputs, skips with their reasons) and
+that the report's fits and tables come from the CSVs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bioxen_dask.bench import machine_info, machine_label, measure, read_csv, write_csv
+from bioxen_dask.bench import cwt as cwt_bench
+from bioxen_dask.bench import significance as sig_bench
+from bioxen_dask.bench import wct as wct_bench
+from bioxen_dask.bench.report import build_report, fit_exponent, nlogn_exponent
+from bioxen_dask.cli import main
+
+CWT_ENGINES = [("bioxen-dask", "float32", "linear"), ("bioxen-dask", "float64", "pycwt"),
+               ("pycwt", "float64", "pycwt"), ("no-such-engine", "float32", "-")]
+
+
+def test_csv_round_trip_keeps_machine_notes_and_numbers(tmp_path):
+    info = {"cpu": "test cpu", "cores": "2 logical, 2 usable", "memory": "24 GiB", "date": "2026-12-01 07:00 UTC"}
+    rows = [{"engine": "a", "n": 1000, "wall": 0.25, "missing": float("nan"), "status": "ok"},
+            {"engine": "b", "n": 10, "wall": 1e-7, "status": "skipped: output 3.0 GiB > memory budget"}]
+    path = write_csv(tmp_path / "x" / "t.csv", rows, info, ["a note, with a comma"])
+    assert not list(path.parent.glob("*.partial"))
+    back, info2, notes = read_csv(path)
+    assert info2 == info and notes == ["a note, with a comma"]
+    assert back[0]["n"] == 1000 and isinstance(back[0]["n"], int) and back[0]["wall"] == 0.25
+    assert math.isnan(back[0]["missing"]) and back[1]["wall"] == 1e-7 and back[1]["status"] == rows[1]["status"]
+    assert machine_label(info) == "test cpu, 2 cores, 24 GiB RAM, 2026-12-01 07:00 UTC"
+    assert {"cpu", "cores", "memory", "date", "numpy", "pycwt"} <= set(machine_info())
+
+
+def test_measure_counts_calls_and_rejects_zero_repeats():
+    calls = []
+    m = measure(lambda: calls.append(np.ones(1000)), repeat=3, memory=True)
+    assert len(calls) == 1 + 3 + 1  # warm-up, timed, traced
+    assert m.repeat == 3 and 0 <= m.wall_min <= m.wall_median and m.peak_mb > 0
+    with pytest.raises(ValueError, match="repeat must be at least 1"):
+        measure(lambda: None, repeat=0)
+
+
+def test_cwt_benchmark_rows_are_consistent(tmp_path):
+    path = cwt_bench.run(tmp_path, quick=True, sizes=[256, 1024], scales=[8], engines=CWT_ENGINES, progress=False)
+    rows, info, notes = read_csv(path)
+    assert "cpu" in info and "date" in info and notes
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {(r["engine"], r["n"]) for r in ok} == {(e, n) for e, _, _ in CWT_ENGINES[:3] for n in (256, 1024)}
+    for r in ok:
+        assert r["msamples_scales_per_s"] == pytest.approx(r["n"] * 8 / r["wall_median_s"] / 1e6, rel=1e-4)
+        ref = next(p for p in ok if p["engine"] == "pycwt" and p["n"] == r["n"])
+        assert r["pycwt_over_this"] == pytest.approx(ref["wall_median_s"] / r["wall_median_s"], rel=1e-4)
+    failed = [r for r in rows if r["engine"] == "no-such-engine"]
+    assert len(failed) == 2 and all(r["status"].startswith("failed: ValueError: unknown engine") for r in failed)
+
+
+def test_cwt_benchmark_skips_with_reasons(tmp_path):
+    path = cwt_bench.run(tmp_path, quick=True, sizes=[256, 4096], scales=[8], engines=CWT_ENGINES[:1],
+                         memory_budget=4096 * 8 * 8 - 1, progress=False)
+    rows, _, _ = read_csv(path)
+    by_n = {r["n"]: r["status"] for r in rows}
+    assert by_n[256] == "ok" and by_n[4096].startswith("skipped: output") and "memory budget" in by_n[4096]
+    path = cwt_bench.run(tmp_path, quick=True, sizes=[256, 4096], scales=[8], engines=CWT_ENGINES[:1],
+                         max_seconds=0.0, progress=False)
+    rows, _, _ = read_csv(path)
+    assert [r["status"].split(":")[0] for r in sorted(rows, key=lambda r: r["n"])] == ["ok", "skipped"]
+    assert "extrapolated" in rows[-1]["status"]
+
+
+def test_cwt_benchmark_grid():
+    g = cwt_bench.grid_for(1000, 50)
+    assert g.n_scales == 50 and g.scales[-1] <= 1000 / 8 + 1e-9
+    assert g.periods[0] == pytest.approx(2.0)
+
+
+def test_wct_benchmark_ratios(tmp_path):
+    rows, _, _ = read_csv(wct_bench.run(tmp_path, sizes=[512], repeat=1, memory=False, progress=False))
+    get = {(r["engine"], r["stage"]): r for r in rows}
+    assert set(get) == {(e, s) for e in ("bioxen-dask", "bioxen-dask compat", "pycwt") for s in ("wct", "2 x cwt")}
+    for e in ("bioxen-dask", "bioxen-dask compat", "pycwt"):
+        w, two = get[(e, "wct")], get[(e, "2 x cwt")]
+        assert w["wct_over_2cwt"] == pytest.approx(w["wall_median_s"] / two["wall_median_s"], rel=1e-4)
+        assert w["pycwt_over_this"] == pytest.approx(get[("pycwt", "wct")]["wall_median_s"] / w["wall_median_s"],
+                                                     rel=1e-4)
+    import pycwt
+
+    x, y = wct_bench._pair(512)
+    assert get[("pycwt", "wct")]["n_scales"] == len(pycwt.wct(x, y, wct_bench.DT, sig=False)[3])  # pycwt's own grid
+
+
+def test_significance_benchmark_marks_extrapolations(tmp_path):
+    rows, _, notes = read_csv(sig_bench.run(tmp_path, sizes=[128], counts=[0, 4], progress=False))
+    get = {(r["engine"], r["mc_count"]): r for r in rows}
+    assert set(get) == {(e, c) for e in ("pycwt", "bioxen-dask multirate", "bioxen-dask exact") for c in (0, 4)}
+    py = get[("pycwt", 4)]
+    assert py["measured"] == "extrapolated" and py["per_surrogate_s"] > 0
+    assert py["wall_s"] > 4 * py["per_surrogate_s"]
+    for e in ("bioxen-dask multirate", "bioxen-dask exact"):
+        r = get[(e, 4)]
+        assert r["measured"] == "yes" and r["pycwt_over_this"] == pytest.approx(py["per_surrogate_s"] / r["per_surrogate_s"],
+                                                                               rel=1e-3)
+        assert e.split()[-1] in r["note"]
+    assert get[("pycwt", 0)]["wall_s"] > 0 and "AR(1) null" in notes[0]
+
+
+def test_report_from_the_csvs(tmp_path):
+    out, docs = tmp_path / "out", tmp_path / "docs"
+    cwt_bench.run(out, quick=True, sizes=[1024, 16384, 65536], scales=[8], engines=CWT_ENGINES[:3], progress=False)
+    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    report = build_report(out, docs)
+    text = report.read_text()
+    rows, info, _ = read_csv(out / "cwt.csv")
+    assert machine_label(info) in text
+    for name in ("cwt_scaling.png", "wct_pair.png"):
+        assert (docs / "performance" / name).stat().st_size > 5000
+        assert f"(performance/{name})" in text
+    # the fitted exponents in the report are those of the CSV's rows
+    pts = sorted((r["n"], r["wall_median_s"]) for r in rows if r["engine"] == "pycwt" and r["n"] >= 10_000)
+    assert f"| {fit_exponent(*zip(*pts)):.2f} | {nlogn_exponent([p[0] for p in pts]):.2f} |" in text
+    assert "Not measured yet: run `bioxen-dask bench significance`" in text
+    assert "## Which setup a dataset needs" in text and "not measured" not in text.split("## Which setup")[1].lower()
+
+
+def test_fits_recover_known_laws():
+    n = np.array([1e4, 1e5, 1e6, 1e7])
+    assert fit_exponent(n, 3e-9 * n**1.5) == pytest.approx(1.5)
+    assert fit_exponent(n, n * np.log(n)) == pytest.approx(nlogn_exponent(n))
+    assert 1.05 < nlogn_exponent(n) < 1.1
+
+
+def test_cli_bench_report_and_errors(tmp_path, capsys):
+    out = tmp_path / "out"
+    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    assert main(["bench", "report", "--out", str(out), "--docs", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "performance.md").is_file()
+    assert main(["bench", "report", "--out", str(tmp_path / "nothing"), "--docs", str(tmp_path / "d")]) == 2
+    assert "no benchmark results" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "no-such-benchmark"])
