@@ -20,7 +20,14 @@ metrics keyed by span to ``digests_total`` (distributed 2026.8). That grows by r
 MiB per pipeline here, whatever bioxen-dask does, and would hide a leak of ours; so between
 runs, while the cluster is idle, the script drops those records (``--keep-spans`` keeps them,
 to measure distributed's own growth: the report counts spans and digest entries either way).
-Bounded logs (``distributed.admin.low-level-log-length``) are left as they are.
+distributed's *bounded* records fill up over the first minutes of a cluster's life and would
+read as growth in a short soak: the worker's statistical profiler keeps one call tree per
+second up to ``distributed.admin.low-level-log-length`` (1,000 by default, ~17 minutes), and
+the scheduler keeps the last ``distributed.diagnostics.computations.max-history`` (100)
+computations with their graphs. The soak caps both (``--log-length``, default 10, and 10
+computations) and turns the profiler off, so that they are full by the end of the warm-up;
+``--log-length 0`` leaves distributed's defaults. The report also counts the scheduler's task
+prefixes and groups, which would grow without bound if task names carried a per-run token.
 """
 
 from __future__ import annotations
@@ -118,6 +125,10 @@ def count_metrics(dask_worker) -> int:
     return len(dask_worker.digests_total)
 
 
+def count_prefixes(dask_scheduler) -> tuple[int, int]:
+    return len(dask_scheduler.task_prefixes), len(dask_scheduler.task_groups)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=50)
@@ -132,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace-top", type=int, default=0, metavar="N",
                     help="after the warm-up, trace allocations (tracemalloc) in this process and the workers "
                          "and report the N sites that grew most (slows the runs)")
+    ap.add_argument("--log-length", type=int, default=10, metavar="N",
+                    help="cap distributed's bounded logs and computation history at N and turn the worker "
+                         "profiler off (0: distributed's defaults)")
     ap.add_argument("--dir", default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--out", default=None, help="write the JSON report here too")
     args = ap.parse_args(argv)
@@ -156,7 +170,14 @@ def main(argv: list[str] | None = None) -> int:
             "compute": {"roi_chunk": 4},
         }
         config = ClusterConfig(kind="local", n_workers=args.workers, threads_per_worker=1)
-        with connect(config) as client:
+        import dask
+
+        bounded = {} if args.log_length <= 0 else {
+            "distributed.admin.low-level-log-length": args.log_length,
+            "distributed.diagnostics.computations.max-history": args.log_length,
+            "distributed.worker.profile.enabled": False,
+        }
+        with dask.config.set(bounded), connect(config) as client:
             scheduler = client.cluster.scheduler
             for i in range(args.runs):
                 if args.trace_top and i == args.warmup:
@@ -179,11 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                 gc.collect()
                 client.run(gc.collect)
                 workers = client.run(rss_mib)
+                prefixes, groups = client.run_on_scheduler(count_prefixes)
                 samples.append({
                     "run": i, "wall_s": round(wall, 3), "client_scheduler_mib": round(rss_mib(), 2),
                     "workers_mib": {k: round(v, 2) for k, v in sorted(workers.items())},
                     "scheduler_tasks": len(scheduler.tasks), "client_futures": len(client.futures),
                     "scheduler_spans": spans, "worker_metric_entries": metrics,
+                    "scheduler_task_prefixes": prefixes, "scheduler_task_groups": groups,
                 })
                 print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
             traced = ({"client_scheduler": trace_growth(args.trace_top),
@@ -205,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "runs": args.runs, "warmup": args.warmup, "rois": args.rois, "frames": args.frames,
         "workers": args.workers, "maps": bool(args.maps), "keep_spans": bool(args.keep_spans),
+        "log_length": args.log_length,
+        "task_prefixes_first_last": [samples[0]["scheduler_task_prefixes"], samples[-1]["scheduler_task_prefixes"]],
+        "task_groups_first_last": [samples[0]["scheduler_task_groups"], samples[-1]["scheduler_task_groups"]],
         "spans_per_run": round(float(np.median(np.diff([s["scheduler_spans"] for s in samples])))
                                if args.keep_spans else float(np.median([s["scheduler_spans"] for s in samples])), 1),
         "median_run_s": round(float(np.median([s["wall_s"] for s in samples])), 3),

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Measurement", "machine_info", "machine_label", "measure", "read_csv", "write_csv"]
+__all__ = ["Measurement", "auto_repeat", "machine_info", "machine_label", "measure", "read_csv", "write_csv"]
 
 #: Distributions whose versions go into every machine record.
 VERSIONED = ("bioxen-dask", "numpy", "scipy", "dask", "distributed", "pycwt", "PyWavelets",
@@ -113,14 +113,21 @@ class Measurement:
                 "repeat": self.repeat}
 
 
-def measure(fn: Callable[[], Any], repeat: int = 3, *, memory: bool = True,
+def auto_repeat(first_s: float) -> int:
+    """Timed calls after a warm-up of ``first_s`` seconds: 5 below 0.5 s, 3 below 5 s, else 1."""
+    return 5 if first_s < 0.5 else 3 if first_s < 5 else 1
+
+
+def measure(fn: Callable[[], Any], repeat: int | str = 3, *, memory: bool | float = True,
             before_first: Callable[[], None] | None = None) -> Measurement:
     """Time ``fn``: one warm-up call (FFT plans, filter banks, JIT), then ``repeat`` calls.
 
     Wall time is ``perf_counter``; CPU time is the process's (all threads, so CPU > wall
     means threads ran in parallel). With ``memory``, one extra call runs under
     :mod:`tracemalloc`: the peak of Python and NumPy allocations (C++ engines' own buffers
-    are not traced, and their rows say so).
+    are not traced, and their rows say so). ``repeat="auto"`` picks the count from the
+    warm-up (:func:`auto_repeat`); a number for ``memory`` traces only when the warm-up
+    took less than that many seconds.
 
     Examples
     --------
@@ -128,14 +135,18 @@ def measure(fn: Callable[[], Any], repeat: int = 3, *, memory: bool = True,
     >>> m.repeat, m.wall_min <= m.wall_median
     (2, True)
     """
-    if repeat < 1:
-        raise ValueError(f"repeat must be at least 1, got {repeat}.")
+    if repeat != "auto" and (not isinstance(repeat, int) or repeat < 1):
+        raise ValueError(f"repeat must be at least 1 or 'auto', got {repeat!r}.")
     gc.collect()
     if before_first is not None:
         before_first()
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
+    if repeat == "auto":
+        repeat = auto_repeat(first)
+    if not isinstance(memory, bool):
+        memory = first < float(memory)
     walls, cpus = [], []
     for _ in range(repeat):
         gc.collect()

@@ -122,12 +122,6 @@ def _output_bytes(engine: str, dtype: str, n: int, n_scales: int) -> int:
     return n * n_scales * item
 
 
-def _repeats(first_s: float, quick: bool) -> int:
-    if quick:
-        return 1
-    return 5 if first_s < 0.5 else 3 if first_s < 5 else 1
-
-
 def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
         sizes: Sequence[float] | None = None, scales: Sequence[int] | None = None,
         engines: Iterable[tuple[str, str, str]] = ENGINES, max_seconds: float | None = None,
@@ -146,12 +140,14 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
         Default :data:`ENGINES`.
     max_seconds : float, optional
         Skip a configuration whose time, extrapolated from the engine's last measured one
-        (``T ~ N * scales``), exceeds this (default 60 s; 5 s with ``quick``).
+        (``T ~ N * scales``), exceeds this (default 10 s; 5 s with ``quick``).
     memory_budget : float, optional
-        Skip a configuration whose output alone exceeds this many bytes (default a quarter
-        of the machine's RAM).
+        Skip a configuration whose memory would exceed this many bytes (default half the
+        machine's RAM): its output, or its traced peak per sample and scale at the engine's
+        last traced size times ``N * scales``, whichever is larger.
     memory : bool
-        Trace the peak of Python/NumPy allocations (one extra call per configuration).
+        Trace the peak of Python/NumPy allocations (one extra call per configuration whose
+        warm-up took under 5 s).
     progress : bool
         Print a line per configuration.
 
@@ -163,12 +159,13 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
     """
     sizes = [int(s) for s in (sizes or (QUICK_SIZES if quick else DEFAULT_SIZES))]
     scales = [int(s) for s in (scales or (QUICK_SCALES if quick else DEFAULT_SCALES))]
-    max_seconds = float(max_seconds if max_seconds is not None else (5.0 if quick else 60.0))
+    max_seconds = float(max_seconds if max_seconds is not None else (5.0 if quick else 10.0))
     if memory_budget is None:
-        memory_budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 4
+        memory_budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2
     info = machine_info()
     rows: list[dict[str, Any]] = []
     last: dict[tuple, tuple[int, float]] = {}  # engine key -> (n*scales, wall) of its last measurement
+    bytes_per_point: dict[tuple, float] = {}  # engine -> traced peak bytes / (n*scales), last traced
     missing: dict[str, str] = {}
     rng = np.random.default_rng(20240601)
     for S in sorted(scales):
@@ -183,9 +180,9 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
                 if engine in missing:
                     rows.append({**base, "status": missing[engine]})
                     continue
-                need = _output_bytes(engine, dtype, n, S)
+                need = max(_output_bytes(engine, dtype, n, S), bytes_per_point.get(key[:3], 0.0) * n * S)
                 if need > memory_budget:
-                    rows.append({**base, "status": f"skipped: output {need / 2**30:.1f} GiB > memory budget "
+                    rows.append({**base, "status": f"skipped: needs ~{need / 2**30:.1f} GiB > memory budget "
                                                    f"{memory_budget / 2**30:.1f} GiB"})
                     continue
                 if key in last:
@@ -196,8 +193,7 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
                         continue
                 try:
                     fn, note = _caller(engine, variant, dtype, x, grid)
-                    probe = measure(fn, 1, memory=False)
-                    res = measure(fn, _repeats(probe.first, quick), memory=memory and engine != "fcwt")
+                    res = measure(fn, 1 if quick else "auto", memory=5.0 if memory and engine != "fcwt" else False)
                 except ImportError as exc:
                     missing[engine] = f"missing: {type(exc).__name__}: {exc}"
                     rows.append({**base, "status": missing[engine]})
@@ -206,6 +202,8 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
                     rows.append({**base, "status": f"failed: {type(exc).__name__}: {exc}"[:300]})
                     continue
                 last[key] = (n * S, res.wall_median)
+                if np.isfinite(res.peak_mb) and n * S >= 10**5:
+                    bytes_per_point[key[:3]] = res.peak_mb * 2**20 / (n * S)
                 row = {**base, "status": "ok", **res.as_row(),
                        "msamples_scales_per_s": n * S / res.wall_median / 1e6, "note": note}
                 if engine == "pycwt":

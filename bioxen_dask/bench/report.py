@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -91,6 +92,21 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _loglog_figure(path: Path, series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str,
+                   title: str, dashed: Sequence[str] = ()) -> None:
+    """One log-log line per named series of (x, y) points, saved as a PNG."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.3), constrained_layout=True)
+    for label, pts in series.items():
+        if pts:
+            ax.loglog(*zip(*pts), marker="o", label=label, linestyle="--" if label in dashed else "-")
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _cwt_label(r: dict) -> str:
@@ -226,17 +242,9 @@ def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
                 table.append((f"{n:,}", r["n_scales"], e, _fmt(r["wall_median_s"], ".4f"),
                               _fmt(r.get("pycwt_over_this"), ".1f"), _fmt(r.get("wct_over_2cwt"), ".1f")))
     out += [_table(["N", "scales", "engine", "wall (s)", "x pycwt", "WCT / 2 CWT"], table), ""]
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4.3), constrained_layout=True)
-    for e in engines:
-        pts = [(n, get[(e, "wct", n)]["wall_median_s"]) for n in sizes if (e, "wct", n) in get]
-        if pts:
-            ax.loglog(*zip(*pts), marker="o", label=e)
-    ax.set(xlabel="N (samples)", ylabel="wall time per pair (s)")
-    ax.legend(fontsize=8)
-    ax.set_title(f"WCT of one pair - {machine_label(info)}", fontsize=8)
-    fig.savefig(fig_dir / "wct_pair.png", dpi=110)
-    plt.close(fig)
+    series = {e: [(n, get[(e, "wct", n)]["wall_median_s"]) for n in sizes if (e, "wct", n) in get] for e in engines}
+    _loglog_figure(fig_dir / "wct_pair.png", series, "N (samples)", "wall time per pair (s)",
+                   f"WCT of one pair - {machine_label(info)}")
     out += [f"![WCT per pair]({rel}/wct_pair.png)", ""]
     n18 = 18_000 if (("bioxen-dask", "wct", 18_000) in get) else (sizes[-1] if sizes else None)
     r = get.get(("bioxen-dask", "wct", n18))
@@ -274,18 +282,11 @@ def _significance_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dic
             table.append((f"{n:,}", e, *cells, _fmt(per[-1] * 1e3, ".1f") if per else "-"))
     out += [_table(["N", "engine", *(f"{c} surrogates (s)" for c in counts), "ms per surrogate"], table),
             "", "`*` extrapolated from one measured pycwt surrogate.", ""]
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4.3), constrained_layout=True)
     n_big = sizes[-1] if sizes else None
-    for e in engines:
-        pts = [(c, get[(e, n_big, c)]["wall_s"]) for c in counts if c > 0 and (e, n_big, c) in get]
-        if pts:
-            ax.loglog(*zip(*pts), marker="o", label=e, linestyle="--" if e == "pycwt" else "-")
-    ax.set(xlabel="surrogate pairs", ylabel="wall time (s)")
-    ax.legend(fontsize=8)
-    ax.set_title(f"Significance, N = {n_big:,} - {machine_label(info)}", fontsize=8)
-    fig.savefig(fig_dir / "significance.png", dpi=110)
-    plt.close(fig)
+    series = {e: [(c, get[(e, n_big, c)]["wall_s"]) for c in counts if c > 0 and (e, n_big, c) in get]
+              for e in engines}
+    _loglog_figure(fig_dir / "significance.png", series, "surrogate pairs", "wall time (s)",
+                   f"Significance, N = {n_big:,} - {machine_label(info)}", dashed=("pycwt",))
     out += [f"![Monte Carlo scaling]({rel}/significance.png)", ""]
     for e in engines:
         r = get.get((e, n_big, counts[-1])) if counts else None
@@ -295,7 +296,9 @@ def _significance_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dic
     return "\n".join(out), facts
 
 
-def _external_section(name: str, title: str, command: str, results: Path) -> tuple[str, Path | None]:
+def _external_section(name: str, title: str, command: str, results: Path, fig_dir: Path,
+                      rel: str) -> tuple[str, Path | None]:
+    """A section from benchmark ``name``'s own ``summary_markdown``, with its figures copied."""
     path = results / f"{name}.csv"
     if not path.is_file():
         return f"## {title}\n\nNot measured yet: run `{command}` (it writes `{path.name}`).\n", None
@@ -304,7 +307,11 @@ def _external_section(name: str, title: str, command: str, results: Path) -> tup
         body = mod.summary_markdown(path)
     except Exception as exc:  # a report section must not hide the others
         body = f"The summary of `{path.name}` failed: {type(exc).__name__}: {exc}"
-    return f"## {title}\n\n{body.strip()}\n", path
+    figures = []
+    for png in sorted(results.glob(f"{name}*.png")):
+        shutil.copyfile(png, fig_dir / png.name)
+        figures.append(f"![{png.stem}]({rel}/{png.name})")
+    return f"## {title}\n\n{body.strip()}\n\n" + "\n\n".join(figures) + "\n", path
 
 
 def _interp_loglog(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -434,7 +441,7 @@ def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str 
     sections.insert(1, _memory_section(facts))
     externals = []
     for stem, title, cmd in EXTERNAL_SECTIONS:
-        text, path = _external_section(stem, title, cmd, results)
+        text, path = _external_section(stem, title, cmd, results, fig_dir, rel)
         externals.append(text)
         if stem == "pipeline" and path is not None:
             facts.update(_pipeline_facts(path))

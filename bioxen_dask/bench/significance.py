@@ -12,7 +12,10 @@ a Python loop per scale. For records of ``N`` samples on pycwt's default grid an
   with that reason.
 - bioxen-dask's ``multirate`` engine (the default for pooled thresholds) and the ``exact``
   engine (every surrogate transformed whole, as pycwt does), on Dask's local threaded
-  scheduler (all cores), measured at every count.
+  scheduler (all cores), measured at every count;
+- the hybrids: the exact engine with every other installed CWT engine
+  (``surrogate_significance(..., cwt_engine=name)``), at the smallest record length and
+  surrogate count only (they are as slow as their transforms).
 
 ``mc_count = 0`` rows are the coherence of the data pair alone (what a test without
 significance costs). Run it with ``bioxen-dask bench significance``.
@@ -63,12 +66,12 @@ def _pycwt_per_surrogate(grid) -> tuple[float, float, float]:
     return setup, max(wall - setup, 1e-9), max(cpu - setup, 1e-9)
 
 
-def _ours(grid, mc: int, engine: str) -> tuple[float, float, dict]:
+def _ours(grid, mc: int, engine: str, cwt_engine: str = "bioxen") -> tuple[float, float, dict]:
     from ..significance import AR1Null, surrogate_significance
 
     t0, c0 = time.perf_counter(), time.process_time()
     res = surrogate_significance(grid, AR1Null(G1, G2), mc_count=mc, levels=(0.95,), seed=0, engine=engine,
-                                 scheduler="threads")
+                                 scheduler="threads", cwt_engine=cwt_engine)
     return time.perf_counter() - t0, time.process_time() - c0, res.attrs
 
 
@@ -186,7 +189,38 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
                 if progress:
                     print(f"significance {engine:<9} N={n:<6} mc={mc:<5} {wall:8.2f} s "
                           f"({wall / mc * 1e3:.1f} ms per surrogate)", flush=True)
+    rows += _hybrid_rows(sizes[0], [c for c in counts if c > 0][:1], max_seconds, progress)
     return write_csv(Path(out_dir) / "significance.csv", rows, info, notes, FIELDS)
+
+
+def _hybrid_rows(n: int, counts: Sequence[int], max_seconds: float, progress: bool) -> list[dict[str, Any]]:
+    """The exact engine on each external CWT engine (or why it is missing)."""
+    from ..engines import ENGINES, require_engine
+    from ..significance import surrogate_length
+
+    grid = make_grid(n, DT)
+    base = {"benchmark": "significance", "n": n, "n_scales": grid.n_scales, "surrogate_length": surrogate_length(grid)}
+    rows = []
+    for name in ENGINES:
+        if name == "bioxen":
+            continue
+        for mc in counts:
+            row = {**base, "engine": f"hybrid {name} exact", "mc_count": mc}
+            try:
+                require_engine(name)
+            except ImportError as exc:
+                rows.append({**row, "status": f"missing: {exc}"[:300]})
+                continue
+            one = _ours(grid, 1, "exact", name)[0]
+            if one * mc > max_seconds:
+                rows.append({**row, "status": f"skipped: predicted {one * mc:.0f} s > {max_seconds:.0f} s"})
+                continue
+            wall, cpu, attrs = _ours(grid, mc, "exact", name)
+            rows.append({**row, "status": "ok", "measured": "yes", "wall_s": wall, "cpu_s": cpu,
+                         "per_surrogate_s": wall / mc, "note": f"surrogate_significance(cwt_engine={name!r})"})
+            if progress:
+                print(f"significance hybrid {name:<10} N={n:<6} mc={mc:<5} {wall:8.2f} s", flush=True)
+    return rows
 
 
 def bucket_bias(mc_count: int = 150, width: float = 0.1, gs: Sequence[float] = (0.0, 0.5, 0.8, 0.9, 0.95),

@@ -9,7 +9,11 @@ scales at 18,000), one process times:
 - bioxen-dask's kernels in float32 with the ``linear`` boundary (the pipeline's path: two
   transforms, three smoothings, coherence and phase), one thread;
 - each engine's two transforms alone (``2 x CWT``), so ``wct / (2 x cwt)`` is the overhead
-  of smoothing and coherence per engine.
+  of smoothing and coherence per engine;
+- the *hybrid* pipelines: ``wavelet_coherence(..., engine=name)`` for every other installed
+  engine (its CWT converted to pycwt's convention by :mod:`bioxen_dask.engines`, then
+  bioxen-dask's smoothing and coherence), float64, ``linear`` boundary -- what each engine
+  gives end to end. Missing engines get a row saying why.
 
 Run it with ``bioxen-dask bench wct``.
 """
@@ -60,6 +64,21 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
         ("bioxen-dask compat", "2 x cwt"): (lambda: (compat.cwt(x, DT, dj, s0, J), compat.cwt(y, DT, dj, s0, J)),
                                             "compat.cwt twice, float64"),
     }
+    from .._api import wavelet_coherence
+    from ..engines import ENGINES, require_engine
+
+    for name in ENGINES:
+        if name == "bioxen":
+            continue
+        try:
+            require_engine(name)
+        except ImportError as exc:
+            calls[(f"hybrid {name}", "wct")] = (None, f"missing: {exc}")
+            continue
+        calls[(f"hybrid {name}", "wct")] = (
+            lambda name=name: wavelet_coherence(x, y, DT, dj=dj, s0=s0, J=J, engine=name, dtype="float64"),
+            f"wavelet_coherence(engine={name!r}): {name} CWT in pycwt's convention + bioxen-dask coherence, "
+            "float64, linear")
     try:
         import pycwt
     except ImportError:
@@ -107,9 +126,11 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
             missing.append("pycwt: not installed (pip install pycwt==0.5.0b0); no speed-up ratios")
         block = []
         for (engine, stage), (fn, note) in calls.items():
-            probe = measure(fn, 1, memory=False)
-            reps = repeat or (1 if quick else 5 if probe.first < 1 else 3)
-            res = measure(fn, reps, memory=memory)
+            if fn is None:  # an engine that is not installed: said, not dropped
+                block.append({"benchmark": "wct", "engine": engine, "stage": stage, "n": n,
+                              "n_scales": grid.n_scales, "status": note[:300]})
+                continue
+            res = measure(fn, repeat or (1 if quick else "auto"), memory=memory)
             block.append({"benchmark": "wct", "engine": engine, "stage": stage, "n": n, "n_scales": grid.n_scales,
                           "status": "ok", **res.as_row(), "note": note})
             if progress:
