@@ -365,20 +365,24 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
     rows.append({**base, "kind": "stage", "stage": "total", "workers": workers[-1], **total,
                  "peak_mem_mb": max(job["stages"][s]["worker_peak_mb"] for s in _STAGES), "load_avg": _load(),
                  "value": job["pairs"],
-                 "note": f"{job['pairs']} pairs, {job['attrs'].get('n_scales', '?')} scales, "
+                 "note": f"{job['pairs']} pairs, {int(job['attrs'].get('J', -2)) + 1} scales, "
                          f"{job['attrs'].get('ar1_bucket_pairs', '?')} AR(1) bucket pairs x "
                          f"{job['attrs'].get('mc_count', '?')} surrogates; peak = largest worker RSS; client peak "
                          f"{job['client_peak_mb']:.0f} MB"
                          + ("" if rec is None else f"; planted groups recovered: precision {rec['precision']:.3f}, "
                                                    f"recall {rec['recall']:.3f}")})
     per_roi = total["wall_s"] / max(1, job["pairs"])
-    est = job["stages"]["check"]["wall_s"] + job["stages"]["significance"]["wall_s"] \
-        + job["stages"]["pair"]["wall_s"] * 10_000 / max(1, job["pairs"])
+    serial = job["stages"]["check"]["wall_s"] + job["stages"]["significance"]["wall_s"]
+    scale = 10_000 / max(1, job["pairs"])
+    est = serial + job["stages"]["pair"]["wall_s"] * scale
+    est_cpu = serial + job["stages"]["pair"]["cpu_s"] * scale / workers[-1]  # CPU-bound, machine to itself
     rows.append({**base, "kind": "target", "stage": f"whole dataset under {TARGET_S:.0f} s", "workers": workers[-1],
                  "wall_s": total["wall_s"], "value": TARGET_S,
                  "note": ("met" if total["wall_s"] < TARGET_S else "not met") + f" at {rois} rois"
                          + ("" if rois == 10_000 else f"; 10,000 rois extrapolated (pair stage scaled by rois): "
-                                                     f"{est:.0f} s") + f"; {per_roi * 1e3:.1f} ms per roi end to end"})
+                                                     f"{est:.0f} s from its wall time, {est_cpu:.0f} s from its CPU "
+                                                     f"time over {workers[-1]} workers (an otherwise idle machine)")
+                         + f"; {per_roi * 1e3:.1f} ms per roi end to end"})
 
     attrs = dict(job["attrs"])
     with contextlib.suppress(Exception):
@@ -397,9 +401,9 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
                          "note": f"{pc['sig_note']}; value = s for {n_mc} surrogates per pair, every pair"})
         total_py = pc["wct_s"] * rois + pc.get("sig_per_surrogate_s", 0.0) * n_mc * rois
         rows.append({**base, "kind": "pycwt", "stage": "whole dataset (extrapolated)", "workers": 1,
-                     "wall_s": total_py, "value": total_py / total["wall_s"], "speedup": total_py / total["wall_s"],
-                     "note": "one core; value = pycwt / bioxen-dask job" + ("" if "sig_per_surrogate_s" in pc
-                                                                           else f"; {pc['sig_note']}")})
+                     "value": total_py, "speedup": total_py / total["wall_s"],
+                     "note": f"one core; {total_py / total['wall_s']:.0f}x the bioxen-dask job's wall time"
+                             + (", with significance" if "sig_per_surrogate_s" in pc else f"; {pc['sig_note']}")})
     else:
         rows.append({**base, "kind": "pycwt", "stage": "wct per pair", "note": pc["status"]})
 
@@ -418,10 +422,12 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
 
     gap = models[-1]["overhead_s"]
     for s in simulate(models, SIMULATED_WORKERS):
+        check_note = (f"; measured with {workers[-1]}: job {total['wall_s']:.4g} s, pair stage "
+                      f"{job['stages']['pair']['wall_s']:.4g} s" if s["workers"] == workers[-1] else "")
         rows.append({**base, "kind": "simulated", "stage": "job", "workers": s["workers"], "wall_s": s["job_s"],
                      "value": s["pair_s"], "speedup": s["speedup"], "efficiency": s["efficiency"],
                      "note": f"pair stage {s['pair_s']:.4g} s (efficiency {s['efficiency_pair']:.3f}); LPT of the "
-                             f"measured task durations + {gap * 1e3:.2f} ms gap per task + serial parts"})
+                             f"measured task durations + {gap * 1e3:.2f} ms gap per task + serial parts" + check_note})
     path = write_csv(out / "pipeline.csv", rows, info, fields=FIELDS, notes=[
         f"pipeline {pipeline_file.name}; job on a LocalCluster of {workers[-1]} single-threaded worker processes",
         "cpu_s sums this process and every worker; peak_mem_mb is the largest worker's peak RSS",
@@ -468,7 +474,7 @@ def summary_markdown(csv_path: str | os.PathLike) -> str:
         if tot and isinstance(tot[0].get("note"), str):
             out += [tot[0]["note"] + ".", ""]
     for r in kind["synth"]:
-        out += [f"Synthesis of the store (not in the job's time): {r['wall_s']:.1f} s, {r['value']:.0f} MB.", ""]
+        out += [f"Synthesis of the store (not in the job's time): {r['wall_s']:.1f} s, {r['value']:.1f} MB.", ""]
     for r in kind["target"]:
         out += [f"Target ({r['stage']}): {r['wall_s']:.0f} s -- {r['note']}.", ""]
     tasks = sorted(kind["tasks"], key=lambda r: -r["wall_s"])[:8]
@@ -479,8 +485,8 @@ def summary_markdown(csv_path: str | os.PathLike) -> str:
     if kind["pycwt"]:
         out += ["**pycwt** (0.5.0b0) on the same grid, extrapolated from measured per-pair costs:", "",
                 _table(["pycwt", "measured (s)", "dataset (s, one core)", "note"],
-                       [(r["stage"], r.get("wall_s"), r.get("value") if r["stage"] != "whole dataset (extrapolated)"
-                         else r.get("wall_s"), r.get("note", "")) for r in kind["pycwt"]]), ""]
+                       [(r["stage"], r.get("wall_s"), r.get("value"), r.get("note", "")) for r in kind["pycwt"]]),
+                ""]
     if kind["workers"]:
         w = kind["workers"]
         out += [f"**Scaling, measured** (pair stage of {w[0]['rois']:,} rois, thresholds cached):", "",
@@ -506,15 +512,19 @@ def plot_scaling(csv_path: str | os.PathLike, png: str | os.PathLike) -> Path:
 
     rows, info, _ = read_csv(csv_path)
     sim = [r for r in rows if r["kind"] == "simulated"]
-    meas = [r for r in rows if r["kind"] == "workers" and isinstance(r.get("speedup"), float)]
+    meas = [r for r in rows if r["kind"] == "workers" and isinstance(r.get("speedup"), (int, float))]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2))
     P = [r["workers"] for r in sim]
+    pair_speedup = [sim[0]["value"] / r["value"] for r in sim] if sim else []
     a.plot(P, P, "k:", label="ideal")
     a.plot(P, [r["speedup"] for r in sim], "o-", label="simulated job")
+    a.plot(P, pair_speedup, "^--", label="simulated pair stage")
     b.plot(P, [r["efficiency"] for r in sim], "o-", label="simulated job")
+    b.plot(P, [s / p for s, p in zip(pair_speedup, P)], "^--", label="simulated pair stage")
     if meas:
-        a.plot([r["workers"] for r in meas], [r["speedup"] for r in meas], "s", ms=9, label="measured pair stage")
-        b.plot([r["workers"] for r in meas], [r["efficiency"] for r in meas], "s", ms=9, label="measured pair stage")
+        label = "measured pair stage (load " + ", ".join(f"{r['load_avg']:.1f}" for r in meas) + ")"
+        a.plot([r["workers"] for r in meas], [r["speedup"] for r in meas], "s", ms=9, label=label)
+        b.plot([r["workers"] for r in meas], [r["efficiency"] for r in meas], "s", ms=9, label=label)
     for ax, ylab in ((a, "speedup T1/TP"), (b, "efficiency T1/(P TP)")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("workers P (single-threaded)")
@@ -524,7 +534,8 @@ def plot_scaling(csv_path: str | os.PathLike, png: str | os.PathLike) -> Path:
     a.set_yscale("log", base=2)
     b.set_ylim(0, 1.1)
     fig.suptitle("bioxen-dask pipeline scaling (reference mode, calcium_coherence.yaml)")
-    fig.text(0.5, 0.01, machine_label(info), ha="center", fontsize=8)
+    fig.text(0.5, 0.01, f"{machine_label(info)}; load average at the start {info.get('load_avg', '?')}",
+             ha="center", fontsize=8)
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))
     png = Path(png)
     fig.savefig(png, dpi=110)
