@@ -52,7 +52,7 @@ def test_quick_run_writes_consistent_csv_and_figure(quick_run):
     assert [r["workers"] for r in by["workers"]] == [1, 2]
     for r in by["workers"]:
         assert r["wall_s"] > 0 and r["efficiency"] > 0 and math.isfinite(r["speedup"])
-    assert by["workers"][0]["efficiency"] == 1.0
+    assert by["workers"][0]["efficiency"] == 1.0 and by["workers"][0]["value"] == 1.0  # CPU ratio
     sim = by["simulated"]
     assert [r["workers"] for r in sim] == list(bench.SIMULATED_WORKERS)
     assert all(0 < r["efficiency"] <= 1 for r in sim)
