@@ -13,7 +13,8 @@ plain arrays: CWT → smoothed scaled power → cross spectrum → smoothing →
 reductions, so the wavelet transform never exists outside one task's memory:
 
 * **reference mode** — the reference's transform and smoothed power are computed once per
-  time block (one task) and shared by every roi chunk; each roi's once;
+  time block (one task) and shared by every roi chunk; each roi's once, and on the CPU one
+  roi at a time through buffers reused by the whole chunk (:func:`_reference_stream`);
 * **list mode** — the pairs are sorted and cut into chunks; each chunk gathers the rows it
   needs, transforms each of them once, then forms its pairs;
 * **all pairs** — the selection is cut into tiles of rois; tile ``(i, j)`` transforms the
