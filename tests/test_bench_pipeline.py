@@ -67,3 +67,10 @@ def test_summary_markdown_has_the_tables(quick_run):
     for heading in ("The whole dataset", "pycwt", "Scaling, measured", "Scaling, simulated"):
         assert heading in md
     assert "| workers P |" in md and "cores" in md
+
+
+def test_simulation_is_bounded_by_the_scheduler():
+    stage = {"name": "pair", "serial_s": 0.0, "durations": [0.01] * 1000, "overhead_s": 0.0, "scheduler_s": 0.001}
+    rows = bench.simulate([stage], [1, 64])
+    assert rows[1]["pair_s"] == pytest.approx(1.0)  # 1000 tasks x 1 ms, not 10 s / 64
+    assert 0 < rows[1]["efficiency"] <= 1

@@ -20,7 +20,9 @@ One process (``bioxen-dask bench pipeline``):
 5. simulates larger clusters on paper: every stage is its serial part (the stage's wall time
    outside any task) plus a longest-processing-time-first list schedule of its measured task
    durations, each lengthened by the measured per-task gap between consecutive tasks on a
-   worker (scheduler round trip, (de)serialisation), on ``P = 1 .. 64`` workers.
+   worker (scheduler round trip, (de)serialisation), on ``P = 1 .. 64`` workers -- and never
+   shorter than the stage's tasks times the client-and-scheduler CPU per task (one scheduler
+   hands out every task).
 
 Rows carry a ``kind`` column (``synth``, ``stage``, ``tasks``, ``pycwt``, ``workers``,
 ``simulated``, ``target``); :func:`summary_markdown` turns the CSV into the tables of
@@ -90,7 +92,9 @@ def simulate(stages: Sequence[Mapping[str, Any]], workers: Sequence[int] = SIMUL
     ----------
     stages : sequence of mappings
         Per stage: ``name``, ``serial_s`` (wall time outside any task), ``durations`` (task
-        compute times, s) and ``overhead_s`` (per-task gap added to every task).
+        compute times, s), ``overhead_s`` (per-task gap added to every task) and
+        ``scheduler_s`` (client and scheduler CPU per task: the one scheduler hands out tasks
+        no faster than that, so a stage takes at least ``tasks * scheduler_s``).
     workers : sequence of int
         Worker counts ``P``.
 
@@ -112,7 +116,8 @@ def simulate(stages: Sequence[Mapping[str, Any]], workers: Sequence[int] = SIMUL
         row: dict[str, float] = {"workers": int(P)}
         for st in stages:
             tasks = [d + st.get("overhead_s", 0.0) for d in st.get("durations", ())]
-            row[f"{st['name']}_s"] = st.get("serial_s", 0.0) + (lpt_makespan(tasks, P) if tasks else 0.0)
+            busy = max(lpt_makespan(tasks, P), len(tasks) * st.get("scheduler_s", 0.0)) if tasks else 0.0
+            row[f"{st['name']}_s"] = st.get("serial_s", 0.0) + busy
         row["job_s"] = sum(row[f"{st['name']}_s"] for st in stages)
         out.append(row)
     base = out[0] if out and out[0]["workers"] == 1 else simulate(stages, [1])[0]
@@ -125,8 +130,9 @@ def simulate(stages: Sequence[Mapping[str, Any]], workers: Sequence[int] = SIMUL
     return out
 
 
-def _stage_model(name: str, wall_s: float, stream: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Serial part, task durations and per-task gap of one measured stage (its task stream)."""
+def _stage_model(name: str, wall_s: float, stream: Sequence[Mapping[str, Any]], client_cpu_s: float = 0.0,
+                 ) -> dict[str, Any]:
+    """Serial part, task durations, per-task gap and scheduler cost of one measured stage."""
     durations, gaps = [], []
     by_worker: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for t in stream:
@@ -141,7 +147,8 @@ def _stage_model(name: str, wall_s: float, stream: Sequence[Mapping[str, Any]]) 
         busy = max(busy, spans[-1][1] - spans[0][0])
         gaps += [max(0.0, b0 - a1) for (_, a1), (b0, _) in zip(spans[:-1], spans[1:])]
     return {"name": name, "serial_s": max(0.0, wall_s - busy), "durations": durations,
-            "overhead_s": float(np.median(gaps)) if gaps else 0.0}
+            "overhead_s": float(np.median(gaps)) if gaps else 0.0,
+            "scheduler_s": client_cpu_s / len(durations) if durations else 0.0}
 
 
 def _task_groups(stream: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
@@ -213,7 +220,8 @@ def _run_job(pipeline_file: Path, store: Path, out: Path, cache: Path, workers: 
                 value = fn()
             wall = time.perf_counter() - t0
             w_cpu1, w_peak = _worker_stats(client)
-            stages[name] = {"wall_s": wall, "cpu_s": time.process_time() - c0 + w_cpu1 - w_cpu0,
+            client_cpu = time.process_time() - c0  # graph building, scheduler (in this process), I/O
+            stages[name] = {"wall_s": wall, "cpu_s": client_cpu + w_cpu1 - w_cpu0, "client_cpu_s": client_cpu,
                             "worker_peak_mb": w_peak, "stream": list(ts.data), "load_avg": _load()}
             return value
 
@@ -361,7 +369,7 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
                      "load_avg": st["load_avg"]})
         for k in total:
             total[k] += rows[-1][k]
-        models.append(_stage_model(name, st["wall_s"], st["stream"]))
+        models.append(_stage_model(name, st["wall_s"], st["stream"], st["client_cpu_s"]))
         for group, ds in sorted(_task_groups(st["stream"]).items(), key=lambda kv: -sum(kv[1])):
             rows.append({**base, "kind": "tasks", "stage": f"{name}: {group}", "workers": workers[-1],
                          "wall_s": sum(ds), "tasks": len(ds), "value": float(np.mean(ds)),
@@ -427,14 +435,15 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
                      "note": f"measured, {w} single-threaded worker process(es), relative to {first[0]}; value = "
                              "CPU time ratio (work added by more workers; insensitive to other jobs' load)"})
 
-    gap = models[-1]["overhead_s"]
+    gap, sched = models[-1]["overhead_s"], models[-1]["scheduler_s"]
     for s in simulate(models, SIMULATED_WORKERS):
         check_note = (f"; measured with {workers[-1]}: job {total['wall_s']:.4g} s, pair stage "
                       f"{job['stages']['pair']['wall_s']:.4g} s" if s["workers"] == workers[-1] else "")
         rows.append({**base, "kind": "simulated", "stage": "job", "workers": s["workers"], "wall_s": s["job_s"],
                      "value": s["pair_s"], "speedup": s["speedup"], "efficiency": s["efficiency"],
                      "note": f"pair stage {s['pair_s']:.4g} s (efficiency {s['efficiency_pair']:.3f}); LPT of the "
-                             f"measured task durations + {gap * 1e3:.2f} ms gap per task + serial parts" + check_note})
+                             f"measured task durations + {gap * 1e3:.2f} ms gap per task, at least "
+                             f"{sched * 1e3:.2f} ms scheduler time per task, + serial parts" + check_note})
     path = write_csv(out / "pipeline.csv", rows, info, fields=FIELDS, notes=[
         f"pipeline {pipeline_file.name}; job on a LocalCluster of {workers[-1]} single-threaded worker processes",
         "cpu_s sums this process and every worker; peak_mem_mb is the largest worker's peak RSS",
@@ -505,7 +514,8 @@ def summary_markdown(csv_path: str | os.PathLike) -> str:
     if kind["simulated"]:
         sim = kind["simulated"]
         out += ["**Scaling, simulated** from the measured per-task costs of the whole-dataset run (LPT list "
-                "schedule of the task durations plus the measured per-task gap; serial parts unchanged):", "",
+                "schedule of the task durations plus the measured per-task gap, bounded below by the scheduler's "
+                "CPU per task; serial parts unchanged):", "",
                 _table(["workers P", "job (s)", "pair stage (s)", "speedup", "efficiency T1/(P TP)"],
                        [(r["workers"], r["wall_s"], r["value"], r["speedup"], r["efficiency"]) for r in sim]), ""]
     return "\n".join(out)
