@@ -117,3 +117,28 @@ def test_coherence_of_a_signal_with_itself_is_one(boundary, rng):
     R2, ph = coherence(W, W, Smoother(GRID, boundary=boundary))
     np.testing.assert_allclose(R2, 1.0, atol=1e-12)
     np.testing.assert_allclose(ph, 0.0, atol=1e-12)
+
+
+def test_kernels_wider_than_the_record_are_still_exact_linear_convolutions(rng):
+    """pycwt's default grid reaches scales whose support is ~7x the record: only lags within
+    the record can meet data, so the kernels are cut there (:func:`kernels._plan.reach`) --
+    and must still equal the direct convolution with the whole kernel."""
+    from bioxen_dask.grid import make_grid
+
+    n = 300
+    grid = make_grid(n, DT)
+    assert grid.wavelet_support().max() > 5 * n and grid.smoothing_support().max() > 5 * n
+    x = rng.standard_normal(n)
+    W = cwt(x, grid, boundary="linear", dtype="float64")
+    assert _rel(W, direct_cwt(x, grid)).max() <= 1e-9
+    P = np.abs(W) ** 2
+    S = smooth_time(P, grid, boundary="linear")
+    supports = grid.smoothing_support()
+    for j in (grid.n_scales // 2, grid.n_scales - 1):  # the unit sum is the whole Gaussian's
+        h, sigma = int(supports[j]), grid.scales[j] / grid.dt
+        k = np.exp(-0.5 * (np.arange(-h, h + 1) / sigma) ** 2)
+        ref = np.convolve(P[j], k / k.sum())[h : h + n]
+        np.testing.assert_allclose(S[j], ref, rtol=1e-9, atol=1e-14)
+    V = cwt(x, grid, boundary="valid", dtype="float64")  # valid still masks by the full support
+    h0 = int(grid.wavelet_support()[0])
+    assert np.isnan(V[-1]).all() and np.isfinite(V[0, h0:-h0]).all() and np.isnan(V[0, :h0]).all()

@@ -12,8 +12,8 @@ scales at 18,000), one process times:
   of smoothing and coherence per engine;
 - the *hybrid* pipelines: ``wavelet_coherence(..., engine=name)`` for every other installed
   engine (its CWT converted to pycwt's convention by :mod:`bioxen_dask.engines`, then
-  bioxen-dask's smoothing and coherence), float64, ``linear`` boundary -- what each engine
-  gives end to end. Missing engines get a row saying why.
+  bioxen-dask's smoothing and coherence), float64, in pycwt's frame (``boundary="pycwt"``) --
+  what each engine gives end to end. Missing engines get a row saying why.
 
 Run it with ``bioxen-dask bench wct``.
 """
@@ -76,9 +76,10 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
             calls[(f"hybrid {name}", "wct")] = (None, f"missing: {exc}")
             continue
         calls[(f"hybrid {name}", "wct")] = (
-            lambda name=name: wavelet_coherence(x, y, DT, dj=dj, s0=s0, J=J, engine=name, dtype="float64"),
-            f"wavelet_coherence(engine={name!r}): {name} CWT in pycwt's convention + bioxen-dask coherence, "
-            "float64, linear")
+            lambda name=name: wavelet_coherence(x, y, DT, dj=dj, s0=s0, J=J, engine=name, dtype="float64",
+                                                boundary="pycwt"),
+            f"wavelet_coherence(engine={name!r}, boundary='pycwt'): {name} CWT in pycwt's convention and frame "
+            "+ bioxen-dask coherence, float64")
     try:
         import pycwt
     except ImportError:
@@ -91,7 +92,7 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
 
 def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
         sizes: Sequence[int] | None = None, repeat: int | None = None, memory: bool = True,
-        progress: bool = True) -> Path:
+        max_seconds: float = 30.0, progress: bool = True) -> Path:
     """Time one-pair coherence per engine and record length; write ``wct.csv`` in ``out_dir``.
 
     Parameters
@@ -105,6 +106,9 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
         Timed calls per configuration (default 5, or 3 where a call takes over a second).
     memory : bool
         Trace peak allocations (one extra call).
+    max_seconds : float
+        Skip an engine at a size where its time, extrapolated from its previous size
+        (``~ n_scales * N``), exceeds this; the row says so.
     progress : bool
         Print a line per configuration.
 
@@ -118,6 +122,7 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
     info = machine_info()
     rows: list[dict[str, Any]] = []
     missing = []
+    last: dict[tuple[str, str], tuple[float, float]] = {}  # (engine, stage) -> (n_scales * n, wall) at its last size
     for n in sizes:
         x, y = _pair(n)
         grid = make_grid(n, DT)
@@ -126,18 +131,23 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
             missing.append("pycwt: not installed (pip install pycwt==0.5.0b0); no speed-up ratios")
         block = []
         for (engine, stage), (fn, note) in calls.items():
+            base = {"benchmark": "wct", "engine": engine, "stage": stage, "n": n, "n_scales": grid.n_scales}
             if fn is None:  # an engine that is not installed: said, not dropped
-                block.append({"benchmark": "wct", "engine": engine, "stage": stage, "n": n,
-                              "n_scales": grid.n_scales, "status": note[:300]})
+                block.append({**base, "status": note[:300]})
+                continue
+            work = grid.n_scales * n
+            if (engine, stage) in last and last[engine, stage][1] * work / last[engine, stage][0] > max_seconds:
+                guess = last[engine, stage][1] * work / last[engine, stage][0]
+                block.append({**base, "status": f"skipped: extrapolated {guess:.0f} s > {max_seconds:.0f} s"})
                 continue
             res = measure(fn, repeat or (1 if quick else "auto"), memory=memory)
-            block.append({"benchmark": "wct", "engine": engine, "stage": stage, "n": n, "n_scales": grid.n_scales,
-                          "status": "ok", **res.as_row(), "note": note})
+            last[engine, stage] = (work, res.wall_median)
+            block.append({**base, "status": "ok", **res.as_row(), "note": note})
             if progress:
                 print(f"wct {engine:<20} {stage:<8} N={n:<7} scales={grid.n_scales:<4} {res.wall_median:9.4f} s",
                       flush=True)
-        by = {(r["engine"], r["stage"]): r for r in block}
-        for r in block:
+        by = {(r["engine"], r["stage"]): r for r in block if r["status"] == "ok"}
+        for r in by.values():
             ref = by.get(("pycwt", r["stage"]))
             if ref is not None:
                 r["pycwt_over_this"] = ref["wall_median_s"] / r["wall_median_s"]

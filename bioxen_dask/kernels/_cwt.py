@@ -32,7 +32,7 @@ import numpy as np
 
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ._cache import filter_cache
-from ._plan import Band, check_boundary, plan_bands
+from ._plan import Band, check_boundary, plan_bands, reach
 from ._xp import array_namespace, device_key, fft_kwargs, fft_namespace
 
 __all__ = ["cwt", "resolve_dtype"]
@@ -179,7 +179,7 @@ def _hermitian(kern: np.ndarray) -> bool:
 
 def _wavelet_filters(
     grid: ScaleGrid, band: Band, nfft: int, real: np.dtype, xp, sampled_support: np.ndarray | None = None,
-    positive_nyquist: bool = False,
+    positive_nyquist: bool = False, max_lag: int | None = None,
 ) -> Any:
     """Conjugated, normalised wavelet spectra ``(n_band_scales, nfft)``, cached per device.
 
@@ -192,7 +192,8 @@ def _wavelet_filters(
     Time-defined (``linear``/``symmetric``/``valid``): the DFT of the wavelet sampled in time,
     ``h[t] = sqrt(dt/s) * conj(psi(-t*dt/s))`` for ``|t| <= support`` (samples) and zero
     beyond. Its support is compact, so padding by the support gives an exact linear
-    convolution and halos of that width make chunked transforms exact. Above ~4 samples
+    convolution and halos of that width make chunked transforms exact. ``max_lag`` drops the
+    taps no output of the record reaches (:func:`._plan.reach`). Above ~4 samples
     per scale both definitions agree to ~1e-9. Kernels that are Hermitian in time (Morlet,
     Paul of even order, DOG of even order) have a real spectrum, stored as real (half the
     bytes; the imaginary part of their DFT is rounding only).
@@ -207,7 +208,8 @@ def _wavelet_filters(
             bank = (s * w[1] * nfft) ** 0.5 * np.conjugate(grid.wavelet.psi_ft(s * w, np))
         else:
             h = np.asarray(sampled_support[band.start : band.stop])
-            taus = np.arange(-int(h.max()), int(h.max()) + 1)
+            lag = int(h.max()) if max_lag is None else min(int(h.max()), int(max_lag))
+            taus = np.arange(-lag, lag + 1)
             kern = np.sqrt(grid.dt / s) * np.conjugate(grid.wavelet.psi(-taus[None, :] * grid.dt / s))
             kern = np.where(np.abs(taus)[None, :] <= h[:, None], kern, 0)
             frame = np.zeros((s.shape[0], nfft), dtype=complex)
@@ -221,7 +223,7 @@ def _wavelet_filters(
         return xp.asarray(flush_subnormals(bank.astype(cdt, copy=False)))
 
     key = ("cwt", grid.key, band.start, band.stop, nfft, real.str, sampled_support is not None,
-           positive_nyquist, device_key(xp))
+           positive_nyquist, max_lag, device_key(xp))
     return filter_cache.get(key, build)
 
 
@@ -384,13 +386,15 @@ def cwt(
     supports = grid.wavelet_support(tol)
     frequency_defined = boundary in ("pycwt", "circular", "grinsted")
     out = xp.empty((nb, grid.n_scales, n), dtype=cplx)
-    for band in plan_bands(n, supports, boundary):
+    needed = reach(supports, n, boundary)
+    max_lag = n - 1 if boundary in ("linear", "valid") and needed.max() < supports.max() else None
+    for band in plan_bands(n, needed, boundary):
         if frequency_defined and band.nfft >= _LONG_FRAME:
             bank = _trimmed_wavelet_filters(grid, band, real, xp, positive_nyquist=boundary == "grinsted")
             _long_band(x2, out, band, bank, n, cplx, xp, fft, nthreads)
             continue
         bank = _wavelet_filters(grid, band, band.nfft, real, xp, None if frequency_defined else supports,
-                                positive_nyquist=boundary == "grinsted")
+                                positive_nyquist=boundary == "grinsted", max_lag=max_lag)
         spec = _segment_spectra(x2, band, n, xp, fft, kw)
         _apply_bank(spec, bank, out, band, n, cplx, xp, fft, nthreads)
     if boundary == "valid":

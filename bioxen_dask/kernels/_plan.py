@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-__all__ = ["Band", "plan_bands", "BOUNDARIES"]
+__all__ = ["Band", "plan_bands", "reach", "BOUNDARIES"]
 
 #: Boundary modes understood by the kernels.
 BOUNDARIES = ("linear", "symmetric", "circular", "valid", "pycwt", "grinsted")
@@ -80,6 +80,30 @@ def _point_cost(m: int) -> float:
     if m > 2**14 and m & (m - 1) == 0:
         c *= 1.15
     return c
+
+
+def reach(supports: np.ndarray, n: int, boundary: str) -> np.ndarray:
+    """Per-scale kernel half-widths a record of ``n`` samples actually needs.
+
+    An output sample of a linear convolution of an ``n``-sample record only meets the
+    kernel's taps at lags ``|t| <= n - 1``; taps beyond meet the zero padding. So in the
+    ``linear``/``valid`` modes a kernel wider than the record is cut at ``n - 1`` and its
+    frame padded by that much, not by its support -- the same linear convolution, for a
+    fraction of the FFT length at the largest scales (whose support is several times the
+    record at pycwt's default grid). Other modes keep their supports (``symmetric`` mirrors
+    ``support`` samples; the frequency-defined modes do not pad by support).
+
+    Examples
+    --------
+    >>> reach(np.array([10, 500, 4000]), 1000, "linear").tolist()
+    [10, 500, 999]
+    >>> reach(np.array([10, 500, 4000]), 1000, "symmetric").tolist()
+    [10, 500, 4000]
+    """
+    supports = np.asarray(supports)
+    if check_boundary(boundary) in ("linear", "valid"):
+        return np.minimum(supports, max(int(n) - 1, 0))
+    return supports
 
 
 @functools.lru_cache(maxsize=4096)

@@ -19,7 +19,7 @@ from ._cwt import (
     resolve_dtype,
     resolve_workers,
 )
-from ._plan import Band, check_boundary, plan_bands
+from ._plan import Band, check_boundary, plan_bands, reach
 from ._xp import array_namespace, device_key, fft_namespace
 
 __all__ = ["smooth", "scale_kernel", "SCALE_KERNELS"]
@@ -75,14 +75,16 @@ def scale_kernel(kind: str, grid: ScaleGrid) -> np.ndarray:
 
 
 def _gaussian_filters(
-    grid: ScaleGrid, band: Band, real: np.dtype, xp, half: bool, sampled_support: np.ndarray | None = None
+    grid: ScaleGrid, band: Band, real: np.dtype, xp, half: bool, sampled_support: np.ndarray | None = None,
+    max_lag: int | None = None,
 ) -> Any:
     """Spectra of the time-smoothing Gaussians (σ = s/dt samples), cached per device.
 
     Frequency-defined (pycwt ``Morlet.smooth``): ``exp(-0.5 * (s/dt)**2 * k**2)`` with ``k`` in
     rad/sample. Time-defined (``linear``/``symmetric``): the DFT of the sampled Gaussian,
     truncated at ``sampled_support`` samples and normalised to unit sum, whose compact support
-    makes padding and chunk halos exact.
+    makes padding and chunk halos exact. ``max_lag`` then drops the taps no output of the
+    record reaches (:func:`._plan.reach`); the unit sum stays that of the whole kernel.
     """
 
     def build():
@@ -96,13 +98,16 @@ def _gaussian_filters(
         taus = np.arange(-int(h.max()), int(h.max()) + 1)
         kern = np.where(np.abs(taus)[None, :] <= h[:, None], np.exp(-0.5 * (taus[None, :] / snorm) ** 2), 0.0)
         kern /= kern.sum(axis=1, keepdims=True)
+        if max_lag is not None and max_lag < taus[-1]:
+            keep = np.abs(taus) <= max_lag
+            taus, kern = taus[keep], kern[:, keep]
         frame = np.zeros((snorm.shape[0], band.nfft))
         frame[:, taus % band.nfft] = kern
         spec = np.fft.rfft(frame, axis=-1) if half else np.fft.fft(frame, axis=-1)
         return xp.asarray(spec.real.astype(real))  # even kernel: real spectrum
 
     key = ("gauss", grid.key, band.start, band.stop, band.nfft, half, real.str,
-           sampled_support is not None, device_key(xp))
+           sampled_support is not None, max_lag, device_key(xp))
     return filter_cache.get(key, build)
 
 
@@ -141,9 +146,12 @@ def smooth_time(
     if len(supports) != n_sc:
         raise ValueError(f"values have {n_sc} scales but the grid has {len(supports)}.")
     sampled = None if mode in ("pycwt", "circular") else supports
+    needed = reach(supports, n, mode)
+    max_lag = n - 1 if sampled is not None and needed.max() < supports.max() else None
     tile_bytes = _TILE_BYTES_CPU if xp is np else _TILE_BYTES_GPU
-    for band in plan_bands(n, supports, mode):
-        gauss = _gaussian_filters(grid, band, real, xp, half=not is_complex, sampled_support=sampled)
+    for band in plan_bands(n, needed, mode):
+        gauss = _gaussian_filters(grid, band, real, xp, half=not is_complex, sampled_support=sampled,
+                                  max_lag=max_lag)
         frames = _segment_frames(v3[:, band.start : band.stop, :], band, n, xp)
         nfft, left = band.nfft, band.left
         hop = band.hop or n
