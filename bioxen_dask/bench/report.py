@@ -277,6 +277,8 @@ def _significance_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dic
             for c in counts:
                 r = get.get((e, n, c))
                 cells.append("-" if r is None else _fmt(r["wall_s"], ".3g") + ("*" if r.get("measured") == "extrapolated" else ""))
+            if all(c == "-" for c in cells):  # not run at this size (hybrids: the smallest only)
+                continue
             per = [get[(e, n, c)].get("per_surrogate_s") for c in counts if (e, n, c) in get and c > 0]
             per = [p for p in per if isinstance(p, float) and math.isfinite(p)]
             table.append((f"{n:,}", e, *cells, _fmt(per[-1] * 1e3, ".1f") if per else "-"))
@@ -350,24 +352,42 @@ def _decision_section(facts: dict) -> str:
         ("one trace of 1e9 samples (band power / global spectrum)", None, 10**9,
          "`bioxen_dask.graph.band_power` streamed from Zarr", "any machine: memory stays flat", 1),
     ]
+    roi_cost = facts.get("roi_cost")  # (seconds per roi and worker, frames) of the measured whole job
     table = []
     for what, pairs, n, engine, hardware, workers in cases:
         if pairs is None:
             expect = "see benchmarks/memory.md (measured: 1e9 samples, 24 scales, 643 MB peak)"
+        elif roi_cost and pairs > 1:
+            per_pair = roi_cost[0] * _interp_loglog(n, ns, ts) / _interp_loglog(roi_cost[1], ns, ts)
+            e = _efficiency_at(workers, eff, facts.get("simulated_efficiency"))
+            expect = _duration(pairs * per_pair / (workers * e)) + (f" (efficiency {e:.2f})" if workers > 2 else "")
         else:
-            per_pair = _interp_loglog(n, ns, ts)
-            total = pairs * per_pair / (workers * (eff if workers > 1 else 1.0))
-            expect = _duration(total)
+            expect = _duration(pairs * _interp_loglog(n, ns, ts))
         table.append((what, engine, hardware, expect))
-    out += ["Expected times are extrapolated from the measured one-pair coherence on pycwt's default grid "
-            f"(`wct.csv`: float32, linear boundary, one thread per worker), divided over the workers with a "
-            f"parallel efficiency of {eff:.2f}" + (" (measured, see the scaling section)" if "efficiency" in facts
-                                                   else " (assumed; `bioxen-dask bench pipeline` measures it)")
-            + ". They exclude significance, which the AR(1)-bucket cache makes a one-off cost per bucket "
-            "(the Monte Carlo section gives its price). Pipelines with a narrower period band (as "
-            "`pipelines/calcium_coherence.yaml`, 0.5-30 s) have fewer scales and run faster.", "",
-            _table(["dataset", "engine", "hardware, cluster shape", "expected time (coherence)"], table), ""]
+    basis = (f"the measured whole job (`pipeline.csv`: {roi_cost[0] * 1e3:.1f} ms per roi and worker at "
+             f"{roi_cost[1]:,} frames, significance and I/O included, on `pipelines/calcium_coherence.yaml`'s "
+             "0.5-30 s grid), scaled to other record lengths like the measured one-pair coherence (`wct.csv`)"
+             if roi_cost else "the measured one-pair coherence on pycwt's default grid (`wct.csv`)")
+    out += [f"Expected times are extrapolated from {basis}, divided over the workers with a parallel "
+            f"efficiency of {eff:.2f}" + (" measured at 2 workers and, beyond, the simulated efficiency of the "
+                                          "10,000-roi job (pessimistic for larger jobs, which have more tasks per "
+                                          "worker)" if "efficiency" in facts
+                                          else " (assumed; `bioxen-dask bench pipeline` measures it)")
+            + ". The one-pair row is the measured `wct.csv` time on pycwt's default grid (2 dt to the record "
+            "length: more scales than the pipeline's band). All-pairs jobs reuse each roi's transform, so a "
+            "pair costs at most what a roi costs in reference mode.", "",
+            _table(["dataset", "engine", "hardware, cluster shape", "expected time"], table), ""]
     return "\n".join(out)
+
+
+def _efficiency_at(workers: int, measured: float, simulated: dict | None) -> float:
+    """Parallel efficiency at ``workers``: measured up to 2, then the simulated table's value at
+    the nearest simulated count not above ``workers`` (a 10,000-roi job; larger jobs have more
+    tasks per worker and do better)."""
+    if workers <= 2 or not simulated:
+        return measured if workers > 1 else 1.0
+    below = [p for p in simulated if p <= workers]
+    return float(simulated[max(below)]) if below else measured
 
 
 def _duration(s: float) -> str:
@@ -462,8 +482,20 @@ def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str 
 
 
 def _pipeline_facts(path: Path) -> dict:
-    """The measured parallel efficiency at 2 workers, when the pipeline CSV has one."""
+    """From the pipeline CSV: the measured efficiency at 2 workers, and the whole job's cost
+    per roi and worker (seconds) with its record length."""
     rows, _, _ = read_csv(path)
-    effs = [r.get("efficiency") for r in rows if r.get("workers") == 2 and r.get("kind") in ("measured", "workers")]
+    out: dict[str, Any] = {}
+    effs = [r.get("efficiency") for r in rows if r.get("workers") == 2 and r.get("kind") == "workers"]
     effs = [e for e in effs if isinstance(e, float) and 0 < e <= 1.5]
-    return {"efficiency": effs[0]} if effs else {}
+    if effs:
+        out["efficiency"] = effs[0]
+    sim = {r["workers"]: r["efficiency"] for r in rows
+           if r.get("kind") == "simulated" and r.get("stage") == "job" and isinstance(r.get("efficiency"), float)}
+    if sim:
+        out["simulated_efficiency"] = sim
+    total = [r for r in rows if r.get("kind") == "stage" and r.get("stage") == "total"]
+    if total and isinstance(total[0].get("wall_s"), float):
+        r = total[0]
+        out["roi_cost"] = (r["wall_s"] * r["workers"] / r["rois"], r["frames"])
+    return out
