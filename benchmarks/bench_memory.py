@@ -15,7 +15,6 @@ import argparse
 import datetime as _dt
 import os
 import platform
-import resource
 import shutil
 import tempfile
 import time
@@ -27,6 +26,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from bioxen_dask.bench import peak_rss_mb
 from bioxen_dask.graph import band_power
 from bioxen_dask.grid import make_grid
 
@@ -70,7 +70,7 @@ def main() -> None:
         with dask.config.set(scheduler="threads", num_workers=args.threads):
             means = out.mean("time").compute()
         t_run = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss_mb()
         full_gb = n * grid.n_scales * 8 / 1e9
         row = (f"| {n:.0e} | {grid.n_scales} | {full_gb:,.1f} GB | {peak:,.0f} MB | {t_run:,.1f} s "
                f"| {n * grid.n_scales / t_run / 1e6:,.1f} M | {machine()}, {_dt.date.today()} |")

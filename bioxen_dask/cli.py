@@ -19,7 +19,6 @@ def _demo_ao_baltic(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from . import wavelet_coherence
     from .grid import make_grid

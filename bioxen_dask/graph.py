@@ -12,7 +12,6 @@ Nothing here does numerics beyond cropping and summing; the kernels do the math.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 

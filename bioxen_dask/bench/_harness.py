@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Measurement", "auto_repeat", "machine_info", "machine_label", "measure", "read_csv", "write_csv"]
+__all__ = ["Measurement", "auto_repeat", "peak_rss_mb", "machine_info", "machine_label", "measure", "read_csv", "write_csv"]
 
 #: Distributions whose versions go into every machine record.
 VERSIONED = ("bioxen-dask", "numpy", "scipy", "dask", "distributed", "pycwt", "PyWavelets",
@@ -94,6 +94,30 @@ def machine_label(info: Mapping[str, str]) -> str:
     """
     cores = str(info.get("cores", "?")).split(" ")[0]
     return f"{info.get('cpu', '?')}, {cores} cores, {info.get('memory', '?')} RAM, {info.get('date', '?')}"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MiB) since it started (``VmHWM``).
+
+    Not ``getrusage().ru_maxrss``: Linux carries a parent's peak RSS into a child across
+    fork/vfork and exec, so a subprocess (or a worker spawned by a large client) would report
+    its parent's peak. Falls back to ``ru_maxrss`` where ``/proc`` is missing.
+
+    Examples
+    --------
+    >>> peak_rss_mb() > 0
+    True
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
 
 
 @dataclass(frozen=True)

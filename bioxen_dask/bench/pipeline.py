@@ -36,7 +36,6 @@ import heapq
 import io
 import math
 import os
-import resource
 import shutil
 import time
 from collections import defaultdict
@@ -45,7 +44,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._harness import machine_info, machine_label, measure, read_csv, write_csv
+from ._harness import machine_info, machine_label, measure, peak_rss_mb, read_csv, write_csv
 
 __all__ = ["FIELDS", "FULL_SIZE", "QUICK_SIZE", "SIMULATED_WORKERS", "TARGET_S", "lpt_makespan", "plot_scaling",
            "run", "simulate", "summary_markdown"]
@@ -170,8 +169,10 @@ def _worker_stats(client: Any) -> tuple[float, float]:
     def probe() -> tuple[float, float]:
         import resource as r
 
+        from bioxen_dask.bench import peak_rss_mb
+
         u = r.getrusage(r.RUSAGE_SELF)
-        return u.ru_utime + u.ru_stime, u.ru_maxrss / 1024
+        return u.ru_utime + u.ru_stime, peak_rss_mb()
 
     stats = list(client.run(probe).values())
     return sum(s[0] for s in stats), max((s[1] for s in stats), default=float("nan"))
@@ -232,7 +233,7 @@ def _run_job(pipeline_file: Path, store: Path, out: Path, cache: Path, workers: 
         result["stages"] = stages
         result["pairs"] = int(ds.sizes["pair"])
         result["attrs"] = dict(ds.attrs)
-        result["client_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["client_peak_mb"] = peak_rss_mb()
         result["recovery"] = _recovery(out, store)
     return result
 
