@@ -12,9 +12,6 @@ process and the wall time, against the size the full complex64 transform would h
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -26,22 +23,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from bioxen_dask.bench import peak_rss_mb
+from bioxen_dask.bench import machine_info, machine_label, peak_rss_mb
 from bioxen_dask.graph import band_power
 from bioxen_dask.grid import make_grid
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM"
 
 
 def main() -> None:
@@ -73,7 +57,7 @@ def main() -> None:
         peak = peak_rss_mb()
         full_gb = n * grid.n_scales * 8 / 1e9
         row = (f"| {n:.0e} | {grid.n_scales} | {full_gb:,.1f} GB | {peak:,.0f} MB | {t_run:,.1f} s "
-               f"| {n * grid.n_scales / t_run / 1e6:,.1f} M | {machine()}, {_dt.date.today()} |")
+               f"| {n * grid.n_scales / t_run / 1e6:,.1f} M | {machine_label(machine_info())} |")
         print(f"band means: {means.values.ravel().tolist()}  (record generated in {t_gen:.1f} s)")
         print("| samples | scales | full complex64 transform | peak RSS | wall time | samples*scales/s | machine, date |")
         print("|---|---|---|---|---|---|---|")

@@ -111,15 +111,6 @@ def _eprint(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _repo_file(*parts: str) -> Path | None:
-    """A file shipped next to the package in a source checkout (or under the CWD)."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        path = root.joinpath(*parts)
-        if path.is_file():
-            return path
-    return None
-
-
 def _cluster_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     if getattr(args, "scheduler", None):
@@ -129,30 +120,6 @@ def _cluster_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
             raise ValueError(f"--scheduler needs --cluster address (or no --cluster), not {args.cluster!r}.")
         out.append(("cluster.kind", args.cluster))
     return out
-
-
-def _worker_environment(config):
-    """Let glibc keep its dynamic mmap threshold in workers this process starts.
-
-    distributed's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in every worker by default;
-    setting any malloc tunable turns glibc's dynamic mmap threshold off, so every array above
-    128 KiB is mmapped and page-faulted afresh. The coherence tasks allocate tens of MB of
-    temporaries per batch: measured on 128 rois x 18,000 frames (2 workers x 1 thread), worker
-    system time falls from 11.1 s to 2.1 s and wall time halves when the variable is unset.
-    Only distributed's default is changed (a site's own setting is kept), and only for
-    clusters started here (local, cuda); remote workers keep their deployment's environment.
-    """
-    import contextlib
-    import os
-
-    import dask
-    import distributed  # noqa: F401  (loads distributed's config defaults)
-
-    key = "distributed.nanny.pre-spawn-environ"
-    if (config.kind in ("local", "cuda") and "MALLOC_TRIM_THRESHOLD_" not in os.environ
-            and dask.config.get(key, {}).get("MALLOC_TRIM_THRESHOLD_") == 65536):
-        return dask.config.set({f"{key}.MALLOC_TRIM_THRESHOLD_": None})
-    return contextlib.nullcontext()
 
 
 def _cpu_seconds() -> float:
@@ -172,11 +139,11 @@ def _worker_cpu(client) -> float | None:
 
 def _run_checked(pipeline, args: argparse.Namespace) -> dict:
     """Start (or reach) the cluster the pipeline names, run it there, shut down what was started."""
-    from .cluster import connect, dashboard_link
+    from .cluster import connect, dashboard_link, worker_environment
     from .pipeline import run_pipeline
 
     config = pipeline.cluster_config()
-    with _worker_environment(config), connect(config) as client:
+    with worker_environment(config), connect(config) as client:
         link = dashboard_link(client)
         workers = client.scheduler_info(n_workers=-1)["workers"]
         threads = sum(w.get("nthreads", 0) for w in workers.values())
@@ -219,14 +186,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import dask
 
     from .io import write_synthetic
-    from .pipeline import check, load_pipeline, parse_overrides
+    from .pipeline import check, load_pipeline, parse_overrides, repo_file
 
     t0 = time.perf_counter()
     cpu0 = _cpu_seconds()
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pipeline_file = Path(args.pipeline) if args.pipeline else _repo_file("pipelines", "calcium_coherence.yaml")
+    pipeline_file = Path(args.pipeline) if args.pipeline else repo_file("pipelines", "calcium_coherence.yaml")
     if pipeline_file is None or not pipeline_file.is_file():
         raise FileNotFoundError("pipelines/calcium_coherence.yaml not found; run the demo from the repository "
                                 "root or pass --pipeline FILE.")

@@ -68,6 +68,7 @@ __all__ = [
     "connect",
     "dashboard_link",
     "job_script",
+    "worker_environment",
     "local_cluster_layout",
     "progress",
 ]
@@ -1424,3 +1425,27 @@ def progress(
         f"progress() takes dask collections, distributed futures or an iterable; "
         f"got {type(work).__name__}"
     )
+
+
+def worker_environment(config: "ClusterConfig"):
+    """Let glibc keep its dynamic mmap threshold in workers this process starts.
+
+    distributed's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in every worker by default;
+    setting any malloc tunable turns glibc's dynamic mmap threshold off, so every array above
+    128 KiB is mmapped and page-faulted afresh. The coherence tasks allocate tens of MB of
+    temporaries per batch: measured on 128 rois x 18,000 frames (2 workers x 1 thread), worker
+    system time falls from 11.1 s to 2.1 s and wall time halves when the variable is unset.
+    Only distributed's default is changed (a site's own setting is kept), and only for
+    clusters started here (local, cuda); remote workers keep their deployment's environment.
+    """
+    import contextlib
+    import os
+
+    import dask
+    import distributed  # noqa: F401  (loads distributed's config defaults)
+
+    key = "distributed.nanny.pre-spawn-environ"
+    if (config.kind in ("local", "cuda") and "MALLOC_TRIM_THRESHOLD_" not in os.environ
+            and dask.config.get(key, {}).get("MALLOC_TRIM_THRESHOLD_") == 65536):
+        return dask.config.set({f"{key}.MALLOC_TRIM_THRESHOLD_": None})
+    return contextlib.nullcontext()

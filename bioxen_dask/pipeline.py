@@ -59,6 +59,8 @@ __all__ = [
     "evaluate_recovery",
     "load_pipeline",
     "parse_overrides",
+    "planted_truth",
+    "repo_file",
     "run_pipeline",
 ]
 
@@ -650,7 +652,7 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
         "significance_stage_s": round(t_sig, 2),
     }
     result = open_result(out)
-    truth = _truth(cfg["input"]["store"])
+    truth = planted_truth(cfg["input"]["store"])
     if truth is not None and cfg["pairs"]["mode"] == "reference" and "significant_fraction" in result:
         summary.update(evaluate_recovery(result, truth))
     if cfg["outputs"]["figures"]:
@@ -667,7 +669,12 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
 # ----------------------------------------------------------------------------- synthetic truth
 
 
-def _truth(store: str | os.PathLike[str]) -> dict[str, Any] | None:
+def planted_truth(store: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The planted groups of a synthetic signals store (``bioxen-dask synth``), or None.
+
+    Returns what :func:`evaluate_recovery` compares a result with: each roi's planted group
+    and the groups' periods and lags, as :func:`bioxen_dask.io.write_synthetic` stored them.
+    """
     from .io import open_signals_store
 
     ds = open_signals_store(store)
@@ -788,3 +795,12 @@ def _save(fig: Any, path: Path, plt: Any) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def repo_file(*parts: str) -> Path | None:
+    """A file shipped next to the package in a source checkout (or under the CWD)."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        path = root.joinpath(*parts)
+        if path.is_file():
+            return path
+    return None

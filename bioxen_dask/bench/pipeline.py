@@ -183,13 +183,13 @@ def _load() -> float:
 
 
 def _cluster(workers: int) -> Any:
-    from ..cli import _worker_environment
+    from ..cluster import worker_environment
     from ..cluster import ClusterConfig, connect
 
     config = ClusterConfig(kind="local", n_workers=int(workers), threads_per_worker=1, processes=True,
                            dashboard_address=None)
     stack = contextlib.ExitStack()
-    stack.enter_context(_worker_environment(config))
+    stack.enter_context(worker_environment(config))
     client = stack.enter_context(connect(config))
     return stack, client
 
@@ -241,10 +241,10 @@ def _run_job(pipeline_file: Path, store: Path, out: Path, cache: Path, workers: 
 def _recovery(out: Path, store: Path) -> dict[str, Any] | None:
     """Precision/recall of the planted groups (a check that the fast path is still right)."""
     from ..datasets import open_result
-    from ..pipeline import _truth, evaluate_recovery
+    from ..pipeline import evaluate_recovery, planted_truth
 
     try:
-        truth = _truth(store)
+        truth = planted_truth(store)
         res = open_result(out)
         return None if truth is None else evaluate_recovery(res, truth)
     except (KeyError, ValueError, OSError):  # tiny quick runs: periods may lie inside the COI
@@ -296,9 +296,9 @@ def _pycwt_costs(frames: int, attrs: Mapping[str, Any], *, budget_s: float, sign
 
 
 def _default_pipeline() -> Path:
-    from ..cli import _repo_file
+    from ..pipeline import repo_file
 
-    path = _repo_file("pipelines", "calcium_coherence.yaml")
+    path = repo_file("pipelines", "calcium_coherence.yaml")
     if path is None:
         raise FileNotFoundError("pipelines/calcium_coherence.yaml not found; run from the repository root or pass "
                                 "pipeline_file=.")

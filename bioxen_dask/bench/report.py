@@ -216,11 +216,9 @@ def _memory_section(facts: dict) -> str:
             "100-scale transform fits in a given RAM (peak / (bytes x 100 scales)). fCWT's own C++ buffers are "
             "not traced (its output alone is 8 bytes per sample and scale).", "",
             _table(["engine", "bytes / (sample x scale)", *(f"N max, {ram} GB" for ram in rams)], rows), ""]
-    mem_md = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "memory.md"
-    if mem_md.is_file():
-        out += ["Beyond RAM, bioxen-dask streams: reductions (band power, global spectrum) of a record in Zarr "
-                "never form the transform, and their peak memory does not grow with N -- see "
-                "[benchmarks/memory.md](benchmarks/memory.md) (`python benchmarks/bench_memory.py --samples 1e9`).", ""]
+    out += ["Beyond RAM, bioxen-dask streams: reductions (band power, global spectrum) of a record in Zarr "
+            "never form the transform, and their peak memory does not grow with N -- see "
+            "[benchmarks/memory.md](benchmarks/memory.md) (`python benchmarks/bench_memory.py --samples 1e9`).", ""]
     return "\n".join(out)
 
 
