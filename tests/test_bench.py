@@ -151,3 +151,12 @@ def test_cli_bench_report_and_errors(tmp_path, capsys):
     assert "no benchmark results" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "no-such-benchmark"])
+
+
+@pytest.mark.parametrize("bad", [[0], [1.5], ["x"], [float("nan")]])
+def test_benchmark_options_are_checked_before_anything_runs(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"sizes must be whole numbers of at least 16, got"):
+        cwt_bench.run(tmp_path, sizes=bad, scales=[8], progress=False)
+    with pytest.raises(ValueError, match=r"counts must be whole numbers of at least 0"):
+        sig_bench.run(tmp_path, sizes=[128], counts=[-1], progress=False)
+    assert not list(tmp_path.iterdir())

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Measurement", "auto_repeat", "peak_rss_mb", "machine_info", "machine_label", "measure", "read_csv", "write_csv"]
+__all__ = ["Measurement", "auto_repeat", "counts_option", "peak_rss_mb", "machine_info", "machine_label", "measure", "read_csv", "write_csv"]
 
 #: Distributions whose versions go into every machine record.
 VERSIONED = ("bioxen-dask", "numpy", "scipy", "dask", "distributed", "pycwt", "PyWavelets",
@@ -135,6 +135,29 @@ class Measurement:
         return {"wall_median_s": self.wall_median, "wall_min_s": self.wall_min,
                 "cpu_median_s": self.cpu_median, "first_s": self.first, "peak_mem_mb": self.peak_mb,
                 "repeat": self.repeat}
+
+
+def counts_option(values: Iterable[Any], name: str, minimum: int) -> list[int]:
+    """Whole numbers ``>= minimum`` (record lengths, scale or surrogate counts), sorted, or a
+    ValueError naming the option and the bad value.
+
+    Examples
+    --------
+    >>> counts_option([1e3, 100], "sizes", 16)
+    [100, 1000]
+    """
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            f = float("nan")
+        if not (math.isfinite(f) and f.is_integer() and f >= minimum):
+            raise ValueError(f"{name} must be whole numbers of at least {minimum}, got {v!r}.")
+        out.append(int(f))
+    if not out:
+        raise ValueError(f"{name} is empty; give at least one value.")
+    return sorted(out)
 
 
 def auto_repeat(first_s: float) -> int:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..grid import ScaleGrid
 from ..wavelets import Morlet
-from ._harness import machine_info, measure, write_csv
+from ._harness import counts_option, machine_info, measure, write_csv
 
 __all__ = ["DEFAULT_SCALES", "DEFAULT_SIZES", "ENGINES", "grid_for", "run"]
 
@@ -157,8 +157,8 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
         The CSV (one row per configuration, ``status`` ``ok`` / ``skipped: ...`` /
         ``missing: ...`` / ``failed: ...``).
     """
-    sizes = [int(s) for s in (sizes or (QUICK_SIZES if quick else DEFAULT_SIZES))]
-    scales = [int(s) for s in (scales or (QUICK_SCALES if quick else DEFAULT_SCALES))]
+    sizes = counts_option(sizes or (QUICK_SIZES if quick else DEFAULT_SIZES), "sizes", 16)
+    scales = counts_option(scales or (QUICK_SCALES if quick else DEFAULT_SCALES), "scales", 2)
     max_seconds = float(max_seconds if max_seconds is not None else (5.0 if quick else 10.0))
     if memory_budget is None:
         memory_budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..grid import make_grid
-from ._harness import machine_info, measure, write_csv
+from ._harness import counts_option, machine_info, measure, write_csv
 
 __all__ = ["DEFAULT_COUNTS", "DEFAULT_SIZES", "bucket_bias", "run"]
 
@@ -116,8 +116,8 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
     Path
         ``significance.csv``; ``measured`` is ``yes`` or ``extrapolated``.
     """
-    sizes = [int(s) for s in (sizes or (QUICK_SIZES if quick else DEFAULT_SIZES))]
-    counts = sorted(int(c) for c in (counts or (QUICK_COUNTS if quick else DEFAULT_COUNTS)))
+    sizes = counts_option(sizes or (QUICK_SIZES if quick else DEFAULT_SIZES), "sizes", 64)
+    counts = counts_option(counts or (QUICK_COUNTS if quick else DEFAULT_COUNTS), "counts", 0)
     max_seconds = float(max_seconds if max_seconds is not None else (20.0 if quick else 200.0))
     from ..significance import surrogate_length
 

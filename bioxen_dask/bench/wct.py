@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..grid import ScaleGrid, make_grid
-from ._harness import machine_info, measure, write_csv
+from ._harness import counts_option, machine_info, measure, write_csv
 
 __all__ = ["DEFAULT_SIZES", "run"]
 
@@ -118,7 +118,7 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
         The CSV: one row per (engine, stage, N), with ``pycwt_over_this`` (speed-up over
         pycwt for the same stage) and ``wct_over_2cwt`` on the ``wct`` rows.
     """
-    sizes = [int(s) for s in (sizes or (QUICK_SIZES if quick else DEFAULT_SIZES))]
+    sizes = counts_option(sizes or (QUICK_SIZES if quick else DEFAULT_SIZES), "sizes", 64)
     info = machine_info()
     rows: list[dict[str, Any]] = []
     missing = []
