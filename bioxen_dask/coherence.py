@@ -193,97 +193,6 @@ def _positive_float(v: Any, name: str) -> float:
     return f
 
 
-# ------------------------------------------------------------------------------ smoothing
-
-
-@dataclass(frozen=True)
-class _BandSmoother(kernels.Smoother):
-    """The coherence smoother with the scale boxcar applied as banded matrix products.
-
-    Same operator as :class:`bioxen_dask.kernels.Smoother` (Gaussian in time by FFT, then
-    the zero-filled 'same' boxcar across scales); the scale step is a few GEMMs over the
-    band of the ``(J, J)`` boxcar matrix (:func:`_band_blocks`: 14 taps at ``dj=1/12``, so
-    about a third of the dense product's work) instead of one pass over the array per tap.
-    Results equal the kernel's to rounding (float64: ~1e-16).
-    """
-
-    def __call__(self, values: Any) -> Any:
-        return self.scaled(values, scaled=False)
-
-    def scaled(self, values: Any, *, scaled: bool = True, out: Any = None) -> Any:
-        """``smooth(values / scale)`` (``scaled``) or ``smooth(values)``, optionally into ``out``.
-
-        The time Gaussian is linear and acts scale by scale, so dividing by the scale is
-        folded into the scale-boxcar matrix (``M @ diag(1/s)``): one pass over the array
-        less than smoothing ``values / scale``.
-        """
-        mode = "linear" if self.boundary == "valid" else self.boundary
-        t = kernels.smooth_time(values, self.grid, boundary=mode, tol=self.tol, workers=self.workers)
-        return _scale_matmul(t, _band_blocks(self.grid, self.scale_kernel, scaled), out=out)
-
-
-_MATRICES: dict[tuple, np.ndarray] = {}
-_BANDS: dict[tuple, list[tuple[int, int, int, int, np.ndarray]]] = {}
-#: Output rows per GEMM of the banded scale product (a 14-tap band then reads 25 columns).
-_BAND_ROWS = 12
-
-
-def _scale_matrix(grid: ScaleGrid, kind: str) -> np.ndarray:
-    """``M`` with ``(M @ v)[j] = sum_k w[k] v[j + c - k]`` (zero outside), ``c = (taps-1)//2``."""
-    key = (grid.key, kind)
-    if key not in _MATRICES:
-        w = np.asarray(kernels.scale_kernel(kind, grid), dtype=float)
-        taps, n = len(w), grid.n_scales
-        c = (taps - 1) // 2
-        M = np.zeros((n, n))
-        for j in range(n):
-            for k in range(taps):
-                i = j + c - k
-                if 0 <= i < n:
-                    M[j, i] += w[k]
-        _MATRICES[key] = M
-    return _MATRICES[key]
-
-
-def _band_blocks(grid: ScaleGrid, kind: str, scaled: bool) -> list[tuple[int, int, int, int, np.ndarray]]:
-    """The scale matrix (times ``diag(1/scale)`` if ``scaled``) cut into row blocks.
-
-    Each entry ``(r0, r1, c0, c1, B)`` holds rows ``[r0, r1)`` and the columns ``[c0, c1)``
-    where they are non-zero (float64; cast to the data's dtype by :func:`_scale_matmul`).
-    """
-    key = (grid.key, kind, bool(scaled))
-    if key not in _BANDS:
-        M = _scale_matrix(grid, kind)
-        if scaled:
-            M = M / grid.scales[None, :]
-        blocks = []
-        for r0 in range(0, M.shape[0], _BAND_ROWS):
-            r1 = min(M.shape[0], r0 + _BAND_ROWS)
-            nz = np.flatnonzero(np.any(M[r0:r1] != 0, axis=0))
-            c0, c1 = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (r0, r1)
-            blocks.append((r0, r1, c0, c1, np.ascontiguousarray(M[r0:r1, c0:c1])))
-        _BANDS[key] = blocks
-    return _BANDS[key]
-
-
-def _scale_matmul(values: Any, blocks: list[tuple[int, int, int, int, np.ndarray]], out: Any = None) -> Any:
-    """``M @ values`` over the scale axis (-2) from :func:`_band_blocks`, for real or complex
-    ``(..., J, n)`` values (complex ones as real ``(..., J, 2n)`` views: ``M`` is real)."""
-    xp = array_namespace(values)
-    is_complex = xp.iscomplexobj(values)
-    real = values.real.dtype if is_complex else values.dtype
-    v = xp.ascontiguousarray(values)
-    flat = v.view(real) if is_complex else v
-    stack = flat.reshape((-1,) + flat.shape[-2:])
-    res = xp.empty_like(v) if out is None else out
-    dst = (res.view(real) if is_complex else res).reshape(stack.shape)
-    mats = [(r0, r1, c0, c1, xp.asarray(B.astype(real))) for r0, r1, c0, c1, B in blocks]
-    for i in range(stack.shape[0]):  # one GEMM per item and block: a broadcast matmul would skip BLAS
-        for r0, r1, c0, c1, B in mats:
-            xp.matmul(B, stack[i, c0:c1], out=dst[i, r0:r1])
-    return res
-
-
 # ------------------------------------------------------------------------------ block numerics
 
 
@@ -304,12 +213,12 @@ class _Ctx:
     workers: int | None
     device: str = "cpu"  # "gpu": blocks computed with CuPy, results returned to the host
 
-    def smoother(self) -> _BandSmoother:
-        return _BandSmoother(self.grid, scale_kernel=self.scale_kernel, boundary=self.boundary,
+    def smoother(self) -> kernels.Smoother:
+        return kernels.Smoother(self.grid, scale_kernel=self.scale_kernel, boundary=self.boundary,
                              tol=self.tol, workers=self.workers)
 
 
-def _transform_rows(x: np.ndarray, ctx: _Ctx, sm: _BandSmoother) -> tuple[np.ndarray, np.ndarray]:
+def _transform_rows(x: np.ndarray, ctx: _Ctx, sm: kernels.Smoother) -> tuple[np.ndarray, np.ndarray]:
     """CWT and smoothed scaled power of rows ``x`` (rows, n_ext), batched by memory."""
     n_ext = x.shape[-1]
     per_row = ctx.grid.n_scales * n_ext * _PAIR_BYTES_PER_POINT
@@ -320,18 +229,10 @@ def _transform_rows(x: np.ndarray, ctx: _Ctx, sm: _BandSmoother) -> tuple[np.nda
         W = kernels.cwt(x[r0 : r0 + step], ctx.grid, boundary=ctx.boundary, tol=ctx.tol,
                         remove_mean=ctx.remove_mean, dtype=ctx.dtype, workers=ctx.workers)
         Ws.append(W)
-        Ss.append(sm.scaled(_power(W)))
+        Ss.append(sm.scaled(kernels.power(W)))
     if len(Ws) == 1:
         return Ws[0], Ss[0]
     return xp.concatenate(Ws), xp.concatenate(Ss)
-
-
-def _power(W: Any, out: Any = None, tmp: Any = None) -> Any:
-    """``|W|**2`` (real) in two passes, into ``out`` (and ``tmp``, same shape) when given."""
-    xp = array_namespace(W)
-    out = xp.multiply(W.real, W.real, out=out)
-    out += xp.multiply(W.imag, W.imag, out=tmp)
-    return out
 
 
 def _coi_ranges(ctx: _Ctx, t0: int, n_own: int) -> np.ndarray:
@@ -347,7 +248,7 @@ def _coi_ranges(ctx: _Ctx, t0: int, n_own: int) -> np.ndarray:
 
 def _pair_batch(
     W1: np.ndarray, S1: np.ndarray, W2: np.ndarray, S2: np.ndarray, thr: np.ndarray | None,
-    ctx: _Ctx, sm: _BandSmoother, left: int, n_own: int, ranges: np.ndarray,
+    ctx: _Ctx, sm: kernels.Smoother, left: int, n_own: int, ranges: np.ndarray,
     gap: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Coherence of a batch of pairs (broadcast over the leading axis) and its partial sums.
@@ -419,7 +320,7 @@ _ROW_STEP = 4
 
 def _reference_stream(
     x: np.ndarray, ref: tuple[np.ndarray, np.ndarray], thr: np.ndarray | None, ctx: _Ctx,
-    sm: _BandSmoother, left: int, n_own: int, ranges: np.ndarray, dist: np.ndarray | None,
+    sm: kernels.Smoother, left: int, n_own: int, ranges: np.ndarray, dist: np.ndarray | None,
     sums: np.ndarray, maps: tuple[np.ndarray, np.ndarray] | None,
 ) -> None:
     """Reference mode on the CPU: every row of ``x`` against the reference, one roi at a time.
@@ -428,7 +329,7 @@ def _reference_stream(
     passes over memory: each roi's ``(scale, time)`` arrays are made once in buffers reused
     for every roi (no page faults from fresh allocations), ``|W|**2`` and ``W * conj(Wr)``
     (in place of ``W``) come from one sweep over ``W`` in cache-sized row steps, ``1/scale``
-    is folded into the scale-boxcar matrix (:meth:`_BandSmoother.scaled`), and coherence and
+    is folded into the scale-boxcar matrix (:meth:`bioxen_dask.kernels.Smoother.scaled`), and coherence and
     the reductions are evaluated scale by scale on rows that stay in the cache, the phase
     sums as dot products with ``1/|W12|``. Writes ``sums[k]`` (and ``maps[.][k]``) for row
     ``k``; ``dist`` as in :func:`_pair_batch`.
@@ -452,7 +353,7 @@ def _reference_stream(
                         dtype=ctx.dtype, workers=ctx.workers)[0]
         for j0 in range(0, J, _ROW_STEP):
             w = W[j0 : j0 + _ROW_STEP]
-            _power(w, out=Q[j0 : j0 + _ROW_STEP], tmp=tmp[: len(w)])
+            kernels.power(w, out=Q[j0 : j0 + _ROW_STEP], tmp=tmp[: len(w)])
             np.multiply(w, cWr[j0 : j0 + _ROW_STEP], out=w)  # W now holds W12 = W * conj(Wr)
         sm.scaled(Q, out=S1)
         sm.scaled(W, out=S12)

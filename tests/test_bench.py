@@ -83,11 +83,11 @@ def test_wct_benchmark_ratios(tmp_path):
     rows, _, _ = read_csv(wct_bench.run(tmp_path, sizes=[512], repeat=1, memory=False, progress=False))
     get = {(r["engine"], r["stage"]): r for r in rows}
     hybrids = {(f"hybrid {e}", "wct") for e in ("pycwt", "pywavelets", "ssqueezepy", "fcwt")}
-    assert set(get) == {(e, s) for e in ("bioxen-dask", "bioxen-dask compat", "pycwt")
-                        for s in ("wct", "2 x cwt")} | hybrids
+    natives = ("bioxen-dask", wct_bench.ALL_CORES, "bioxen-dask compat")
+    assert set(get) == {(e, s) for e in natives + ("pycwt",) for s in ("wct", "2 x cwt")} | hybrids
     for key in hybrids:  # each external engine end to end, or the reason it is missing
         assert get[key]["status"] == "ok" or get[key]["status"].startswith("missing: the ")
-    for e in ("bioxen-dask", "bioxen-dask compat", "pycwt"):
+    for e in natives + ("pycwt",):
         w, two = get[(e, "wct")], get[(e, "2 x cwt")]
         assert w["wct_over_2cwt"] == pytest.approx(w["wall_median_s"] / two["wall_median_s"], rel=1e-4)
         assert w["pycwt_over_this"] == pytest.approx(get[("pycwt", "wct")]["wall_median_s"] / w["wall_median_s"],

@@ -7,7 +7,8 @@ scales at 18,000), one process times:
 - ``pycwt.wct(..., sig=False)`` -- the reference, float64;
 - ``bioxen_dask.compat.wct(..., sig=False)`` -- the drop-in, same numbers, float64;
 - bioxen-dask's kernels in float32 with the ``linear`` boundary (the pipeline's path: two
-  transforms, three smoothings, coherence and phase), one thread;
+  transforms, three smoothings, coherence and phase), on one thread and on every core
+  (``workers=-1``, engine ``"bioxen-dask all cores"``);
 - each engine's two transforms alone (``2 x CWT``), so ``wct / (2 x cwt)`` is the overhead
   of smoothing and coherence per engine;
 - the *hybrid* pipelines: ``wavelet_coherence(..., engine=name)`` for every other installed
@@ -29,7 +30,10 @@ import numpy as np
 from ..grid import ScaleGrid, make_grid
 from ._harness import counts_option, machine_info, measure, write_csv
 
-__all__ = ["DEFAULT_SIZES", "run"]
+__all__ = ["ALL_CORES", "DEFAULT_SIZES", "run"]
+
+#: Engine label of the native kernels run with every core (``workers=-1``).
+ALL_CORES = "bioxen-dask all cores"
 
 DEFAULT_SIZES = (1_000, 4_000, 18_000, 100_000)
 QUICK_SIZES = (1_000, 2_000)
@@ -51,14 +55,18 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
     from ..kernels import Smoother, coherence, cwt
 
     s0, dj, J = float(grid.scales[0]), float(grid.dj), grid.n_scales - 1
-    smoother = Smoother(grid)
 
-    def native_wct():
-        return coherence(cwt(x, grid), cwt(y, grid), smoother)
+    def native_wct(workers=None, smoother=Smoother(grid), threaded=Smoother(grid, workers=-1)):
+        sm = smoother if workers is None else threaded
+        return coherence(cwt(x, grid, workers=workers), cwt(y, grid, workers=workers), sm)
 
+    cores = os.cpu_count() or 1
     calls = {
         ("bioxen-dask", "wct"): (native_wct, "kernels: cwt x2 + Smoother + coherence/phase, float32, linear, 1 thread"),
         ("bioxen-dask", "2 x cwt"): (lambda: (cwt(x, grid), cwt(y, grid)), "kernels.cwt float32 linear, twice"),
+        (ALL_CORES, "wct"): (lambda: native_wct(-1), f"the same with workers=-1 ({cores} threads)"),
+        (ALL_CORES, "2 x cwt"): (lambda: (cwt(x, grid, workers=-1), cwt(y, grid, workers=-1)),
+                                 f"kernels.cwt float32 linear, twice, workers=-1 ({cores} threads)"),
         ("bioxen-dask compat", "wct"): (lambda: compat.wct(x, y, DT, dj, s0, J, sig=False),
                                         "compat.wct(sig=False): pycwt's numbers, float64"),
         ("bioxen-dask compat", "2 x cwt"): (lambda: (compat.cwt(x, DT, dj, s0, J), compat.cwt(y, DT, dj, s0, J)),

@@ -12,7 +12,7 @@ from ._cwt import _run, mask_edges, resolve_workers
 from ._smooth import smooth
 from ._xp import array_namespace
 
-__all__ = ["Smoother", "cross_spectrum", "coherence", "phase", "scaled_power"]
+__all__ = ["Smoother", "cross_spectrum", "coherence", "phase", "power", "scaled_power"]
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,18 @@ class Smoother:
     tol: float = DEFAULT_TOL
     workers: int | None = None
 
-    def __call__(self, values: Any) -> Any:
+    def __call__(self, values: Any, *, out: Any = None) -> Any:
+        """Smooth ``values`` (already divided by scale), optionally into ``out``."""
+        return self._smooth(values, False, out)
+
+    def scaled(self, values: Any, *, out: Any = None) -> Any:
+        """Smooth ``values / scale`` (the division folded into the scale product)."""
+        return self._smooth(values, True, out)
+
+    def _smooth(self, values: Any, divide_by_scale: bool, out: Any) -> Any:
         mode = "linear" if self.boundary == "valid" else self.boundary
-        return smooth(
-            values,
-            self.grid,
-            scale_kernel_kind=self.scale_kernel,
-            boundary=mode,
-            tol=self.tol,
-            workers=self.workers,
-        )
+        return smooth(values, self.grid, scale_kernel_kind=self.scale_kernel, boundary=mode, tol=self.tol,
+                      workers=self.workers, divide_by_scale=divide_by_scale, out=out)
 
     def valid_supports(self) -> np.ndarray:
         """Per-scale samples lost at each edge in ``valid`` mode (wavelet + Gaussian)."""
@@ -56,17 +58,67 @@ def _inverse_scales(grid: ScaleGrid, like: Any) -> Any:
     return xp.asarray((1.0 / grid.scales)[:, None].astype(real))
 
 
+def _by_rows(fn: Any, n_rows: int, workers: int | None, xp) -> None:
+    """``fn(rows)`` for slices covering the scale axis (-2), split over ``workers`` threads
+    (elementwise NumPy work releases the GIL). One call with every row on one thread."""
+    nthreads = resolve_workers(workers, xp)
+    if nthreads <= 1 or n_rows < 2:
+        fn(slice(None))
+        return
+    step = -(-n_rows // (2 * nthreads))
+    _run([slice(j, j + step) for j in range(0, n_rows, step)], lambda rows, scratch: fn(rows), nthreads)
+
+
+def power(W: Any, out: Any = None, tmp: Any = None, *, workers: int | None = None) -> Any:
+    """``|W|**2`` (real) in two passes, into ``out`` (and ``tmp``, same shape) when given.
+
+    ``workers``: CPU threads over the scale axis (``W`` of shape ``(..., scale, time)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> power(np.array([3 + 4j])).tolist()
+    [25.0]
+    """
+    xp = array_namespace(W)
+    if W.ndim < 2 or resolve_workers(workers, xp) <= 1:
+        out = xp.multiply(W.real, W.real, out=out)
+        out += xp.multiply(W.imag, W.imag, out=tmp)
+        return out
+    out = xp.empty(W.shape, dtype=W.real.dtype) if out is None else out
+
+    def rows(sl):
+        re, im, o = W.real[..., sl, :], W.imag[..., sl, :], out[..., sl, :]
+        xp.multiply(re, re, out=o)
+        o += im * im
+
+    _by_rows(rows, W.shape[-2], workers, xp)
+    return out
+
+
 def scaled_power(W: Any, grid: ScaleGrid) -> Any:
     """``|W|**2 / scale`` (the quantity smoothed for coherence)."""
-    p = W.real * W.real
-    p += W.imag * W.imag
+    p = power(W)
     p *= _inverse_scales(grid, W)
     return p
 
 
-def cross_spectrum(W1: Any, W2: Any) -> Any:
-    """Cross-wavelet spectrum ``W1 * conj(W2)`` (one new array of the broadcast shape)."""
+def cross_spectrum(W1: Any, W2: Any, *, workers: int | None = None) -> Any:
+    """Cross-wavelet spectrum ``W1 * conj(W2)`` (one new array of the broadcast shape).
+
+    ``workers``: CPU threads over the scale axis when both have the same shape.
+    """
     xp = array_namespace(W1, W2)
+    if W1.shape == W2.shape and W1.dtype == W2.dtype and W1.ndim >= 2:
+        out = xp.empty_like(W1)
+
+        def rows(sl):
+            o = out[..., sl, :]
+            xp.conj(W2[..., sl, :], out=o)
+            o *= W1[..., sl, :]
+
+        _by_rows(rows, W1.shape[-2], workers, xp)
+        return out
     c = xp.conj(W2)
     if c.shape == np.broadcast_shapes(W1.shape, W2.shape) and c.dtype == np.result_type(W1.dtype, W2.dtype):
         return xp.multiply(W1, c, out=c)
@@ -78,27 +130,38 @@ def phase(W12: Any, workers: int | None = None) -> Any:
     first signal leads the second. ``workers``: CPU threads (``arctan2`` dominates coherence
     at ~20 ns per point and releases the GIL)."""
     xp = array_namespace(W12)
-    nthreads = resolve_workers(workers, xp)
-    if nthreads <= 1 or W12.ndim < 2 or W12.shape[-2] < 2:
+    if W12.ndim < 2 or resolve_workers(workers, xp) <= 1:
         return xp.angle(W12)
     out = xp.empty(W12.shape, dtype=W12.real.dtype)
-    step = -(-W12.shape[-2] // nthreads)
-    chunks = [slice(j, j + step) for j in range(0, W12.shape[-2], step)]
 
-    def run(sl, scratch):
+    def rows(sl):
         xp.arctan2(W12.imag[..., sl, :], W12.real[..., sl, :], out=out[..., sl, :])
 
-    _run(chunks, run, nthreads)
+    _by_rows(rows, W12.shape[-2], workers, xp)
     return out
 
 
-def _abs2_consuming(S: Any) -> Any:
-    """``|S|**2`` of a complex array that is not needed afterwards (squared in place)."""
-    if not (S.ndim and S.flags.c_contiguous):
-        return S.real * S.real + S.imag * S.imag
-    v = S.view(S.real.dtype)  # interleaved (re, im) pairs along the last axis
-    v *= v
-    return v[..., 0::2] + v[..., 1::2]
+def _coherence_ratio(S12: Any, S1: Any, S2: Any, clip: bool, workers: int | None) -> Any:
+    """``|S12|**2 / (S1 * S2)`` (clipped to [0, 1] if ``clip``), consuming ``S12``."""
+    xp = array_namespace(S12)
+    same = S1.shape == S2.shape == S12.shape and S12.ndim >= 2 and S12.flags.c_contiguous
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if not same:
+            R2 = (S12.real * S12.real + S12.imag * S12.imag) / (S1 * S2)
+            return xp.clip(R2, 0.0, 1.0, out=R2) if clip else R2
+        R2 = xp.empty(S12.shape, dtype=S12.real.dtype)
+        v = S12.view(S12.real.dtype)  # interleaved (re, im) pairs along the last axis
+
+        def rows(sl):
+            r, vv = R2[..., sl, :], v[..., sl, :]
+            vv *= vv
+            xp.add(vv[..., 0::2], vv[..., 1::2], out=r)
+            r /= S1[..., sl, :] * S2[..., sl, :]
+            if clip:
+                xp.clip(r, 0.0, 1.0, out=r)
+
+        _by_rows(rows, S12.shape[-2], workers, xp)
+    return R2
 
 
 def coherence(
@@ -136,28 +199,18 @@ def coherence(
     coherence, phase : ndarray
         Real arrays of the broadcast shape; NaN in ``valid`` mode where an edge is in reach.
     """
-    grid = smoother.grid
+    workers = smoother.workers
     if S1 is None:
-        S1 = smoother(scaled_power(W1, grid))
+        S1 = smoother.scaled(power(W1, workers=workers))
     if S2 is None:
-        S2 = smoother(scaled_power(W2, grid))
-    W12 = cross_spectrum(W1, W2)  # ours: scaled and smoothed in place below
-    ang = phase(W12, smoother.workers) if with_phase else None
-    W12 *= _inverse_scales(grid, W12)
-    S12 = smoother(W12)
+        S2 = smoother.scaled(power(W2, workers=workers))
+    W12 = cross_spectrum(W1, W2, workers=workers)
+    ang = phase(W12, workers) if with_phase else None
+    S12 = smoother.scaled(W12)
     del W12
     xp = array_namespace(S12)
-    R2 = _abs2_consuming(S12)
+    R2 = _coherence_ratio(S12, S1, S2, clip, workers)
     del S12
-    den = S1 * S2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if np.broadcast_shapes(R2.shape, den.shape) == R2.shape and np.result_type(R2.dtype, den.dtype) == R2.dtype:
-            xp.divide(R2, den, out=R2)
-        else:
-            R2 = R2 / den
-    del den
-    if clip:
-        xp.clip(R2, 0.0, 1.0, out=R2)
     if smoother.boundary == "valid":
         sup = smoother.valid_supports()
         mask_edges(R2, sup, xp)

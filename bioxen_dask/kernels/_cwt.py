@@ -146,6 +146,16 @@ def _run(tasks: Sequence[Any], fn: Callable[[Any, dict], None], nthreads: int) -
     list(pool.map(worker, range(nthreads)))
 
 
+def run_pooled(pooled: Sequence[tuple[Callable[[Any, dict], None], Any]], nthreads: int) -> None:
+    """:func:`_run` over ``(run, task)`` pairs from several bands at once.
+
+    A band of a dozen scales is often one cache-sized tile; pooling the bands' tiles is what
+    gives ``nthreads`` threads work to share without cutting FFT batches below pocketfft's
+    vector width.
+    """
+    _run(pooled, lambda item, scratch: item[0](item[1], scratch), nthreads)
+
+
 def _scratch(scratch: dict, xp, shape: tuple[int, ...], dtype, name: str = "work") -> Any:
     """A reusable work buffer (flat, grown on demand) viewed as ``shape``."""
     size = math.prod(shape)
@@ -388,6 +398,7 @@ def cwt(
     out = xp.empty((nb, grid.n_scales, n), dtype=cplx)
     needed = reach(supports, n, boundary)
     max_lag = n - 1 if boundary in ("linear", "valid") and needed.max() < supports.max() else None
+    pooled: list[tuple[Callable[[Any, dict], None], Any]] = []  # every band's tiles, run together
     for band in plan_bands(n, needed, boundary):
         if frequency_defined and band.nfft >= _LONG_FRAME:
             bank = _trimmed_wavelet_filters(grid, band, real, xp, positive_nyquist=boundary == "grinsted")
@@ -396,7 +407,11 @@ def cwt(
         bank = _wavelet_filters(grid, band, band.nfft, real, xp, None if frequency_defined else supports,
                                 positive_nyquist=boundary == "grinsted", max_lag=max_lag)
         spec = _segment_spectra(x2, band, n, xp, fft, kw)
-        _apply_bank(spec, bank, out, band, n, cplx, xp, fft, nthreads)
+        pooled += _bank_tasks(spec, bank, out, band, n, cplx, xp, fft)
+        if nthreads <= 1:  # one band's spectra alive at a time
+            run_pooled(pooled, 1)
+            pooled = []
+    run_pooled(pooled, nthreads)
     if boundary == "valid":
         mask_edges(out, supports, xp)
     return out.reshape(lead + (grid.n_scales, n))
@@ -433,9 +448,10 @@ def _segment_spectra(x2: Any, band: Band, n: int, xp, fft, kw: dict) -> Any:
     return fft.fft(_segment_frames(x2, band, n, xp), n=band.nfft, axis=-1, **kw)
 
 
-def _apply_bank(spec: Any, bank: Any, out: Any, band: Band, n: int, cplx: np.dtype, xp, fft,
-                nthreads: int) -> None:
-    """``out[:, band scales] = ifft(spec * bank)`` kept samples, tile by tile.
+def _bank_tasks(spec: Any, bank: Any, out: Any, band: Band, n: int, cplx: np.dtype, xp,
+                fft) -> list[tuple[Callable[[Any, dict], None], Any]]:
+    """The tiles of ``out[:, band scales] = ifft(spec * bank)`` kept samples, as
+    ``(run, task)`` pairs for :func:`run_pooled`.
 
     ``spec`` is ``(batch, n_segments, nfft)``. Tiles are groups of ``(batch, segment)`` rows
     times groups of scales, sized to keep the work buffer in cache; each tile's product is
@@ -479,7 +495,7 @@ def _apply_bank(spec: Any, bank: Any, out: Any, band: Band, n: int, cplx: np.dty
         else:
             out[b0:b1, c0:c1, n_full * hop :] = w[:, :, 0, left : left + rem].transpose(1, 0, 2)
 
-    _run(tasks, run, nthreads)
+    return [(run, task) for task in tasks]
 
 
 def _long_band(x2: Any, out: Any, band: Band, bank: _TrimmedBank, n: int, cplx: np.dtype, xp, fft,

@@ -18,6 +18,7 @@ from ._cwt import (
     flush_subnormals,
     resolve_dtype,
     resolve_workers,
+    run_pooled,
 )
 from ._plan import Band, check_boundary, plan_bands, reach
 from ._xp import array_namespace, device_key, fft_namespace
@@ -149,6 +150,7 @@ def smooth_time(
     needed = reach(supports, n, mode)
     max_lag = n - 1 if sampled is not None and needed.max() < supports.max() else None
     tile_bytes = _TILE_BYTES_CPU if xp is np else _TILE_BYTES_GPU
+    pooled: list = []  # every band's tiles, run together (frames are views: no extra memory)
     for band in plan_bands(n, needed, mode):
         gauss = _gaussian_filters(grid, band, real, xp, half=not is_complex, sampled_support=sampled,
                                   max_lag=max_lag)
@@ -180,7 +182,8 @@ def smooth_time(
             else:
                 out[b0:b1, c0:c1, n_full * hop :] = sm[:, :, 0, left : left + rem]
 
-        _run(tiles, run, nthreads)
+        pooled += [(run, tile) for tile in tiles]
+    run_pooled(pooled, nthreads)
     return out.reshape(values.shape)
 
 
@@ -208,42 +211,129 @@ def _tiles(nb: int, n_rows: int, n_full: int, tail: bool, rows: int) -> list[tup
     return tiles
 
 
-def smooth_scale(values: Any, weights: np.ndarray) -> Any:
+#: Output scales per GEMM of the banded scale product (a 14-tap band then reads 25 rows).
+_BAND_ROWS = 12
+#: Time columns per GEMM: small enough that BLAS keeps each product on the calling thread
+#: (OpenBLAS threads only larger ones), so ``workers`` alone sets the threads used.
+_BAND_COLUMNS = 2048
+
+
+def _band_blocks(weights: np.ndarray, n_scales: int, column_weights: np.ndarray | None,
+                 real: np.dtype, xp) -> tuple[tuple[int, int, int, int, Any], ...]:
+    """The zero-filled 'same' boxcar across scales as a banded ``(n_scales, n_scales)`` matrix
+    ``M`` (times ``diag(column_weights)``), cut into blocks of :data:`_BAND_ROWS` rows.
+
+    ``(M @ v)[j] = sum_k w[k] v[j + c - k]`` (zero outside), ``c = (taps - 1) // 2``, which is
+    ``scipy.signal.convolve2d(v, w[:, None], "same")``. Each block ``(r0, r1, c0, c1, B)`` holds
+    rows ``[r0, r1)`` and the columns ``[c0, c1)`` where they are non-zero, in ``real`` on the
+    device of ``xp``; cached.
+    """
+
+    def build():
+        taps, c = len(weights), (len(weights) - 1) // 2
+        M = np.zeros((n_scales, n_scales))
+        for j in range(n_scales):
+            for k in range(taps):
+                i = j + c - k
+                if 0 <= i < n_scales:
+                    M[j, i] += weights[k]
+        if column_weights is not None:
+            M = M * np.asarray(column_weights, dtype=float)[None, :]
+        blocks = []
+        for r0 in range(0, n_scales, _BAND_ROWS):
+            r1 = min(n_scales, r0 + _BAND_ROWS)
+            nz = np.flatnonzero(np.any(M[r0:r1] != 0, axis=0))
+            c0, c1 = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (r0, r1)
+            blocks.append((r0, r1, c0, c1, xp.asarray(np.ascontiguousarray(M[r0:r1, c0:c1]).astype(real))))
+        return _Blocks(tuple(blocks))
+
+    cw = None if column_weights is None else np.asarray(column_weights, dtype=float).tobytes()
+    key = ("scale-band", np.asarray(weights, dtype=float).tobytes(), int(n_scales), cw, real.str, device_key(xp))
+    return filter_cache.get(key, build).blocks
+
+
+class _Blocks:
+    """A tuple of band blocks with ``nbytes`` (for the byte-bounded filter cache)."""
+
+    def __init__(self, blocks: tuple) -> None:
+        self.blocks = blocks
+        self.nbytes = int(sum(int(b[4].nbytes) for b in blocks))
+
+
+def smooth_scale(
+    values: Any,
+    weights: np.ndarray,
+    *,
+    column_weights: np.ndarray | None = None,
+    out: Any = None,
+    workers: int | None = None,
+) -> Any:
     """Zero-filled 'same' convolution across scales (axis -2), as ``scipy.signal.convolve2d``.
 
-    NumPy: one pass of :func:`scipy.ndimage.correlate1d` (accumulates in float64); complex
-    values go through as their interleaved real view ``(..., n_scales, 2 * time)`` -- the same
-    sums, bit for bit, ~1.7x faster than ndimage's complex path; other array types: a sum over
-    taps into one output buffer.
+    A banded matrix product over the scale axis (:func:`_band_blocks`; complex values as
+    their interleaved real view ``(..., n_scales, 2 * time)``, the matrix being real): a few
+    GEMMs per block of :data:`_BAND_COLUMNS` time columns, ~6x faster than a pass over the
+    array per tap (``scipy.ndimage.correlate1d``) at 159 scales. Sums are accumulated in the
+    working precision (float32: ~2e-7 relative).
+
+    Parameters
+    ----------
+    values : ndarray, shape ``(..., n_scales, time)``
+        Real or complex, NumPy or CuPy.
+    weights : ndarray
+        The boxcar taps (:func:`scale_kernel`).
+    column_weights : ndarray, shape ``(n_scales,)``, optional
+        Multiply each input scale by this first (``1/scale`` folds the division by the
+        scale of coherence into the product: one pass over the array less).
+    out : ndarray, optional
+        Result buffer (same shape and dtype as ``values``, not ``values`` itself).
+    workers : int, optional
+        CPU threads, as in :func:`bioxen_dask.kernels.cwt`.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``values``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.zeros((5, 1)); v[2] = 1.0
+    >>> smooth_scale(v, np.array([0.25, 0.5, 0.25]))[:, 0].tolist()
+    [0.0, 0.25, 0.5, 0.25, 0.0]
     """
     xp = array_namespace(values)
     weights = np.asarray(weights, dtype=float)
-    taps = len(weights)
-    if taps == 1:
-        return values * values.dtype.type(weights[0])
-    if xp is np:
-        import scipy.ndimage
+    is_complex = xp.iscomplexobj(values)
+    real = np.dtype(values.real.dtype if is_complex else values.dtype)
+    v = xp.ascontiguousarray(values)
+    if v.ndim < 2:
+        raise ValueError("values must have shape (..., scale, time).")
+    n_scales = v.shape[-2]
+    if column_weights is not None and np.shape(column_weights) != (n_scales,):
+        raise ValueError(f"column_weights must have one weight per scale ({n_scales}), got shape "
+                         f"{np.shape(column_weights)}.")
+    blocks = _band_blocks(weights, n_scales, column_weights, real, xp)
+    res = xp.empty_like(v) if out is None else out
+    flat = v.view(real) if is_complex else v
+    stack = flat.reshape((-1,) + flat.shape[-2:])
+    dst = (res.view(real) if is_complex else res).reshape(stack.shape)
+    width = stack.shape[-1]
+    if xp is not np:  # one product per block on a device (no ``out=`` into strided views)
+        for i in range(stack.shape[0]):
+            for r0, r1, c0, c1, B in blocks:
+                dst[i, r0:r1] = xp.matmul(B, stack[i, c0:c1])
+        return res
+    tasks = [(i, t0, min(width, t0 + _BAND_COLUMNS)) for i in range(stack.shape[0])
+             for t0 in range(0, width, _BAND_COLUMNS)]
 
-        # correlation with the reversed kernel, centred at taps//2, is convolve2d's 'same'
-        if np.iscomplexobj(values):
-            v = np.ascontiguousarray(values)
-            out = scipy.ndimage.correlate1d(v.view(v.real.dtype), weights[::-1], axis=-2, mode="constant",
-                                            cval=0.0, origin=0)
-            return out.view(v.dtype)
-        return scipy.ndimage.correlate1d(values, weights[::-1], axis=-2, mode="constant", cval=0.0, origin=0)
-    n_scales = values.shape[-2]
-    centre = (taps - 1) // 2
-    out = xp.zeros_like(values)
-    tmp = xp.empty_like(values)
-    for k, wk in enumerate(weights):
-        shift = centre - k  # out[j] += wk * values[j + shift]
-        lo, hi = max(0, -shift), min(n_scales, n_scales - shift)
-        if lo >= hi:
-            continue
-        t = tmp[..., lo:hi, :]
-        xp.multiply(values[..., lo + shift : hi + shift, :], values.dtype.type(wk), out=t)
-        out[..., lo:hi, :] += t
-    return out
+    def run(task, scratch):
+        i, t0, t1 = task
+        for r0, r1, c0, c1, B in blocks:  # one GEMM per block: a broadcast matmul would skip BLAS
+            xp.matmul(B, stack[i, c0:c1, t0:t1], out=dst[i, r0:r1, t0:t1])
+
+    _run(tasks, run, resolve_workers(workers, xp))
+    return res
 
 
 def smooth(
@@ -254,13 +344,16 @@ def smooth(
     boundary: str = "linear",
     tol: float = DEFAULT_TOL,
     workers: int | None = None,
+    divide_by_scale: bool = False,
+    out: Any = None,
 ) -> Any:
     """Smooth a wavelet spectrum in time then across scales (the coherence smoother).
 
     Parameters
     ----------
     values : ndarray, shape ``(..., n_scales, time)``
-        Real (power) or complex (cross spectrum) values, already divided by scale.
+        Real (power) or complex (cross spectrum) values, already divided by scale unless
+        ``divide_by_scale``.
     grid : ScaleGrid
         The grid the values were computed on.
     scale_kernel_kind : {"pycwt", "grinsted"}
@@ -272,7 +365,12 @@ def smooth(
     tol : float
         Truncation tolerance of the Gaussian for padding lengths.
     workers : int, optional
-        SciPy FFT threads.
+        CPU threads (FFTs and the scale products).
+    divide_by_scale : bool
+        Smooth ``values / scale`` instead: the time Gaussian acts scale by scale, so the
+        division is folded into the scale product (equal to rounding, one pass less).
+    out : ndarray, optional
+        Result buffer (same shape and dtype as ``values``).
 
     Returns
     -------
@@ -290,4 +388,5 @@ def smooth(
     True
     """
     t = smooth_time(values, grid, boundary=boundary, tol=tol, workers=workers)
-    return smooth_scale(t, scale_kernel(scale_kernel_kind, grid))
+    return smooth_scale(t, scale_kernel(scale_kernel_kind, grid), out=out, workers=workers,
+                        column_weights=1.0 / grid.scales if divide_by_scale else None)
