@@ -81,7 +81,8 @@ def test_cwt_benchmark_grid():
 
 def test_wct_benchmark_ratios(tmp_path):
     rows, _, _ = read_csv(wct_bench.run(tmp_path, sizes=[512], repeat=1, memory=False, progress=False))
-    get = {(r["engine"], r["stage"]): r for r in rows}
+    parts = {(r["engine"], r["stage"]): r for r in rows if r["stage"].startswith(wct_bench.PART_PREFIX)}
+    get = {(r["engine"], r["stage"]): r for r in rows if (r["engine"], r["stage"]) not in parts}
     hybrids = {(f"hybrid {e}", "wct") for e in ("pycwt", "pywavelets", "ssqueezepy", "fcwt")}
     natives = ("bioxen-dask", wct_bench.ALL_CORES, "bioxen-dask compat")
     assert set(get) == {(e, s) for e in natives + ("pycwt",) for s in ("wct", "2 x cwt")} | hybrids
@@ -92,6 +93,20 @@ def test_wct_benchmark_ratios(tmp_path):
         assert w["wct_over_2cwt"] == pytest.approx(w["wall_median_s"] / two["wall_median_s"], rel=1e-4)
         assert w["pycwt_over_this"] == pytest.approx(get[("pycwt", "wct")]["wall_median_s"] / w["wall_median_s"],
                                                      rel=1e-4)
+    steps = {wct_bench.PART_PREFIX + p for p in ("|W|^2 x2, W1 W2*", "time smoothing x3", "scale smoothing x3", "phase")}
+    for e in natives[:2]:  # the native time split into its steps, and by scale band
+        stages = {st for (en, st) in parts if en == e}
+        assert steps <= stages and all(parts[e, st]["status"] == "ok" and parts[e, st]["wall_median_s"] > 0
+                                       for st in stages)
+    from bioxen_dask.grid import make_grid
+
+    grid = make_grid(4000, wct_bench.DT)  # long enough for overlap-save bands at the smallest scales
+    x, y = wct_bench._pair(4000)
+    bands = sorted(st for st in wct_bench._part_callers(x, y, grid, None) if st not in steps)
+    assert len(bands) == 2 and bands[0].endswith("largest scales") and bands[1].endswith("smallest scales")
+    assert sum(int(st.split()[2]) for st in bands) == grid.n_scales
+    R2, _ = wct_bench._part_callers(x, y, grid, None)[bands[1]][0]()
+    assert R2.shape == (int(bands[1].split()[2]), 4000)
     import pycwt
 
     x, y = wct_bench._pair(512)
@@ -132,6 +147,7 @@ def test_report_from_the_csvs(tmp_path):
     pts = sorted((r["n"], r["wall_median_s"]) for r in rows if r["engine"] == "pycwt" and r["n"] >= 10_000)
     assert f"| {fit_exponent(*zip(*pts)):.2f} | {nlogn_exponent([p[0] for p in pts]):.2f} |" in text
     assert "Not measured yet: run `bioxen-dask bench significance`" in text
+    assert "Where the native time goes at N = 512" in text and "| time smoothing x3 |" in text
     assert "## Which setup a dataset needs" in text and "not measured" not in text.split("## Which setup")[1].lower()
 
 

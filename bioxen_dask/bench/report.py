@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ._harness import machine_label, read_csv
-from .wct import ALL_CORES
+from .wct import ALL_CORES, PART_PREFIX
 
 __all__ = ["build_report", "fit_exponent", "nlogn_exponent"]
 
@@ -246,6 +246,7 @@ def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
                    f"WCT of one pair - {machine_label(info)}")
     out += [f"![WCT per pair]({rel}/wct_pair.png)", ""]
     n18 = 18_000 if (("bioxen-dask", "wct", 18_000) in get) else (sizes[-1] if sizes else None)
+    out += _parts_table(get, n18)
     native = [get[key] for key in (("bioxen-dask", "wct", n18), (ALL_CORES, "wct", n18)) if key in get]
     r = min(native, key=lambda row: row["wall_median_s"]) if native else None
     if r is not None:
@@ -256,6 +257,26 @@ def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
             facts["wct_pycwt"] = ref["wall_median_s"]
     facts["wct_rows"] = ok
     return "\n".join(out), facts
+
+
+def _parts_table(get: dict, n: int | None) -> list[str]:
+    """Where the native one-pair time goes at ``n`` (the ``part: ...`` rows of ``wct.csv``)."""
+    engines = [e for e in ("bioxen-dask", ALL_CORES) if (e, "wct", n) in get]
+    parts = list(dict.fromkeys(st for (e, st, m) in get if m == n and e in engines and st.startswith(PART_PREFIX)))
+    if not parts:
+        return []
+    rows = []
+    for st in ["2 x cwt"] + parts:
+        cells = []
+        for e in engines:
+            r, whole = get.get((e, st, n)), get[(e, "wct", n)]["wall_median_s"]
+            cells += ([_fmt(r["wall_median_s"] * 1e3, ".1f"), _fmt(100 * r["wall_median_s"] / whole, ".0f")]
+                      if r else ["-", "-"])
+        rows.append([st.removeprefix(PART_PREFIX)] + cells)
+    header = ["part"] + [h for e in engines for h in (f"{e} (ms)", "% of its WCT")]
+    return [f"Where the native time goes at N = {n:,} (each part timed alone, on inputs computed once; the "
+            "two sub-grid rows are the whole coherence on the smallest scales, which the planner runs by short "
+            "overlap-save FFTs, and on the rest):", "", _table(header, rows), ""]
 
 
 def _significance_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:

@@ -11,6 +11,8 @@ scales at 18,000), one process times:
   (``workers=-1``, engine ``"bioxen-dask all cores"``);
 - each engine's two transforms alone (``2 x CWT``), so ``wct / (2 x cwt)`` is the overhead
   of smoothing and coherence per engine;
+- the parts of the native time (stages ``"part: ..."``): each step of the coherence alone,
+  and the whole coherence on the smallest scales (short overlap-save FFTs) and on the rest;
 - the *hybrid* pipelines: ``wavelet_coherence(..., engine=name)`` for every other installed
   engine (its CWT converted to pycwt's convention by :mod:`bioxen_dask.engines`, then
   bioxen-dask's smoothing and coherence), float64, in pycwt's frame (``boundary="pycwt"``) --
@@ -30,7 +32,7 @@ import numpy as np
 from ..grid import ScaleGrid, make_grid
 from ._harness import counts_option, machine_info, measure, write_csv
 
-__all__ = ["ALL_CORES", "DEFAULT_SIZES", "run"]
+__all__ = ["ALL_CORES", "DEFAULT_SIZES", "PART_PREFIX", "run"]
 
 #: Engine label of the native kernels run with every core (``workers=-1``).
 ALL_CORES = "bioxen-dask all cores"
@@ -72,6 +74,8 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
         ("bioxen-dask compat", "2 x cwt"): (lambda: (compat.cwt(x, DT, dj, s0, J), compat.cwt(y, DT, dj, s0, J)),
                                             "compat.cwt twice, float64"),
     }
+    for engine, workers in (("bioxen-dask", None), (ALL_CORES, -1)):
+        calls.update({(engine, stage): (fn, note) for stage, (fn, note) in _part_callers(x, y, grid, workers).items()})
     from .._api import wavelet_coherence
     from ..engines import ENGINES, require_engine
 
@@ -96,6 +100,51 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
     calls[("pycwt", "2 x cwt")] = (lambda: (pycwt.cwt(x, DT, dj, s0, J), pycwt.cwt(y, DT, dj, s0, J)),
                                    "pycwt.cwt twice")
     return calls
+
+
+#: Stage names of the rows that split the native one-pair time into its parts.
+PART_PREFIX = "part: "
+
+
+def _part_callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid, workers: int | None
+                  ) -> dict[str, tuple[Callable[[], Any], str]]:
+    """Where the native one-pair time goes: each step of :func:`bioxen_dask.kernels.coherence`
+    alone (on inputs computed once here), and the whole coherence on the smallest scales --
+    those the planner runs by overlap-save -- and on the rest."""
+    from ..grid import ScaleGrid as Grid
+    from ..kernels import Smoother, coherence, cross_spectrum, cwt, phase, power, scale_kernel, smooth_scale, smooth_time
+    from ..kernels._plan import plan_bands, reach
+
+    W1, W2 = cwt(x, grid), cwt(y, grid)
+    P1, P2, W12 = power(W1), power(W2), cross_spectrum(W1, W2)
+    T = [smooth_time(v, grid) for v in (P1, P2, W12)]
+    w, inv = scale_kernel("pycwt", grid), 1.0 / grid.scales
+    threads = f"workers={workers}" if workers else "1 thread"
+    parts: dict[str, tuple[Callable[[], Any], str]] = {
+        f"{PART_PREFIX}|W|^2 x2, W1 W2*": (
+            lambda: (power(W1, workers=workers), power(W2, workers=workers), cross_spectrum(W1, W2, workers=workers)),
+            f"kernels.power twice and kernels.cross_spectrum, float32, {threads}"),
+        f"{PART_PREFIX}time smoothing x3": (
+            lambda: [smooth_time(v, grid, workers=workers) for v in (P1, P2, W12)],
+            f"kernels.smooth_time of the two powers (real FFTs) and the cross spectrum (complex), {threads}"),
+        f"{PART_PREFIX}scale smoothing x3": (
+            lambda: [smooth_scale(v, w, column_weights=inv, workers=workers) for v in T],
+            f"kernels.smooth_scale (banded GEMMs, 1/scale folded in) of the three, {threads}"),
+        f"{PART_PREFIX}phase": (lambda: phase(W12, workers), f"kernels.phase (arctan2), {threads}"),
+    }
+    n = x.shape[-1]
+    bands = plan_bands(n, reach(grid.wavelet_support(), n, "linear"), "linear")
+    k = max([b.stop for b in bands if b.hop] or [0])  # scales below k: short overlap-save FFTs
+    for lo, hi, what in ((0, k, "smallest"), (k, grid.n_scales, "largest")):
+        if not 0 < hi - lo < grid.n_scales:
+            continue
+        sub = Grid.from_s0(dt=grid.dt, s0=float(grid.scales[lo]), dj=grid.dj, J=hi - lo - 1, wavelet=grid.wavelet)
+        sm = Smoother(sub, workers=workers)
+        parts[f"{PART_PREFIX}wct, {hi - lo} {what} scales"] = (
+            lambda sub=sub, sm=sm: coherence(cwt(x, sub, workers=workers), cwt(y, sub, workers=workers), sm),
+            f"the whole native coherence on scales {lo}..{hi - 1} only (periods {grid.periods[lo]:.3g}.."
+            f"{grid.periods[hi - 1]:.3g} s), {threads}")
+    return parts
 
 
 def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
