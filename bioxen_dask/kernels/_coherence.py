@@ -127,18 +127,38 @@ def cross_spectrum(W1: Any, W2: Any, *, workers: int | None = None) -> Any:
 
 def phase(W12: Any, workers: int | None = None) -> Any:
     """Phase of the cross spectrum in radians, ``angle(W1 * conj(W2))``: positive when the
-    first signal leads the second. ``workers``: CPU threads (``arctan2`` dominates coherence
-    at ~20 ns per point and releases the GIL)."""
+    first signal leads the second. ``workers``: CPU threads.
+
+    On the CPU the real and imaginary parts are copied a few rows at a time into cache-sized
+    contiguous buffers first: NumPy's vectorised ``arctan2`` needs contiguous operands and is
+    ~3x faster than on the interleaved views.
+    """
     xp = array_namespace(W12)
-    if W12.ndim < 2 or resolve_workers(workers, xp) <= 1:
+    if W12.ndim < 2 or (xp is not np and resolve_workers(workers, xp) <= 1):
         return xp.angle(W12)
     out = xp.empty(W12.shape, dtype=W12.real.dtype)
+    lead, n_rows, n = W12.shape[:-2], W12.shape[-2], W12.shape[-1]
+    step = max(1, _PHASE_STEP_BYTES // max(1, 2 * n * out.itemsize))
 
     def rows(sl):
-        xp.arctan2(W12.imag[..., sl, :], W12.real[..., sl, :], out=out[..., sl, :])
+        if xp is not np:
+            xp.arctan2(W12.imag[..., sl, :], W12.real[..., sl, :], out=out[..., sl, :])
+            return
+        for j in range(*sl.indices(n_rows)[:2], step):
+            rr = slice(j, min(j + step, sl.indices(n_rows)[1]))
+            shape = lead + (rr.stop - rr.start, n)
+            re = np.empty(shape, dtype=out.dtype)
+            im = np.empty(shape, dtype=out.dtype)
+            re[...] = W12.real[..., rr, :]
+            im[...] = W12.imag[..., rr, :]
+            np.arctan2(im, re, out=out[..., rr, :])
 
-    _by_rows(rows, W12.shape[-2], workers, xp)
+    _by_rows(rows, n_rows, workers, xp)
     return out
+
+
+#: Bytes of the contiguous copies :func:`phase` works through at a time (about an L2).
+_PHASE_STEP_BYTES = 512 * 1024
 
 
 def _coherence_ratio(S12: Any, S1: Any, S2: Any, clip: bool, workers: int | None) -> Any:
