@@ -293,7 +293,7 @@ def smooth_scale(
     Returns
     -------
     ndarray
-        Same shape and dtype as ``values``.
+        ``out`` when given, else a new array like ``values``.
 
     Examples
     --------
