@@ -148,6 +148,7 @@ def test_report_from_the_csvs(tmp_path):
     assert f"| {fit_exponent(*zip(*pts)):.2f} | {nlogn_exponent([p[0] for p in pts]):.2f} |" in text
     assert "Not measured yet: run `bioxen-dask bench significance`" in text
     assert "Where the native time goes at N = 512" in text and "| time smoothing x3 |" in text
+    assert "| \\|W\\|^2 x2, W1 W2* |" in text  # a "|" inside a cell is escaped
     assert "## Which setup a dataset needs" in text and "not measured" not in text.split("## Which setup")[1].lower()
 
 

@@ -7,15 +7,27 @@ zero-filled boxcar of ``scipy.signal.convolve2d``.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import scipy.signal
 
 from bioxen_dask.grid import make_grid
+from bioxen_dask.kernels import _cwt
 from bioxen_dask.kernels import Smoother, coherence, cwt, scale_kernel, smooth, smooth_scale
 
 N = 3000
 GRID = make_grid(N, 1 / 30)
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """These records are below the size where kernels start threads; make them thread."""
+    monkeypatch.setattr(_cwt, "MIN_THREADED_POINTS", 0)
+    _cwt._POOLS.clear()
+    yield
+    assert (os.getpid(), 2) in _cwt._POOLS  # the threaded calls did run on 2 threads
 
 
 @pytest.fixture
@@ -27,7 +39,7 @@ def pair(rng):
 
 @pytest.mark.parametrize("boundary", ["linear", "symmetric", "pycwt", "circular"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_threaded_transform_and_smoothing_equal_one_thread(pair, boundary, dtype):
+def test_threaded_transform_and_smoothing_equal_one_thread(pair, boundary, dtype, threaded):
     W1 = cwt(pair, GRID, boundary=boundary, dtype=dtype)
     W2 = cwt(pair, GRID, boundary=boundary, dtype=dtype, workers=2)
     np.testing.assert_array_equal(W1, W2)
@@ -39,7 +51,7 @@ def test_threaded_transform_and_smoothing_equal_one_thread(pair, boundary, dtype
 
 
 @pytest.mark.parametrize("boundary", ["linear", "valid", "pycwt"])
-def test_threaded_coherence_equals_one_thread(pair, boundary):
+def test_threaded_coherence_equals_one_thread(pair, boundary, threaded):
     W = cwt(pair, GRID, boundary="linear" if boundary == "valid" else boundary)
     R1, a1 = coherence(W[0], W[1], Smoother(GRID, boundary=boundary))
     R2, a2 = coherence(W[0], W[1], Smoother(GRID, boundary=boundary, workers=2))
@@ -50,7 +62,7 @@ def test_threaded_coherence_equals_one_thread(pair, boundary):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex64, np.complex128])
-def test_banded_scale_product_is_convolve2d_with_column_weights(dtype, rng):
+def test_banded_scale_product_is_convolve2d_with_column_weights(dtype, rng, threaded):
     w = scale_kernel("pycwt", GRID)
     v = rng.standard_normal((2, GRID.n_scales, 5000))
     if np.iscomplexobj(np.empty(0, dtype)):
@@ -78,3 +90,9 @@ def test_scaled_smoother_folds_the_division_by_scale(pair):
 def test_column_weights_must_match_the_scales():
     with pytest.raises(ValueError, match="one weight per scale"):
         smooth_scale(np.ones((4, 10)), np.ones(3) / 3, column_weights=np.ones(3))
+
+
+def test_small_calls_stay_on_one_thread(monkeypatch):
+    monkeypatch.setattr(_cwt, "MIN_THREADED_POINTS", 1000)
+    assert _cwt.resolve_workers(2, points=999) == 1 and _cwt.resolve_workers(2, points=1000) == 2
+    assert _cwt.resolve_workers(-1) == max(1, os.cpu_count() or 1) and _cwt.resolve_workers(None, points=10**9) == 1

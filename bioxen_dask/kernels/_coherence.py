@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,10 +59,12 @@ def _inverse_scales(grid: ScaleGrid, like: Any) -> Any:
     return xp.asarray((1.0 / grid.scales)[:, None].astype(real))
 
 
-def _by_rows(fn: Any, n_rows: int, workers: int | None, xp) -> None:
-    """``fn(rows)`` for slices covering the scale axis (-2), split over ``workers`` threads
-    (elementwise NumPy work releases the GIL). One call with every row on one thread."""
-    nthreads = resolve_workers(workers, xp)
+def _by_rows(fn: Any, shape: tuple[int, ...], workers: int | None, xp) -> None:
+    """``fn(rows)`` for slices covering the scale axis (-2) of an array of ``shape``, split
+    over ``workers`` threads (elementwise NumPy work releases the GIL). One call with every
+    row on one thread."""
+    n_rows = shape[-2]
+    nthreads = resolve_workers(workers, xp, points=math.prod(shape))
     if nthreads <= 1 or n_rows < 2:
         fn(slice(None))
         return
@@ -81,7 +84,7 @@ def power(W: Any, out: Any = None, tmp: Any = None, *, workers: int | None = Non
     [25.0]
     """
     xp = array_namespace(W)
-    if W.ndim < 2 or resolve_workers(workers, xp) <= 1:
+    if W.ndim < 2 or resolve_workers(workers, xp, points=W.size) <= 1:
         out = xp.multiply(W.real, W.real, out=out)
         out += xp.multiply(W.imag, W.imag, out=tmp)
         return out
@@ -92,7 +95,7 @@ def power(W: Any, out: Any = None, tmp: Any = None, *, workers: int | None = Non
         xp.multiply(re, re, out=o)
         o += im * im
 
-    _by_rows(rows, W.shape[-2], workers, xp)
+    _by_rows(rows, W.shape, workers, xp)
     return out
 
 
@@ -117,7 +120,7 @@ def cross_spectrum(W1: Any, W2: Any, *, workers: int | None = None) -> Any:
             xp.conj(W2[..., sl, :], out=o)
             o *= W1[..., sl, :]
 
-        _by_rows(rows, W1.shape[-2], workers, xp)
+        _by_rows(rows, W1.shape, workers, xp)
         return out
     c = xp.conj(W2)
     if c.shape == np.broadcast_shapes(W1.shape, W2.shape) and c.dtype == np.result_type(W1.dtype, W2.dtype):
@@ -153,7 +156,7 @@ def phase(W12: Any, workers: int | None = None) -> Any:
             im[...] = W12.imag[..., rr, :]
             np.arctan2(im, re, out=out[..., rr, :])
 
-    _by_rows(rows, n_rows, workers, xp)
+    _by_rows(rows, W12.shape, workers, xp)
     return out
 
 
@@ -180,7 +183,7 @@ def _coherence_ratio(S12: Any, S1: Any, S2: Any, clip: bool, workers: int | None
             if clip:
                 xp.clip(r, 0.0, 1.0, out=r)
 
-        _by_rows(rows, S12.shape[-2], workers, xp)
+        _by_rows(rows, S12.shape, workers, xp)
     return R2
 
 

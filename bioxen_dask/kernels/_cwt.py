@@ -68,15 +68,22 @@ _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, threads): a fork
 _POOLS_LOCK = threading.Lock()
 
 
-def resolve_workers(workers: int | None, xp=np) -> int:
+#: Outputs (points) below which a kernel call stays on one thread whatever ``workers`` says:
+#: below ~1e6 points the threads' start-up and hand-offs cost more than they share
+#: (``bioxen-dask bench wct``: 4,000 samples x 133 scales ran slower on 2 threads).
+MIN_THREADED_POINTS = 2**20
+
+
+def resolve_workers(workers: int | None, xp=np, points: int | None = None) -> int:
     """Threads to use: ``None`` -> 1; ``-1`` -> all CPUs; ``-k`` -> ``cpus + 1 - k`` (SciPy's rule).
 
-    Always 1 for device (CuPy) arrays.
+    Always 1 for device (CuPy) arrays, and for calls of fewer than
+    :data:`MIN_THREADED_POINTS` output ``points`` (when given).
 
     Examples
     --------
-    >>> resolve_workers(None), resolve_workers(3)
-    (1, 3)
+    >>> resolve_workers(None), resolve_workers(3), resolve_workers(3, points=1000)
+    (1, 3, 1)
     """
     if xp is not np or workers is None:
         return 1
@@ -85,6 +92,8 @@ def resolve_workers(workers: int | None, xp=np) -> int:
         raise ValueError("workers must be a non-zero integer (or None), e.g. workers=-1 for all CPUs.")
     if w < 0:
         w = max(1, (os.cpu_count() or 1) + 1 + w)
+    if points is not None and points < MIN_THREADED_POINTS:
+        return 1
     return w
 
 
@@ -384,7 +393,7 @@ def cwt(
     x = xp.asarray(x)
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError("x must have a non-empty last (time) axis.")
-    nthreads = resolve_workers(workers, xp)
+    nthreads = resolve_workers(workers, xp, points=math.prod(x.shape) * grid.n_scales)
     kw = fft_kwargs(xp, workers if nthreads > 1 else None)
     x = x.astype(real, copy=False)
     if remove_mean:

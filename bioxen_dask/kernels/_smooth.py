@@ -135,7 +135,7 @@ def smooth_time(
     values = xp.asarray(values)
     if values.ndim < 2:
         raise ValueError("values must have shape (..., scale, time).")
-    nthreads = resolve_workers(workers, xp)
+    nthreads = resolve_workers(workers, xp, points=math.prod(values.shape))
     n = values.shape[-1]
     n_sc = values.shape[-2]
     lead = values.shape[:-2]
@@ -332,7 +332,7 @@ def smooth_scale(
         for r0, r1, c0, c1, B in blocks:  # one GEMM per block: a broadcast matmul would skip BLAS
             xp.matmul(B, stack[i, c0:c1, t0:t1], out=dst[i, r0:r1, t0:t1])
 
-    _run(tasks, run, resolve_workers(workers, xp))
+    _run(tasks, run, resolve_workers(workers, xp, points=math.prod(v.shape)))
     return res
 
 
