@@ -90,6 +90,11 @@ def test_scaled_smoother_folds_the_division_by_scale(pair):
 def test_column_weights_must_match_the_scales():
     with pytest.raises(ValueError, match="one weight per scale"):
         smooth_scale(np.ones((4, 10)), np.ones(3) / 3, column_weights=np.ones(3))
+    v = np.ones((4, 10))
+    with pytest.raises(ValueError, match="must not overlap"):
+        smooth_scale(v, np.ones(3) / 3, out=v)
+    with pytest.raises(ValueError, match="shape"):
+        smooth_scale(v, np.ones(3) / 3, out=np.empty((4, 9)))
 
 
 def test_small_calls_stay_on_one_thread(monkeypatch):

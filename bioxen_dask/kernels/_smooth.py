@@ -313,6 +313,12 @@ def smooth_scale(
     if column_weights is not None and np.shape(column_weights) != (n_scales,):
         raise ValueError(f"column_weights must have one weight per scale ({n_scales}), got shape "
                          f"{np.shape(column_weights)}.")
+    if out is not None and (out.shape != v.shape or out.dtype != v.dtype):
+        raise ValueError(f"out must have the shape {v.shape} and dtype {v.dtype} of values, got {out.shape} "
+                         f"{out.dtype}.")
+    if out is not None and xp is np and np.may_share_memory(out, v):
+        raise ValueError("out must not overlap values (each output scale reads its neighbours); pass a "
+                         "separate buffer.")
     blocks = _band_blocks(weights, n_scales, column_weights, real, xp)
     res = xp.empty_like(v) if out is None else out
     flat = v.view(real) if is_complex else v
