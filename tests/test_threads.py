@@ -95,6 +95,10 @@ def test_column_weights_must_match_the_scales():
         smooth_scale(v, np.ones(3) / 3, out=v)
     with pytest.raises(ValueError, match="shape"):
         smooth_scale(v, np.ones(3) / 3, out=np.empty((4, 9)))
+    counts = np.arange(40).reshape(4, 10)  # integers are smoothed in float64, not truncated
+    np.testing.assert_allclose(smooth_scale(counts, np.ones(3) / 3),
+                               scipy.signal.convolve2d(counts, np.ones((3, 1)) / 3, mode="same"), rtol=1e-12)
+    assert counts.dtype.kind == "i" and counts[1, 0] == 10  # input untouched
 
 
 def test_small_calls_stay_on_one_thread(monkeypatch):

@@ -147,11 +147,12 @@ def phase(W12: Any, workers: int | None = None) -> Any:
         if xp is not np:
             xp.arctan2(W12.imag[..., sl, :], W12.real[..., sl, :], out=out[..., sl, :])
             return
-        for j in range(*sl.indices(n_rows)[:2], step):
-            rr = slice(j, min(j + step, sl.indices(n_rows)[1]))
-            shape = lead + (rr.stop - rr.start, n)
-            re = np.empty(shape, dtype=out.dtype)
-            im = np.empty(shape, dtype=out.dtype)
+        lo, hi = sl.indices(n_rows)[:2]
+        buf_re = np.empty(lead + (min(step, hi - lo), n), dtype=out.dtype)  # reused for every step
+        buf_im = np.empty_like(buf_re)
+        for j in range(lo, hi, step):
+            rr = slice(j, min(j + step, hi))
+            re, im = buf_re[..., : rr.stop - j, :], buf_im[..., : rr.stop - j, :]
             re[...] = W12.real[..., rr, :]
             im[...] = W12.imag[..., rr, :]
             np.arctan2(im, re, out=out[..., rr, :])

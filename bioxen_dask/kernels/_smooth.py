@@ -150,7 +150,7 @@ def smooth_time(
     needed = reach(supports, n, mode)
     max_lag = n - 1 if sampled is not None and needed.max() < supports.max() else None
     tile_bytes = _TILE_BYTES_CPU if xp is np else _TILE_BYTES_GPU
-    pooled: list = []  # every band's tiles, run together (frames are views: no extra memory)
+    pooled: list = []  # with threads, every band's tiles run together (segmented frames are copies)
     for band in plan_bands(n, needed, mode):
         gauss = _gaussian_filters(grid, band, real, xp, half=not is_complex, sampled_support=sampled,
                                   max_lag=max_lag)
@@ -183,6 +183,9 @@ def smooth_time(
                 out[b0:b1, c0:c1, n_full * hop :] = sm[:, :, 0, left : left + rem]
 
         pooled += [(run, tile) for tile in tiles]
+        if nthreads <= 1:  # one band's frames alive at a time
+            run_pooled(pooled, 1)
+            pooled = []
     run_pooled(pooled, nthreads)
     return out.reshape(values.shape)
 
@@ -306,6 +309,9 @@ def smooth_scale(
     weights = np.asarray(weights, dtype=float)
     is_complex = xp.iscomplexobj(values)
     real = np.dtype(values.real.dtype if is_complex else values.dtype)
+    if real not in (np.dtype(np.float32), np.dtype(np.float64)):  # integers, float16: a float64 copy
+        real = np.dtype(np.float64)
+        values = values.astype(np.complex128 if is_complex else real)
     v = xp.ascontiguousarray(values)
     if v.ndim < 2:
         raise ValueError("values must have shape (..., scale, time).")
