@@ -175,6 +175,7 @@ def wavelet_coherence(
     normalize: bool = True,
     workers: int | None = None,
     engine: str = "bioxen",
+    method: str = "exact",
 ) -> xr.Dataset:
     """Wavelet coherence, phase and cross-wavelet power of one pair of signals.
 
@@ -238,8 +239,17 @@ def wavelet_coherence(
     if normalize:
         a = (a - a.mean()) / a.std()
         b = (b - b.mean()) / b.std()
-    kw = dict(boundary=boundary, tol=tol, remove_mean=p.remove_mean, dtype=dtype, workers=workers)
-    if str(engine).lower() == "bioxen":
+    method = _check_method(method, engine, dtype, boundary)
+    # valid: the transforms run in linear mode and the maps are masked once smoothed (NaN
+    # coefficients at the edges would spread through the smoothing FFTs to every sample)
+    kw = dict(boundary="linear" if boundary == "valid" else boundary, tol=tol, remove_mean=p.remove_mean,
+              dtype=dtype, workers=workers)
+    if method == "multirate":
+        if p.remove_mean and not normalize:
+            a, b = a - a.mean(), b - b.mean()
+        R2, ang, cross = kernels.multirate_coherence(a, b, grid, scale_kernel=p.scale_kernel, boundary=boundary,
+                                                     tol=tol, workers=workers, with_cross=True)
+    elif str(engine).lower() == "bioxen":
         W1 = kernels.cwt(a, grid, **kw)
         W2 = kernels.cwt(b, grid, **kw)
     else:
@@ -248,11 +258,12 @@ def wavelet_coherence(
         cplx = kernels.resolve_dtype(dtype)[1]
         W1 = engine_cwt(a, grid, engine, **kw).astype(cplx, copy=False)
         W2 = engine_cwt(b, grid, engine, **kw).astype(cplx, copy=False)
-    smoother = kernels.Smoother(grid, scale_kernel=p.scale_kernel, boundary=boundary, tol=tol, workers=workers)
-    R2, ang = kernels.coherence(W1, W2, smoother)
-    cross = np.abs(kernels.cross_spectrum(W1, W2))
-    if boundary == "valid":
-        kernels.mask_edges(cross, grid.wavelet_support(tol), np)
+    if method == "exact":
+        smoother = kernels.Smoother(grid, scale_kernel=p.scale_kernel, boundary=boundary, tol=tol, workers=workers)
+        R2, ang = kernels.coherence(W1, W2, smoother)
+        cross = np.abs(kernels.cross_spectrum(W1, W2))
+        if boundary == "valid":
+            kernels.mask_edges(cross, grid.wavelet_support(tol), np)
     coords: dict[str, Any] = dict(grid_coords(grid))
     coords["time"] = ("time", np.arange(n) * dt, {"units": "s"})
     dims = ("period", "time")
@@ -266,5 +277,26 @@ def wavelet_coherence(
         },
         coords=coords,
         attrs=_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol,
-                     normalize=normalize, scale_kernel=p.scale_kernel, engine=str(engine).lower()),
+                     normalize=normalize, scale_kernel=p.scale_kernel, engine=str(engine).lower(), method=method),
     )
+
+
+#: How :func:`wavelet_coherence` computes its maps.
+METHODS = ("exact", "multirate")
+
+
+def _check_method(method: str, engine: str, dtype: Any, boundary: str) -> str:
+    m = str(method).strip().lower()
+    if m not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}.")
+    if m == "multirate":
+        if str(engine).lower() != "bioxen":
+            raise ValueError(f"method='multirate' computes its own transforms; it cannot take engine={engine!r} "
+                             "(use method='exact' for hybrid engines).")
+        if kernels.resolve_dtype(dtype)[0] != np.float32:
+            raise ValueError("method='multirate' computes in float32; pass dtype='float32' or use method='exact' "
+                             "for float64.")
+        if boundary not in ("linear", "valid"):
+            raise ValueError(f"method='multirate' supports boundary 'linear' or 'valid', not {boundary!r}; use "
+                             "method='exact'.")
+    return m

@@ -33,6 +33,27 @@ def test_pycwt_boundary_float64_equals_compat_wct(ao_baltic):
     np.testing.assert_allclose(ds.frequency, freq)
 
 
+def test_valid_boundary_masks_the_edges_and_equals_linear_inside(rng):
+    """Regression: the valid transform's NaN edges once spread through the smoothing FFTs and
+    left every sample NaN."""
+    x, y = rng.standard_normal(3000), rng.standard_normal(3000)
+    valid = wavelet_coherence(x, y, dt=0.1, boundary="valid", dtype="float64")
+    linear = wavelet_coherence(x, y, dt=0.1, dtype="float64")
+    from bioxen_dask.grid import make_grid
+
+    grid = make_grid(3000, 0.1)
+    sup = grid.wavelet_support() + grid.smoothing_support()
+    for j in (0, 30, 60):
+        h = int(sup[j])
+        row = valid.coherence.values[j]
+        assert np.isnan(row[:h]).all() and np.isnan(row[-h:]).all()
+        np.testing.assert_allclose(row[h:-h], linear.coherence.values[j, h:-h], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(valid.phase.values[j, h:-h], linear.phase.values[j, h:-h], atol=1e-12)
+        hw = int(grid.wavelet_support()[j])
+        assert np.isnan(valid.cross_power.values[j, :hw]).all()
+        np.testing.assert_allclose(valid.cross_power.values[j, hw:-hw], linear.cross_power.values[j, hw:-hw])
+
+
 @pytest.mark.parametrize("lag_fraction", [0.125, 0.25, -0.25])
 def test_phase_and_coherence_of_lagged_sinusoids(lag_fraction, rng):
     """x leads y by lag_fraction of a cycle at period P: coherence ~1, phase = 2*pi*fraction."""

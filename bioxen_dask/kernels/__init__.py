@@ -6,6 +6,7 @@ blocks. Shapes are ``(..., time) -> (..., scale, time)``; leading axes are batch
 
 from ._cache import filter_cache
 from ._coherence import Smoother, coherence, cross_spectrum, phase, power, scaled_power
+from ._coherence_map import multirate_coherence
 from ._cwt import cwt, mask_edges, resolve_dtype
 from ._device import BatchDoesNotFitError, GPUUnavailableError, batch_size_for, free_memory, memory_info
 from ._gaps import fill_gaps, gap_distance, gap_mask, gap_reach, gap_runs
@@ -30,6 +31,7 @@ __all__ = [
     "gap_runs",
     "mask_edges",
     "memory_info",
+    "multirate_coherence",
     "phase",
     "plan_bands",
     "power",

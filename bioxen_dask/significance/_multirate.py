@@ -56,6 +56,7 @@ import scipy.fft
 
 from ..grid import ScaleGrid
 from ..kernels import scale_kernel as _scale_kernel_weights
+from ..kernels._multirate import Group, build_group, decimations, gauss_halfwidth, pow2_floor, smoothed_spectra, transform
 from ..kernels._xp import array_namespace, device_key, fft_namespace
 
 __all__ = ["MultiratePlan", "multirate_plan", "N_CLASSES", "DEFAULT_INTERIOR"]
@@ -68,41 +69,8 @@ DEFAULT_INTERIOR = 512
 DEFAULT_TOL = 1e-6
 
 
-def _pow2_floor(v: float) -> int:
-    return 1 if v < 2 else 1 << int(math.floor(math.log2(v)))
-
-
-def _mother_band(wavelet: Any, tol: float) -> tuple[float, float]:
-    """``(u_lo, u_hi)``: where ``|psi_ft(u)| > tol * max`` (``u = scale * omega``)."""
-    u = np.linspace(-200.0, 200.0, 400_001)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        a = np.abs(np.asarray(wavelet.psi_ft(u, np), dtype=complex))
-    a[~np.isfinite(a)] = 0.0
-    keep = np.nonzero(a > tol * a.max())[0]
-    du = u[1] - u[0]
-    return float(u[keep[0]] - du), float(u[keep[-1]] + du)
-
-
 #: Largest (rows x decimated length) block transformed at once, per signal (cache-sized pieces).
 _BLOCK_ELEMS = 1 << 18
-
-
-@dataclass
-class _Group:
-    """Rows ``[j0, j1)`` of a frame computed together, with one decimation ``D``."""
-
-    j0: int
-    j1: int
-    D: int
-    M: int  # frame / D
-    x_idx: np.ndarray  # rfft bins feeding the filter banks
-    x_conj: np.ndarray | None  # positions (in x_idx) taken conjugated (negative frequencies)
-    z_pos: np.ndarray  # flat positions of the bank values in (rows, M)
-    bank: np.ndarray  # wavelet filter values * M/F
-    coef: np.ndarray  # (rows, M): soft mask / scale
-    kmax: int  # the smoothed spectra are kept at bins -kmax..kmax
-    g_src: np.ndarray  # those bins, mod M
-    g_hat: np.ndarray  # (rows, 2*kmax+1): Gaussian / M
 
 
 @dataclass
@@ -129,7 +97,7 @@ class _Frame:
     F: int
     full: bool  # the whole record
     bands: list[_Band] = field(default_factory=list)
-    groups: list[_Group] = field(default_factory=list, repr=False)
+    groups: list[Group] = field(default_factory=list, repr=False)
 
 
 class MultiratePlan:
@@ -208,14 +176,9 @@ class MultiratePlan:
         # stationarity distance: supports of every scale feeding row j (scale smoothing)
         self._E = np.array([int(max(ws[k] + ss[k] for k in range(max(0, j - lo_nb), min(S, j + hi_nb + 1))))
                             for j in range(S)])
-        u_lo, u_hi = _mother_band(grid.wavelet, tol)
-        self._gk = gk = math.sqrt(-2.0 * math.log(tol))  # Gaussian half-bandwidth * sigma (rad/sample)
-        om_lo = np.maximum(u_lo / sig, -math.pi)  # wavelet band in rad/sample, within the frame
-        om_hi = np.minimum(u_hi / sig, math.pi)
-        bp, bg = om_hi - om_lo, gk / sig
-        # exact decimation: product band + Gaussian band inside the decimated Nyquist
-        self._D = np.array([_pow2_floor(min(0.97 * math.pi / (bp[j] + bg[j]), 0.97 * 2 * math.pi / bp[j]))
-                            for j in range(S)])
+        self._gk = gauss_halfwidth(tol)  # Gaussian half-bandwidth * sigma (rad/sample)
+        bg = self._gk / sig
+        self._D = decimations(grid, tol)
         if boundary == "pycwt":
             nfft_p = int(2 ** math.ceil(math.log2(N)))
             gap_p = nfft_p - N
@@ -231,10 +194,10 @@ class MultiratePlan:
                 k += 1
             j1 = int(act[k - 1]) + 1
             x0, x1 = max(0, j0 - lo_nb), min(S, j1 - 1 + hi_nb + 1)
-            O = _pow2_floor(min(0.9 * math.pi / float(bg[x0]), sig[j0] / out_per_scale))
+            O = pow2_floor(min(0.9 * math.pi / float(bg[x0]), sig[j0] / out_per_scale))
             # at least two output points in each half of every own scale's outside-COI region
             span = min(int(N - 2 * first[j]) for j in range(j0, j1) if first[j] >= 0)
-            O = min(O, _pow2_floor(max(1.0, span / 4.0)))
+            O = min(O, pow2_floor(max(1.0, span / 4.0)))
             g_need = int(max(ws[x0:x1].max(), ss[x0:x1].max())) + 1
             L_need = N if interior is None else min(N, 2 * int(self._E[j0:j1].max()) + int(math.ceil(interior * sig[j1 - 1])))
             R = int(max(self._D[x0:x1].max(), O))
@@ -297,28 +260,6 @@ class MultiratePlan:
         return [b for fr in self.frames for b in fr.bands]
 
     # ------------------------------------------------------------------------------------------
-    def _soft_mask(self, L: int, F: int, D: int) -> np.ndarray:
-        """Indicator of ``[0, L)`` low-passed to the ``F/D``-bin band, sampled every ``D``.
-
-        Summing a band-limited integrand against it on the decimated grid equals summing it
-        over ``[0, L)`` at full rate (pycwt truncates ``W`` to the record before smoothing).
-        """
-        M = F // D
-        if D == 1:
-            return (np.arange(M) < L).astype(float)
-
-        def dirichlet(k):  # sum_{t<L} exp(-2 pi i k t / F)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                v = (1 - np.exp(-2j * np.pi * k * (L / F))) / (1 - np.exp(-2j * np.pi * k / F))
-            return np.where(k == 0, float(L), v)
-
-        kk = np.fft.fftfreq(M, 1.0 / M)
-        I_hat = dirichlet(kk)
-        if M % 2 == 0:  # Nyquist: average of +M/2 and -M/2 (the integrand has no content there)
-            I_hat[M // 2] = 0.5 * (dirichlet(np.array([M // 2]))[0] + dirichlet(np.array([-M // 2]))[0])
-        # i~(mD) = (1/F) sum_k I_hat(k) e^{2 pi i k m / M} = (M/F) ifft_M(I_hat)[m]
-        return (M / F) * np.fft.ifft(I_hat).real
-
     def _build_frame(self, fr: _Frame, w: np.ndarray) -> None:
         grid, F, L = self.grid, fr.F, fr.L
         lo = min(b.ext[0] for b in fr.bands)
@@ -326,53 +267,16 @@ class MultiratePlan:
         D = np.minimum(self._D[lo:hi], F)
         if np.any(F % D):
             raise RuntimeError("multirate plan: frame not divisible by a decimation")
-        k_all = np.fft.fftfreq(F, 1.0 / F).astype(np.int64)  # signed bin numbers
-        omega = 2 * np.pi * k_all / (F * grid.dt)  # rad per time unit (pycwt's ftfreqs)
         r = 0
         while r < D.size:  # runs of one decimation, cut into cache-sized blocks
             r1 = r
             rows_max = max(1, _BLOCK_ELEMS // (F // int(D[r])))
             while r1 < D.size and D[r1] == D[r] and r1 - r < rows_max:
                 r1 += 1
-            fr.groups.append(self._group(fr, lo + r, lo + r1, int(D[r]), k_all, omega))
+            fr.groups.append(build_group(grid, self.tol, F, L, lo + r, lo + r1, int(D[r])))
             r = r1
         for b in fr.bands:
             self._build_band(fr, b, w)
-
-    def _group(self, fr: _Frame, j0: int, j1: int, D: int, k_all, omega) -> _Group:
-        grid, tol, F, gk = self.grid, self.tol, fr.F, self._gk
-        M = F // D
-        pos, idx, neg, vals = [], [], [], []
-        for r, j in enumerate(range(j0, j1)):
-            s = grid.scales[j]
-            bank = (s * omega[1] * F) ** 0.5 * np.conjugate(grid.wavelet.psi_ft(s * omega, np))
-            mag = np.abs(bank)
-            keep = np.nonzero(mag > tol * mag.max())[0]
-            k = k_all[keep]
-            span = int(k.max() - k.min())
-            kg = gk / (s / grid.dt) * F / (2 * np.pi)
-            if span + 1 > M or (D > 1 and span + kg >= M / 2 - 1):
-                raise RuntimeError("multirate plan: decimation too coarse for an exact transform")
-            pos.append(r * M + np.mod(k, M))
-            idx.append(np.abs(k))
-            neg.append(k < 0)
-            vals.append(bank[keep] * (M / F))  # W(mD) = (M/F) ifft_M(fold(Z))
-        bank = np.concatenate(vals)
-        if np.iscomplexobj(bank) and not np.any(bank.imag):
-            bank = bank.real
-        neg = np.concatenate(neg)
-        phi = self._soft_mask(fr.L, F, D)
-        inv_s = 1.0 / grid.scales[j0:j1]
-        sig = grid.scales[j0:j1] / grid.dt
-        kmax = min(int(math.ceil(gk / sig.min() * F / (2 * np.pi))), M // 2 - 1)
-        ks = np.arange(-kmax, kmax + 1)
-        g = np.exp(-0.5 * sig[:, None] ** 2 * (2 * np.pi * ks / F)[None, :] ** 2) / M
-        return _Group(
-            j0=j0, j1=j1, D=D, M=M, x_idx=np.concatenate(idx), x_conj=np.nonzero(neg)[0] if neg.any() else None,
-            z_pos=np.concatenate(pos), bank=bank.astype(np.complex64 if np.iscomplexobj(bank) else np.float32),
-            coef=(inv_s[:, None] * phi[None, :]).astype(np.float32),
-            kmax=kmax, g_src=np.mod(ks, M), g_hat=g.astype(np.float32),
-        )
 
     def _build_band(self, fr: _Frame, b: _Band, w: np.ndarray) -> None:
         F, L, O = fr.F, fr.L, b.O
@@ -485,29 +389,9 @@ class MultiratePlan:
         fft = scipy.fft if xp is np else fft_namespace(xp)
         for fr in self._frames_on(xp):
             X = fft.rfft(xs[:, : fr.L], n=fr.F, axis=-1)
-            kept = [self._smoothed_spectra(g, X, xp, fft) for g in fr.groups]
+            kept = [smoothed_spectra(g, transform(g, X, xp, fft), xp, fft) for g in fr.groups]
             for b in fr.bands:
                 yield fr, b, self._band_r2(fr, b, kept, xp, fft)
-
-    @staticmethod
-    def _smoothed_spectra(g: _Group, X: Any, xp=np, fft=scipy.fft) -> Any:
-        """Time-smoothed ``|W1|^2/s + i |W2|^2/s`` and ``W1 W2*/s`` of a group's rows, at bins
-        ``-kmax..kmax`` only: ``(2, rows, 2*kmax+1)``."""
-        nr, M = g.j1 - g.j0, g.M
-        vals = X[:, g.x_idx]
-        if g.x_conj is not None:
-            vals[:, g.x_conj] = vals[:, g.x_conj].conj()
-        Z = xp.zeros((2, nr * M), dtype=np.complex64)
-        Z[:, g.z_pos] = vals * g.bank
-        W = fft.ifft(Z.reshape(2, nr, M), axis=-1, overwrite_x=True)  # W at stride D
-        W1, W2 = W[0], W[1]
-        Q = xp.empty((2, nr, M), dtype=np.complex64)
-        Q[0].real[...] = (W1.real * W1.real + W1.imag * W1.imag) * g.coef  # |W1|^2/s, soft-masked
-        Q[0].imag[...] = (W2.real * W2.real + W2.imag * W2.imag) * g.coef  # |W2|^2/s (packed)
-        xp.multiply(W1, W2.conj(), out=Q[1])
-        Q[1] *= g.coef  # W1 W2*/s
-        A = fft.fft(Q, axis=-1, overwrite_x=True)
-        return A[:, :, g.g_src] * g.g_hat
 
     @staticmethod
     def _band_r2(fr: _Frame, b: _Band, kept: list[Any], xp=np, fft=scipy.fft) -> Any:

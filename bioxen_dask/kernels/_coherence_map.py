@@ -1,0 +1,500 @@
+"""Wavelet coherence maps of one pair by multirate evaluation (``method="multirate"``).
+
+:func:`bioxen_dask.kernels.coherence` computes two full transforms, smooths three
+``(scale, time)`` maps at full rate and divides them: ~15 passes over maps of
+``n_scales x n`` points, most of which carry no information at large scales (the smoothed
+spectra there are band-limited far below the sampling rate). This module computes the same
+maps (``linear`` boundary, float32) from far fewer operations:
+
+- **Small scales** (those whose products cannot be decimated, ``sigma`` below ~10 samples):
+  one *fused* overlap-save pass over time tiles. Each tile's two transforms, products, time
+  smoothing (the same truncated, sampled kernels as the ``linear`` boundary), scale
+  smoothing, ratio and phase are computed while the tile is in cache.
+- **Larger scales**, one octave at a time: coefficients, soft-masked products and time
+  smoothing on decimated grids (:mod:`._multirate`, exact up to the spectrum dropped below
+  ``tol``); scale smoothing on the compact smoothed spectra; one inverse FFT to a grid of
+  stride ``O`` (about ``sigma/6``); then a polyphase interpolation to every sample
+  (least-squares filters for the band the Gaussian leaves, as one GEMM per block of rows),
+  followed by the ratio. The phase is that of the *unsmoothed* cross spectrum (pycwt's
+  convention), interpolated the same way from the coefficients on a grid twice as fine as
+  the products'.
+
+Coherence equals the exact path's to ~3e-6 (float32 rounding is ~1e-6), and the phase to
+~1e-3 rad where the cross power is at least 1e-3 of its row maximum (``bioxen-dask bench
+wct`` reports both against pycwt; ``tests/test_coherence_map.py`` checks them against the
+float64 exact path).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import scipy.fft
+
+from ..grid import DEFAULT_TOL, ScaleGrid
+from ..wavelets import Morlet
+from ._cwt import _run, _wavelet_filters, mask_edges, resolve_workers
+from ._multirate import Group, build_group, decimations, gauss_halfwidth, pow2_floor, product_bands, \
+    smoothed_spectra, transform
+from ._plan import Band
+from ._smooth import _gaussian_filters, scale_kernel
+
+__all__ = ["MultirateCoherence", "multirate_coherence", "BOUNDARIES"]
+
+#: Boundaries the multirate maps support (``valid``: ``linear`` with the edges masked).
+BOUNDARIES = ("linear", "valid")
+#: Interpolation taps (low-rate samples) for the smoothed spectra and for the cross spectrum.
+_TAPS_SMOOTHED, _TAPS_CROSS = 8, 12
+#: Largest fraction of the decimated Nyquist band the interpolated signals may occupy.
+_FRAC_SMOOTHED, _FRAC_CROSS = 0.3, 0.34
+#: Bytes of full-rate output channels interpolated at a time (a few rows: they stay in cache).
+_ROW_CHUNK_BYTES = 1 << 19
+#: Overlap-save tile of the small scales (samples, grown until the hop is at least half).
+_SMALL_TILE = 2048
+#: Full-rate outputs per interpolation window (sets the GEMM's shape).
+_BLOCK_OUTPUTS = 64
+#: Bands whose frame needs are within this factor share one frame (one rfft of the pair).
+_FRAME_SLACK = 1.1
+
+
+#: Largest ``m*n*k`` of one GEMM: OpenBLAS runs products up to ~2**19 on the calling thread,
+#: beyond that it starts its own threads, which fight this module's (no gain, ~15% lost).
+_GEMM_MNK = 1 << 18
+
+
+def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` (2-D) in pieces small enough for BLAS to stay on the calling thread."""
+    m, k = a.shape
+    n = b.shape[1]
+    out = np.empty((m, n), dtype=np.result_type(a, b)) if out is None else out
+    if m * n * k <= _GEMM_MNK:
+        return np.matmul(a, b, out=out)
+    if m >= n:
+        step = max(1, _GEMM_MNK // (n * k))
+        for r in range(0, m, step):
+            np.matmul(a[r : r + step], b, out=out[r : r + step])
+    else:
+        step = max(1, _GEMM_MNK // (m * k))
+        for c in range(0, n, step):
+            np.matmul(a, b[:, c : c + step], out=out[:, c : c + step])
+    return out
+
+
+# --- interpolation -----------------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def _interp_taps(frac: float, stride: int, taps: int) -> np.ndarray:
+    """``(stride, taps)``: ``y(m*stride + p) = sum_k c[p, k] v[m + k - taps//2 + 1]`` for
+    signals band-limited to ``|omega| <= frac*pi`` (rad per low-rate sample), least squares
+    over the band."""
+    k = np.arange(-taps // 2 + 1, taps // 2 + 1)
+    w = np.linspace(-frac * np.pi, frac * np.pi, 2001)
+    A = np.exp(1j * np.outer(w, k))
+    A = np.concatenate([A.real, A.imag])
+    b = np.exp(1j * np.outer(w, np.arange(stride) / stride))  # (band, phases)
+    return np.linalg.lstsq(A, np.concatenate([b.real, b.imag]), rcond=None)[0].T
+
+
+class _Upsampler:
+    """Polyphase interpolation of circular low-rate channels ``(C, n_lo)`` (stride ``O``) to
+    the first ``n`` full-rate samples, as ``windows @ G``: each window of ``b + taps - 1``
+    low-rate samples (stride ``b``) gives ``b*O`` outputs."""
+
+    def __init__(self, stride: int, taps: int, frac: float, n_lo: int, n: int) -> None:
+        self.O, self.taps, self.n, self.n_lo = stride, taps, n, n_lo
+        if stride == 1:
+            return
+        self.b = b = max(1, -(-_BLOCK_OUTPUTS // stride))
+        width = b + taps - 1
+        c = _interp_taps(round(frac, 6), stride, taps)
+        G = np.zeros((b * stride, width))
+        for m in range(b):
+            G[m * stride : (m + 1) * stride, m : m + taps] = c
+        self.GT = np.ascontiguousarray(G.T, dtype=np.float32)
+        self.nq = -(-n // (b * stride))
+        self.lead = taps // 2 - 1  # low-rate samples before 0 the first window needs
+        self.span = self.nq * b + taps - 1
+        if self.span - self.lead > n_lo:
+            raise RuntimeError("multirate coherence: frame too short for the interpolation")
+
+    def __call__(self, V: np.ndarray) -> np.ndarray:
+        if self.O == 1:
+            return V[:, : self.n]
+        C = V.shape[0]
+        ext = np.empty((C, self.span), dtype=V.dtype)
+        ext[:, : self.lead] = V[:, self.n_lo - self.lead :]
+        ext[:, self.lead :] = V[:, : self.span - self.lead]
+        win = np.lib.stride_tricks.sliding_window_view(ext, self.b + self.taps - 1, axis=-1)[:, :: self.b]
+        Y = _gemm(win.reshape(C * self.nq, -1), self.GT)
+        return Y.reshape(C, -1)[:, : self.n]
+
+
+def _scale_matrix(grid: ScaleGrid, kind: str) -> np.ndarray:
+    """The zero-filled 'same' scale boxcar as a dense ``(n_scales, n_scales)`` matrix (the one
+    :func:`._smooth.smooth_scale` applies in bands)."""
+    w = scale_kernel(kind, grid)
+    S, c = grid.n_scales, (len(w) - 1) // 2
+    M = np.zeros((S, S))
+    for j in range(S):
+        for k, wk in enumerate(w):
+            i = j + c - k
+            if 0 <= i < S:
+                M[j, i] += wk
+    return M
+
+
+# --- small scales: fused overlap-save ---------------------------------------------------------
+class _SmallRows:
+    """Rows ``[0, rows)`` by overlap-save tiles, each tile computed whole while in cache."""
+
+    def __init__(self, grid: ScaleGrid, n: int, rows: int, S_mat: np.ndarray, tol: float) -> None:
+        hi = int(np.count_nonzero(S_mat[rows - 1, rows:])) if rows < grid.n_scales else 0
+        self.Js = Js = rows + hi  # the scale neighbours above the last row
+        sub = ScaleGrid(grid.dt, tuple(grid.scales[:Js]), grid.dj, grid.wavelet)
+        ws, ss = sub.wavelet_support(tol), sub.smoothing_support(tol)
+        self.m = m = int(ws.max() + ss.max())
+        T = _SMALL_TILE
+        while T - 2 * m < T // 2:
+            T *= 2
+        self.T, self.hop, self.rows, self.n = T, T - 2 * m, rows, n
+        band = Band(0, Js, T, 0, 0)
+        real = np.dtype(np.float32)
+        self.bank = np.asarray(_wavelet_filters(sub, band, T, real, np, ws))
+        self.gauss = np.asarray(_gaussian_filters(sub, band, real, np, half=False, sampled_support=ss))
+        self.B = np.ascontiguousarray(S_mat[:rows, :Js] / sub.scales[None, :], dtype=np.float32)
+        self.n_tiles = -(-n // self.hop)
+
+    def extended(self, xs: np.ndarray) -> np.ndarray:
+        ext = np.zeros((2, self.n_tiles * self.hop + 2 * self.m), dtype=np.float32)
+        ext[:, self.m : self.m + self.n] = xs
+        return ext
+
+    def tile(self, ext: np.ndarray, i: int, R2: np.ndarray, ang: np.ndarray | None, cross: np.ndarray | None) -> None:
+        T, m, hop, n, Js, rows = self.T, self.m, self.hop, self.n, self.Js, self.rows
+        t0 = i * hop
+        keep = min(hop, n - t0)
+        X = scipy.fft.fft(ext[:, t0 : t0 + T], axis=-1)
+        Z = X[:, None, :] * self.bank[None]
+        W = scipy.fft.ifft(Z, axis=-1, overwrite_x=True)
+        W1, W2 = W[0], W[1]
+        P = np.empty((Js, T), dtype=np.complex64)
+        np.multiply(W1.real, W1.real, out=P.real)
+        P.real[...] += W1.imag * W1.imag
+        np.multiply(W2.real, W2.real, out=P.imag)
+        P.imag[...] += W2.imag * W2.imag
+        C = W1 * W2.conj()
+        if ang is not None or cross is not None:
+            re = np.ascontiguousarray(C.real[:rows, m : m + keep])
+            im = np.ascontiguousarray(C.imag[:rows, m : m + keep])
+            if ang is not None:
+                np.arctan2(im, re, out=ang[:, t0 : t0 + keep])
+            if cross is not None:
+                np.hypot(re, im, out=cross[:, t0 : t0 + keep])
+        lo, hi = max(0, m - t0), min(T, n - t0 + m)  # frame positions inside the record
+        for A in (P, C):
+            A[:, :lo] = 0
+            A[:, hi:] = 0
+        sm = []
+        for A in (P, C):
+            F = scipy.fft.fft(A, axis=-1, overwrite_x=True)
+            F *= self.gauss
+            sm.append(scipy.fft.ifft(F, axis=-1, overwrite_x=True))
+        Sp = _gemm(self.B, np.ascontiguousarray(sm[0][:, m : m + keep]).view(np.float32))  # (rows, 2 keep): S1, S2
+        Sc = _gemm(self.B, np.ascontiguousarray(sm[1][:, m : m + keep]).view(np.float32))  # S12 re, im
+        Sc *= Sc
+        out = R2[:, t0 : t0 + keep]
+        np.add(Sc[:, 0::2], Sc[:, 1::2], out=out)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a silent band: 0/0, as the exact path
+            out /= Sp[:, 0::2] * Sp[:, 1::2]
+
+
+# --- larger scales: multirate bands -----------------------------------------------------------
+@dataclass
+class _CrossRows:
+    """The own rows ``[a0, a1)`` of a group whose cross spectrum is interpolated."""
+
+    a0: int
+    a1: int
+    fold: tuple[np.ndarray, np.ndarray, int] | None  # finer fold (stride D/2), None: the group's
+    up: _Upsampler
+
+
+@dataclass
+class _LargeBand:
+    own: tuple[int, int]
+    ext: tuple[int, int]
+    O: int
+    K: int
+    n_lo: int
+    dst: np.ndarray
+    B: np.ndarray  # (own, ext) scale smoothing
+    up: _Upsampler
+    groups: list[Group] = field(default_factory=list)
+    cross: list[_CrossRows | None] = field(default_factory=list)
+
+
+@dataclass
+class _Frame:
+    F: int
+    bands: list[_LargeBand] = field(default_factory=list)
+
+
+class MultirateCoherence:
+    """The multirate coherence map of one grid and record length (build once, apply to
+    many pairs). Use :func:`multirate_coherence` (cached plans) rather than the constructor.
+
+    Parameters
+    ----------
+    grid : ScaleGrid
+        A Morlet grid.
+    n : int
+        Samples per record.
+    scale_kernel : {"pycwt", "grinsted"}
+    tol : float
+        Truncation tolerance of the kernels and of the spectra (as the exact path's).
+    cut : int, optional
+        Scales ``[0, cut)`` go through the fused small-scale tiles (default: those that
+        cannot be decimated; their wavelets reach the Nyquist band, where the sampled and
+        the frequency-defined kernels differ).
+    """
+
+    def __init__(self, grid: ScaleGrid, n: int, *, scale_kernel: str = "pycwt", tol: float = DEFAULT_TOL,
+                 cut: int | None = None) -> None:
+        if not isinstance(grid.wavelet, Morlet):
+            raise ValueError(f"method='multirate' supports the Morlet wavelet, not {grid.wavelet!r}; use "
+                             "method='exact'.")
+        self.grid, self.n, self.tol = grid, int(n), float(tol)
+        n = self.n
+        S = grid.n_scales
+        S_mat = _scale_matrix(grid, scale_kernel)
+        D = decimations(grid, tol)
+        first = S if not np.any(D > 1) else int(np.argmax(D > 1))  # scales that cannot be decimated
+        if cut is not None and not first <= cut <= S:
+            raise ValueError(f"cut must be in [{first}, {S}] (scales below {first} cannot be decimated), got {cut}.")
+        self.cut = cut = first if cut is None else int(cut)
+        self.small = _SmallRows(grid, n, cut, S_mat, tol) if cut else None
+        self.frames = self._frames(grid, n, cut, D, S_mat, tol) if cut < S else []
+
+    def _frames(self, grid: ScaleGrid, n: int, cut: int, D: np.ndarray, S_mat: np.ndarray, tol: float) -> list[_Frame]:
+        S = grid.n_scales
+        sig = grid.scales / grid.dt
+        ws, ss = grid.wavelet_support(tol), grid.smoothing_support(tol)
+        bp, bg = product_bands(grid, tol)
+        specs = []  # (own, ext, O, R, need)
+        j0 = cut
+        while j0 < S:
+            j1 = j0
+            while j1 < S and sig[j1] <= sig[j0] * 2 * (1 + 1e-12):
+                j1 += 1
+            nz = np.flatnonzero(np.any(S_mat[j0:j1] != 0, axis=0))
+            x0, x1 = int(nz[0]), int(nz[-1]) + 1
+            O = pow2_floor(_FRAC_SMOOTHED * math.pi / bg[x0])
+            stride = max(O, int(D[x0:x1].max()))
+            margin = (max(_TAPS_SMOOTHED, _TAPS_CROSS) // 2 + 2) * stride
+            need = n + 2 * margin + int(max(ws[x1 - 1], ss[x1 - 1]))
+            specs.append(((j0, j1), (x0, x1), O, stride, need))
+            j0 = j1
+        frames: list[tuple[int, int, list]] = []  # (R, need, specs)
+        for spec in specs:
+            if frames and spec[4] <= _FRAME_SLACK * min(s[4] for s in frames[-1][2]):
+                R, need, members = frames[-1]
+                frames[-1] = (max(R, spec[3]), max(need, spec[4]), members + [spec])
+            else:
+                frames.append((spec[3], spec[4], [spec]))
+        out = []
+        for R, need, members in frames:
+            F = R * scipy.fft.next_fast_len(-(-need // R), real=True)
+            fr = _Frame(F=F)
+            for (j0, j1), (x0, x1), O, _, _ in members:
+                n_lo = F // O
+                K = min(int(math.ceil(gauss_halfwidth(tol) / sig[x0] * F / (2 * np.pi))), n_lo // 2 - 1)
+                band = _LargeBand(own=(j0, j1), ext=(x0, x1), O=O, K=K, n_lo=n_lo,
+                                  dst=np.mod(np.arange(-K, K + 1), n_lo),
+                                  B=np.ascontiguousarray(S_mat[j0:j1, x0:x1], dtype=np.float32),
+                                  up=_Upsampler(O, _TAPS_SMOOTHED, bg[x0] * O / math.pi, n_lo, n))
+                r = x0
+                while r < x1:  # runs of one decimation
+                    r1 = r
+                    while r1 < x1 and D[r1] == D[r]:
+                        r1 += 1
+                    g = build_group(grid, tol, F, n, r, r1, int(D[r]))
+                    band.groups.append(g)
+                    a0, a1 = max(r, j0), min(r1, j1)
+                    if a1 > a0:
+                        sub = 2 if g.D > 1 else 1
+                        Dw = g.D // sub
+                        band.cross.append(_CrossRows(a0, a1, g.fold(sub) if sub > 1 else None,
+                                                     _Upsampler(Dw, _TAPS_CROSS, float(bp[a0:a1].max()) * Dw / math.pi,
+                                                                F // Dw, n)))
+                    else:
+                        band.cross.append(None)
+                    r = r1
+                fr.bands.append(band)
+            out.append(fr)
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    def __call__(self, x1: np.ndarray, x2: np.ndarray, *, workers: int | None = None, with_phase: bool = True,
+                 with_cross: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(coherence, phase, cross_power)`` of one pair (float32, ``(n_scales, n)``);
+        ``phase``/``cross_power`` are ``None`` unless asked for."""
+        n, S = self.n, self.grid.n_scales
+        xs = np.stack([np.asarray(x1), np.asarray(x2)]).astype(np.float32)
+        if xs.shape != (2, n):
+            raise ValueError(f"this plan is for records of {n} samples, got shapes {np.shape(x1)} and {np.shape(x2)}.")
+        R2 = np.empty((S, n), dtype=np.float32)
+        ang = np.empty((S, n), dtype=np.float32) if with_phase else None
+        cross = np.empty((S, n), dtype=np.float32) if with_cross else None
+        tasks: list[Any] = []
+        if self.small is not None:
+            sm, c = self.small, self.cut
+            ext = sm.extended(xs)
+            tasks += [(sm.tile, (ext, i, R2[:c], None if ang is None else ang[:c], None if cross is None else cross[:c]))
+                      for i in range(sm.n_tiles)]
+        for fr in self.frames:
+            spec: dict = {}
+            tasks += [(self._band, (fr, b, xs, spec, R2, ang, cross)) for b in fr.bands]
+        _run(tasks, lambda task, scratch: task[0](*task[1]), resolve_workers(workers, points=S * n))
+        return R2, ang, cross
+
+    _spec_lock = threading.Lock()
+
+    def _band(self, fr: _Frame, b: _LargeBand, xs: np.ndarray, spec: dict, R2: np.ndarray, ang: np.ndarray | None,
+              cross: np.ndarray | None) -> None:
+        with self._spec_lock:  # the frame's rfft of the pair, computed by the first band to need it
+            X = spec.get("X")
+            if X is None:
+                X = spec["X"] = scipy.fft.rfft(xs, n=fr.F, axis=-1)
+        n = self.n
+        x0, x1 = b.ext
+        j0, j1 = b.own
+        Tc = np.zeros((2, x1 - x0, 2 * b.K + 1), dtype=np.complex64)
+        for g, cr in zip(b.groups, b.cross):
+            if cr is not None and cr.fold is not None:
+                Wf = transform(g, X, fold=cr.fold)
+                W = Wf[:, :, :: cr.fold[2] // g.M]
+            else:
+                Wf = W = transform(g, X)
+            if cr is not None and (ang is not None or cross is not None):
+                self._cross_rows(g, cr, Wf, ang, cross)
+            T = smoothed_spectra(g, W)
+            kk = min(g.kmax, b.K)
+            Tc[:, g.j0 - x0 : g.j1 - x0, b.K - kk : b.K + kk + 1] = T[:, :, g.kmax - kk : g.kmax + kk + 1]
+        own = j1 - j0
+        Sx = np.zeros((2, own, b.n_lo), dtype=np.complex64)
+        for i in range(2):  # real GEMMs on the interleaved view (complex ones start BLAS threads sooner)
+            Sx[i][:, b.dst] = _gemm(b.B, Tc[i].view(np.float32)).view(np.complex64)
+        Sx = scipy.fft.ifft(Sx, axis=-1, norm="forward", overwrite_x=True)
+        step = max(1, _ROW_CHUNK_BYTES // (16 * n))
+        for r in range(0, own, step):
+            rr = slice(r, min(own, r + step))
+            k = rr.stop - rr.start
+            Y = b.up(np.concatenate([Sx[0, rr].real, Sx[0, rr].imag, Sx[1, rr].real, Sx[1, rr].imag]))
+            S1, S2, re, im = Y[:k], Y[k : 2 * k], Y[2 * k : 3 * k], Y[3 * k :]
+            out = R2[j0 + rr.start : j0 + rr.stop]
+            np.multiply(re, re, out=out)
+            im *= im
+            out += im
+            S1 *= S2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out /= S1
+
+    def _cross_rows(self, g: Group, cr: _CrossRows, Wf: np.ndarray, ang: np.ndarray | None,
+                    cross: np.ndarray | None) -> None:
+        """Phase and magnitude of the unsmoothed cross spectrum of rows ``[a0, a1)``, interpolated."""
+        n = self.n
+        step = max(1, _ROW_CHUNK_BYTES // (8 * n))
+        for r in range(cr.a0, cr.a1, step):
+            r1 = min(cr.a1, r + step)
+            W12 = Wf[0, r - g.j0 : r1 - g.j0] * Wf[1, r - g.j0 : r1 - g.j0].conj()
+            Y = cr.up(np.concatenate([W12.real, W12.imag]))
+            k = r1 - r
+            if ang is not None:
+                np.arctan2(Y[k:], Y[:k], out=ang[r:r1])
+            if cross is not None:
+                np.hypot(Y[:k], Y[k:], out=cross[r:r1])
+
+
+_PLAN_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=8)
+def _cached(grid: ScaleGrid, n: int, scale_kernel: str, tol: float) -> MultirateCoherence:
+    return MultirateCoherence(grid, n, scale_kernel=scale_kernel, tol=tol)
+
+
+def multirate_coherence(
+    x1: Any,
+    x2: Any,
+    grid: ScaleGrid,
+    *,
+    scale_kernel: str = "pycwt",
+    boundary: str = "linear",
+    tol: float = DEFAULT_TOL,
+    workers: int | None = None,
+    clip: bool = True,
+    with_phase: bool = True,
+    with_cross: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Wavelet coherence, phase and cross power of one pair, by multirate evaluation.
+
+    The same quantities as ``coherence(cwt(x1, grid), cwt(x2, grid), Smoother(grid))`` (float32,
+    ``linear`` boundary) to ~3e-6 in coherence, several times faster at 1e4 samples and
+    beyond (:mod:`._coherence_map` says how).
+
+    Parameters
+    ----------
+    x1, x2 : ndarray, shape ``(n,)``
+        Real records (NumPy), the same length.
+    grid : ScaleGrid
+        A Morlet grid.
+    scale_kernel : {"pycwt", "grinsted"}
+    boundary : {"linear", "valid"}
+        ``valid`` masks (NaN) the samples an edge reaches, as the exact path (coherence and
+        phase: wavelet + smoothing supports; cross power: the wavelet's).
+    tol : float
+    workers : int, optional
+        CPU threads (``-1``: all), over time tiles and scale bands.
+    clip : bool
+        Clip the coherence to ``[0, 1]`` (rounding excursions).
+    with_phase, with_cross : bool
+        Also return the phase of ``W1 W2*`` (default) and its magnitude ``|W1 W2*|``.
+
+    Returns
+    -------
+    coherence, phase, cross_power : ndarray (float32, ``(n_scales, n)``) or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bioxen_dask.grid import make_grid
+    >>> t = np.arange(4000) / 30
+    >>> x = np.sin(2 * np.pi * t / 5)
+    >>> R2, ph, _ = multirate_coherence(x, np.roll(x, 30), make_grid(4000, 1 / 30))
+    >>> j = int(np.argmin(np.abs(make_grid(4000, 1 / 30).periods - 5)))
+    >>> round(float(R2[j, 2000]), 3), round(float(ph[j, 2000]), 2)  # x leads by 1 s: 2*pi/5 rad
+    (1.0, 1.26)
+    """
+    if str(boundary).lower() not in BOUNDARIES:
+        raise ValueError(f"method='multirate' supports boundary {list(BOUNDARIES)}, not {boundary!r}; use "
+                         "method='exact'.")
+    a, b = np.asarray(x1), np.asarray(x2)
+    if a.ndim != 1 or a.shape != b.shape or a.size < 2:
+        raise ValueError(f"x1 and x2 must be 1-D records of the same length, got shapes {a.shape} and {b.shape}.")
+    with _PLAN_LOCK:
+        plan = _cached(grid, int(a.size), str(scale_kernel).lower(), float(tol))
+    R2, ang, cross = plan(a, b, workers=workers, with_phase=with_phase, with_cross=with_cross)
+    if clip:
+        np.clip(R2, 0.0, 1.0, out=R2)
+    if str(boundary).lower() == "valid":  # as the exact path: the smoothed maps lose both supports
+        sup = grid.wavelet_support(tol) + grid.smoothing_support(tol)
+        for v in (R2, ang):
+            if v is not None:
+                mask_edges(v, sup, np)
+        if cross is not None:
+            mask_edges(cross, grid.wavelet_support(tol), np)
+    return R2, ang, cross

@@ -1,0 +1,169 @@
+"""Multirate coherence maps (``method="multirate"``) against the exact float64 path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bioxen_dask import wavelet_coherence
+from bioxen_dask.grid import ScaleGrid, make_grid
+from bioxen_dask.kernels import Smoother, coherence, cross_spectrum, cwt, multirate_coherence
+from bioxen_dask.kernels._coherence_map import MultirateCoherence, _interp_taps
+from bioxen_dask.wavelets import Paul
+
+DT = 1 / 30
+
+
+def _pair(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * DT
+    x = np.sin(2 * np.pi * t / 4) + rng.standard_normal(n)
+    return x, np.roll(x, 9) + rng.standard_normal(n)
+
+
+def _exact(x, y, grid, scale_kernel="pycwt"):
+    W1 = cwt(x, grid, dtype="float64")
+    W2 = cwt(y, grid, dtype="float64")
+    R2, ang = coherence(W1, W2, Smoother(grid, scale_kernel=scale_kernel), clip=False)
+    return R2, ang, np.abs(cross_spectrum(W1, W2))
+
+
+def _phase_error(ang, ref_ang, cross_ref):
+    """Largest phase error where the cross power is at least 1e-3 of its row maximum (below,
+    the phase of float32 coefficients is itself that uncertain)."""
+    big = cross_ref >= 1e-3 * cross_ref.max(axis=1, keepdims=True)
+    return float(np.abs(np.angle(np.exp(1j * (ang - ref_ang))))[big].max())
+
+
+@pytest.mark.parametrize("n", [700, 5000, 18000])
+def test_matches_the_exact_path(n):
+    x, y = _pair(n)
+    grid = make_grid(n, DT)
+    R2e, Ae, Ce = _exact(x, y, grid)
+    plan = MultirateCoherence(grid, n)
+    assert 0 < plan.cut < grid.n_scales and plan.frames  # both engines are exercised
+    R2, ang, cross = multirate_coherence(x, y, grid, clip=False, with_cross=True)
+    assert R2.dtype == ang.dtype == cross.dtype == np.float32
+    assert R2.shape == (grid.n_scales, n)
+    assert np.abs(R2 - R2e).max() < 1e-5
+    assert _phase_error(ang, Ae, Ce) < 2e-3
+    assert (np.abs(cross - Ce) / Ce.max(axis=1, keepdims=True)).max() < 1e-5
+
+
+def test_every_split_between_the_two_engines_agrees():
+    """Small-scale tiles for every scale, or from the first decimable scale on, or in between:
+    the same maps."""
+    n = 3000
+    x, y = _pair(n, seed=5)
+    grid = make_grid(n, DT)
+    R2e, Ae, Ce = _exact(x, y, grid)
+    first = MultirateCoherence(grid, n).cut
+    with pytest.raises(ValueError, match="cannot be decimated"):
+        MultirateCoherence(grid, n, cut=first - 1)
+    for cut in (first, first + 13, grid.n_scales):
+        R2, ang, _ = MultirateCoherence(grid, n, cut=cut)(x, y)
+        assert np.abs(R2 - R2e).max() < 1e-5, cut
+        assert _phase_error(ang, Ae, Ce) < 2e-3, cut
+
+
+def test_grinsted_scale_kernel_and_valid_boundary():
+    n = 4000
+    x, y = _pair(n, seed=8)
+    grid = make_grid(n, DT)
+    R2e, Ae, Ce = _exact(x, y, grid, scale_kernel="grinsted")
+    R2, ang, cross = multirate_coherence(x, y, grid, scale_kernel="grinsted", boundary="valid", clip=False,
+                                         with_cross=True)
+    assert np.abs(R2 - R2e)[~np.isnan(R2)].max() < 1e-5
+    sup = grid.wavelet_support() + grid.smoothing_support()
+    hw = grid.wavelet_support()
+    for j in (0, 40, 80):
+        for v, h in ((R2, sup[j]), (ang, sup[j]), (cross, hw[j])):
+            assert np.isnan(v[j, :h]).all() and np.isnan(v[j, -h:]).all() and np.isfinite(v[j, h:-h]).all()
+
+
+def test_threads_give_the_same_maps_bit_for_bit(monkeypatch):
+    from bioxen_dask.kernels import _cwt
+
+    monkeypatch.setattr(_cwt, "MIN_THREADED_POINTS", 0)
+    n = 6000
+    x, y = _pair(n, seed=11)
+    grid = make_grid(n, DT)
+    one = multirate_coherence(x, y, grid, with_cross=True)
+    two = multirate_coherence(x, y, grid, with_cross=True, workers=2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_clip_and_input_untouched():
+    n = 2000
+    x, y = _pair(n)
+    x0, y0 = x.copy(), y.copy()
+    R2, _, _ = multirate_coherence(x, y, make_grid(n, DT))
+    assert R2.min() >= 0.0 and R2.max() <= 1.0
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_coherent_sine_pair_has_unit_coherence_and_its_lag_as_phase():
+    n = 6000
+    t = np.arange(n) * DT
+    x = np.sin(2 * np.pi * t / 5)
+    R2, ang, _ = multirate_coherence(x, np.sin(2 * np.pi * (t - 0.5) / 5), make_grid(n, DT))
+    j = int(np.argmin(np.abs(make_grid(n, DT).periods - 5)))
+    mid = slice(2000, 4000)
+    assert R2[j, mid].min() > 0.999
+    np.testing.assert_allclose(ang[j, mid], 2 * np.pi * 0.5 / 5, atol=1e-3)  # x leads by 0.5 s
+
+
+@pytest.mark.parametrize("taps, bound", [(8, 2e-5), (12, 5e-7)])
+def test_interpolation_taps_reproduce_band_limited_signals(taps, bound):
+    c = _interp_taps(0.3, 8, taps)
+    h = taps // 2 - 1
+    m = np.arange(-40, 60)
+    for w in (0.0, 0.05, 0.2, 0.3 * np.pi):
+        v = np.cos(w * m + 0.3)
+        for p in range(8):  # y(m*8 + p) from v(m - h .. m + taps - 1 - h), at m = 0
+            y = c[p] @ v[40 - h : 40 - h + taps]
+            assert abs(y - np.cos(w * p / 8 + 0.3)) < bound
+    np.testing.assert_allclose(c[0], np.eye(1, taps, h)[0], atol=1e-9)  # phase 0: the sample itself
+
+
+def test_wavelet_coherence_method_multirate_matches_exact():
+    n = 5000
+    x, y = _pair(n, seed=2)
+    exact = wavelet_coherence(x, y, DT)
+    fast = wavelet_coherence(x, y, DT, method="multirate")
+    assert fast.attrs["method"] == "multirate" and exact.attrs["method"] == "exact"
+    assert float(np.abs(fast.coherence - exact.coherence).max()) < 2e-5
+    assert float(np.abs(fast.cross_power - exact.cross_power).max() / float(exact.cross_power.max())) < 2e-5
+    np.testing.assert_array_equal(fast.coi, exact.coi)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(method="fastest"), "unknown method"),
+        (dict(method="multirate", dtype="float64"), "float32"),
+        (dict(method="multirate", boundary="pycwt"), "boundary"),
+        (dict(method="multirate", engine="pycwt"), "engine"),
+        (dict(method="multirate", wavelet="paul"), "Morlet"),
+    ],
+)
+def test_wavelet_coherence_multirate_rejects_what_it_cannot_do(kwargs, match):
+    x, y = _pair(1000)
+    with pytest.raises(ValueError, match=match):
+        wavelet_coherence(x, y, DT, **kwargs)
+
+
+def test_kernel_rejects_bad_shapes_and_options():
+    grid = make_grid(500, DT)
+    x, y = _pair(500)
+    with pytest.raises(ValueError, match="same length"):
+        multirate_coherence(x, y[:-1], grid)
+    with pytest.raises(ValueError, match="1-D"):
+        multirate_coherence(np.stack([x, x]), np.stack([y, y]), grid)
+    with pytest.raises(ValueError, match="boundary"):
+        multirate_coherence(x, y, grid, boundary="circular")
+    paul = ScaleGrid(grid.dt, tuple(grid.scales), grid.dj, Paul())
+    with pytest.raises(ValueError, match="Morlet"):
+        multirate_coherence(x, y, paul)
