@@ -85,7 +85,11 @@ def test_wct_benchmark_ratios(tmp_path):
     get = {(r["engine"], r["stage"]): r for r in rows if (r["engine"], r["stage"]) not in parts}
     hybrids = {(f"hybrid {e}", "wct") for e in ("pycwt", "pywavelets", "ssqueezepy", "fcwt")}
     natives = ("bioxen-dask", wct_bench.ALL_CORES, "bioxen-dask compat")
-    assert set(get) == {(e, s) for e in natives + ("pycwt",) for s in ("wct", "2 x cwt")} | hybrids
+    multirate = {(e, "wct") for e in (wct_bench.MULTIRATE, wct_bench.MULTIRATE_ALL_CORES)}
+    assert set(get) == {(e, s) for e in natives + ("pycwt",) for s in ("wct", "2 x cwt")} | hybrids | multirate
+    for key in multirate:  # timed, with its distance from the exact path measured in the note
+        err = float(get[key]["note"].rsplit("= ", 1)[1])
+        assert get[key]["status"] == "ok" and get[key]["pycwt_over_this"] > 0 and 0 < err < 1e-5
     for key in hybrids:  # each external engine end to end, or the reason it is missing
         assert get[key]["status"] == "ok" or get[key]["status"].startswith("missing: the ")
     for e in natives + ("pycwt",):

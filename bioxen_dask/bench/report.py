@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ._harness import machine_label, read_csv
-from .wct import ALL_CORES, PART_PREFIX
+from .wct import ALL_CORES, MULTIRATE, MULTIRATE_ALL_CORES, PART_PREFIX
 
 __all__ = ["build_report", "fit_exponent", "nlogn_exponent"]
 
@@ -247,7 +247,8 @@ def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
     out += [f"![WCT per pair]({rel}/wct_pair.png)", ""]
     n18 = 18_000 if (("bioxen-dask", "wct", 18_000) in get) else (sizes[-1] if sizes else None)
     out += _parts_table(get, n18)
-    native = [get[key] for key in (("bioxen-dask", "wct", n18), (ALL_CORES, "wct", n18)) if key in get]
+    native = [get[(e, "wct", n18)] for e in ("bioxen-dask", ALL_CORES, MULTIRATE, MULTIRATE_ALL_CORES)
+              if (e, "wct", n18) in get]
     r = min(native, key=lambda row: row["wall_median_s"]) if native else None
     if r is not None:
         facts.update(wct_n=n18, wct_ours=r["wall_median_s"], wct_speedup=r.get("pycwt_over_this"),

@@ -9,6 +9,9 @@ scales at 18,000), one process times:
 - bioxen-dask's kernels in float32 with the ``linear`` boundary (the pipeline's path: two
   transforms, three smoothings, coherence and phase), on one thread and on every core
   (``workers=-1``, engine ``"bioxen-dask all cores"``);
+- the same maps by multirate evaluation (:func:`bioxen_dask.kernels.multirate_coherence`,
+  ``wavelet_coherence(method="multirate")``), on one thread and on every core, with their
+  largest coherence difference from the exact float64 path in the note;
 - each engine's two transforms alone (``2 x CWT``), so ``wct / (2 x cwt)`` is the overhead
   of smoothing and coherence per engine;
 - the parts of the native time (stages ``"part: ..."``): each step of the coherence alone,
@@ -32,10 +35,12 @@ import numpy as np
 from ..grid import ScaleGrid, make_grid
 from ._harness import counts_option, machine_info, measure, write_csv
 
-__all__ = ["ALL_CORES", "DEFAULT_SIZES", "PART_PREFIX", "run"]
+__all__ = ["ALL_CORES", "DEFAULT_SIZES", "MULTIRATE", "MULTIRATE_ALL_CORES", "PART_PREFIX", "run"]
 
 #: Engine label of the native kernels run with every core (``workers=-1``).
 ALL_CORES = "bioxen-dask all cores"
+#: Engine labels of the multirate maps, one thread and every core.
+MULTIRATE, MULTIRATE_ALL_CORES = "bioxen-dask multirate", "bioxen-dask multirate all cores"
 
 DEFAULT_SIZES = (1_000, 4_000, 18_000, 100_000)
 QUICK_SIZES = (1_000, 2_000)
@@ -54,7 +59,7 @@ def _pair(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
 def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, str], tuple[Callable[[], Any], str]]:
     """``(engine, stage) -> (call, note)`` for the pair ``x``, ``y``."""
     from .. import compat
-    from ..kernels import Smoother, coherence, cwt
+    from ..kernels import Smoother, coherence, cwt, multirate_coherence
 
     s0, dj, J = float(grid.scales[0]), float(grid.dj), grid.n_scales - 1
 
@@ -74,6 +79,13 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
         ("bioxen-dask compat", "2 x cwt"): (lambda: (compat.cwt(x, DT, dj, s0, J), compat.cwt(y, DT, dj, s0, J)),
                                             "compat.cwt twice, float64"),
     }
+    exact, _ = coherence(cwt(x, grid, dtype="float64"), cwt(y, grid, dtype="float64"), Smoother(grid))
+    err = float(np.abs(multirate_coherence(x, y, grid)[0] - exact).max())
+    for engine, workers in ((MULTIRATE, None), (MULTIRATE_ALL_CORES, -1)):
+        calls[(engine, "wct")] = (
+            lambda workers=workers: multirate_coherence(x, y, grid, workers=workers),
+            f"kernels.multirate_coherence, float32, linear, {'1 thread' if workers is None else f'workers=-1 ({cores} threads)'}"
+            f"; max |coherence - exact float64 path| = {err:.1e}")
     for engine, workers in (("bioxen-dask", None), (ALL_CORES, -1)):
         calls.update({(engine, stage): (fn, note) for stage, (fn, note) in _part_callers(x, y, grid, workers).items()})
     from .._api import wavelet_coherence
