@@ -356,16 +356,16 @@ class MultirateCoherence:
         R2 = np.empty((S, n), dtype=np.float32)
         ang = np.empty((S, n), dtype=np.float32) if with_phase else None
         cross = np.empty((S, n), dtype=np.float32) if with_cross else None
-        tasks: list[Any] = []
+        tasks: list[Any] = []  # longest first (bands from the smallest scales up), then the tiles
+        for fr in self.frames:
+            spec: dict = {}
+            tasks += [(self._band, (fr, b, xs, spec, R2, ang, cross)) for b in fr.bands]
         if self.small is not None:
             sm, c = self.small, self.cut
             ext = sm.extended(xs)
             tasks += [(sm.tile, (ext, i, R2[:c], None if ang is None else ang[:c], None if cross is None else cross[:c]))
                       for i in range(sm.n_tiles)]
-        for fr in self.frames:
-            spec: dict = {}
-            tasks += [(self._band, (fr, b, xs, spec, R2, ang, cross)) for b in fr.bands]
-        _run(tasks, lambda task, scratch: task[0](*task[1]), resolve_workers(workers, points=S * n))
+        _run(tasks, lambda task, scratch: task[0](*task[1]), resolve_workers(workers, points=S * n), runs=len(tasks))
         return R2, ang, cross
 
     _spec_lock = threading.Lock()

@@ -115,9 +115,12 @@ def _release_scratch(scratch: dict) -> None:
         del scratch[key]
 
 
-def _run(tasks: Sequence[Any], fn: Callable[[Any, dict], None], nthreads: int) -> None:
+def _run(tasks: Sequence[Any], fn: Callable[[Any, dict], None], nthreads: int, *, runs: int | None = None) -> None:
     """Run ``fn(task, scratch)`` for all tasks, split over ``nthreads`` (one scratch dict each,
-    kept per thread; buffers above ``_KEEP_SCRATCH_BYTES`` are released afterwards)."""
+    kept per thread; buffers above ``_KEEP_SCRATCH_BYTES`` are released afterwards).
+
+    Threads take ``runs`` runs of consecutive tasks in turn (default ``4 * nthreads``);
+    ``runs=len(tasks)`` schedules task by task (heavy tasks of uneven cost, longest first)."""
     if nthreads <= 1 or len(tasks) <= 1:
         scratch = _thread_scratch()
         try:
@@ -134,7 +137,7 @@ def _run(tasks: Sequence[Any], fn: Callable[[Any, dict], None], nthreads: int) -
             pool = _POOLS[key] = ThreadPoolExecutor(nthreads, thread_name_prefix="bioxen-fft")
     # Dynamic scheduling over runs of consecutive tasks (consecutive tasks share cached
     # data): a thread slowed by other load on its core takes fewer runs.
-    n_runs = min(len(tasks), 4 * nthreads)
+    n_runs = min(len(tasks), 4 * nthreads if runs is None else max(1, int(runs)))
     bounds = [len(tasks) * i // n_runs for i in range(n_runs + 1)]
     runs = iter(range(n_runs))
     lock = threading.Lock()
