@@ -82,7 +82,11 @@ def test_cwt_benchmark_grid():
 def test_wct_benchmark_ratios(tmp_path):
     rows, _, _ = read_csv(wct_bench.run(tmp_path, sizes=[512], repeat=1, memory=False, progress=False))
     parts = {(r["engine"], r["stage"]): r for r in rows if r["stage"].startswith(wct_bench.PART_PREFIX)}
-    get = {(r["engine"], r["stage"]): r for r in rows if (r["engine"], r["stage"]) not in parts}
+    mr_parts = {r["stage"]: r for r in rows if r["stage"].startswith(wct_bench.MULTIRATE_PART_PREFIX)}
+    get = {(r["engine"], r["stage"]): r for r in rows if (r["engine"], r["stage"]) not in parts
+           and r["stage"] not in mr_parts}
+    assert any("fused tiles" in st for st in mr_parts) and any(" band " in st for st in mr_parts)
+    assert all(r["engine"] == wct_bench.MULTIRATE and r["status"] == "ok" for r in mr_parts.values())
     hybrids = {(f"hybrid {e}", "wct") for e in ("pycwt", "pywavelets", "ssqueezepy", "fcwt")}
     natives = ("bioxen-dask", wct_bench.ALL_CORES, "bioxen-dask compat")
     multirate = {(e, "wct") for e in (wct_bench.MULTIRATE, wct_bench.MULTIRATE_ALL_CORES)}
@@ -153,6 +157,7 @@ def test_report_from_the_csvs(tmp_path):
     assert "Not measured yet: run `bioxen-dask bench significance`" in text
     assert "Where the native time goes at N = 512" in text and "| time smoothing x3 |" in text
     assert "| \\|W\\|^2 x2, W1 W2* |" in text  # a "|" inside a cell is escaped
+    assert "Where the multirate time goes at N = 512" in text and "| fused tiles, scales 0-" in text
     assert "## Which setup a dataset needs" in text and "not measured" not in text.split("## Which setup")[1].lower()
 
 

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ._harness import machine_label, read_csv
-from .wct import ALL_CORES, MULTIRATE, MULTIRATE_ALL_CORES, PART_PREFIX
+from .wct import ALL_CORES, MULTIRATE, MULTIRATE_ALL_CORES, MULTIRATE_PART_PREFIX, PART_PREFIX
 
 __all__ = ["build_report", "fit_exponent", "nlogn_exponent"]
 
@@ -247,6 +247,7 @@ def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
     out += [f"![WCT per pair]({rel}/wct_pair.png)", ""]
     n18 = 18_000 if (("bioxen-dask", "wct", 18_000) in get) else (sizes[-1] if sizes else None)
     out += _parts_table(get, n18)
+    out += _multirate_parts_table(get, n18)
     native = [get[(e, "wct", n18)] for e in ("bioxen-dask", ALL_CORES, MULTIRATE, MULTIRATE_ALL_CORES)
               if (e, "wct", n18) in get]
     r = min(native, key=lambda row: row["wall_median_s"]) if native else None
@@ -288,6 +289,31 @@ def _parts_table(get: dict, n: int | None) -> list[str]:
                 f"alone take {r['wall_median_s'] * 1e3:.1f} ms ({e}): they are broadband (no decimation "
                 "applies), and every output point costs two transforms, three smoothings by FFT, three scale "
                 "products, a ratio and an arctan2, each a pass over the (scale, time) maps.", ""]
+    return out
+
+
+def _multirate_parts_table(get: dict, n: int | None) -> list[str]:
+    """Where the multirate one-pair time goes at ``n`` (one thread; ``multirate part: ...`` rows)."""
+    whole = get.get((MULTIRATE, "wct", n))
+    parts = [(st, r) for (e, st, m), r in get.items() if e == MULTIRATE and m == n and st.startswith(MULTIRATE_PART_PREFIX)]
+    if whole is None or not parts:
+        return []
+    total = whole["wall_median_s"]
+    rows = [[st.removeprefix(MULTIRATE_PART_PREFIX), _fmt(r["wall_median_s"] * 1e3, ".1f"),
+             _fmt(100 * r["wall_median_s"] / total, ".0f"), r.get("note", "")] for st, r in parts]
+    out = [f"Where the multirate time goes at N = {n:,} (one thread, each part timed alone; the bands are "
+           "decimated by the powers of two listed, the tiles are not):", "",
+           _table(["part", "ms", "% of its WCT", "what"], rows), ""]
+    ref = get.get(("pycwt", "wct", n))
+    fused = [r for st, r in parts if "fused tiles" in st]
+    if ref and fused:
+        budget = ref["wall_median_s"] / 50
+        first = parts[1][1] if len(parts) > 1 else None
+        out += [f"50x pycwt leaves {budget * 1e3:.1f} ms for the whole map. On one thread the fused tiles alone take "
+                f"{fused[0]['wall_median_s'] * 1e3:.1f} ms"
+                + (f" and the first band {first['wall_median_s'] * 1e3:.1f} ms" if first else "")
+                + ": those scales are broadband, so each of their samples still costs two transforms and two "
+                "smoothings by FFT, at full rate.", ""]
     return out
 
 

@@ -11,7 +11,8 @@ scales at 18,000), one process times:
   (``workers=-1``, engine ``"bioxen-dask all cores"``);
 - the same maps by multirate evaluation (:func:`bioxen_dask.kernels.multirate_coherence`,
   ``wavelet_coherence(method="multirate")``), on one thread and on every core, with their
-  largest coherence difference from the exact float64 path in the note;
+  largest coherence difference from the exact float64 path in the note, and its parts
+  (stages ``"multirate part: ..."``, one thread): the fused small-scale tiles and each band;
 - each engine's two transforms alone (``2 x CWT``), so ``wct / (2 x cwt)`` is the overhead
   of smoothing and coherence per engine;
 - the parts of the native time (stages ``"part: ..."``): each step of the coherence alone,
@@ -35,7 +36,8 @@ import numpy as np
 from ..grid import ScaleGrid, make_grid
 from ._harness import counts_option, machine_info, measure, write_csv
 
-__all__ = ["ALL_CORES", "DEFAULT_SIZES", "MULTIRATE", "MULTIRATE_ALL_CORES", "PART_PREFIX", "run"]
+__all__ = ["ALL_CORES", "DEFAULT_SIZES", "MULTIRATE", "MULTIRATE_ALL_CORES", "MULTIRATE_PART_PREFIX", "PART_PREFIX",
+           "run"]
 
 #: Engine label of the native kernels run with every core (``workers=-1``).
 ALL_CORES = "bioxen-dask all cores"
@@ -86,6 +88,7 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
             lambda workers=workers: multirate_coherence(x, y, grid, workers=workers),
             f"kernels.multirate_coherence, float32, linear, {'1 thread' if workers is None else f'workers=-1 ({cores} threads)'}"
             f"; max |coherence - exact float64 path| = {err:.1e}")
+    calls.update({(MULTIRATE, stage): v for stage, v in _multirate_part_callers(x, y, grid).items()})
     for engine, workers in (("bioxen-dask", None), (ALL_CORES, -1)):
         calls.update({(engine, stage): (fn, note) for stage, (fn, note) in _part_callers(x, y, grid, workers).items()})
     from .._api import wavelet_coherence
@@ -116,6 +119,34 @@ def _callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[tuple[str, s
 
 #: Stage names of the rows that split the native one-pair time into its parts.
 PART_PREFIX = "part: "
+#: Stage names of the rows that split the multirate one-pair time (one thread) into its parts.
+MULTIRATE_PART_PREFIX = "multirate part: "
+
+
+def _multirate_part_callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> dict[str, tuple[Callable[[], Any], str]]:
+    """Where the multirate one-pair time goes (one thread): the fused small-scale tiles, and each
+    multirate band (its frame's FFT of the pair included), each timed alone."""
+    from ..grid import DEFAULT_TOL
+    from ..kernels._coherence_map import _cached
+
+    plan = _cached(grid, x.size, "pycwt", DEFAULT_TOL)
+    xs = np.stack([x, y]).astype(np.float32)
+    R2 = np.empty((grid.n_scales, x.size), dtype=np.float32)
+    ang = np.empty_like(R2)
+    parts: dict[str, tuple[Callable[[], Any], str]] = {}
+    if plan.small is not None:
+        sm, c = plan.small, plan.cut
+        ext = sm.extended(xs)
+        parts[f"{MULTIRATE_PART_PREFIX}fused tiles, scales 0-{c - 1}"] = (
+            lambda: [sm.tile(ext, i, R2[:c], ang[:c], None) for i in range(sm.n_tiles)],
+            f"{sm.n_tiles} overlap-save tiles of {sm.T} samples (the scales that cannot be decimated)")
+    for fr in plan.frames:
+        for b in fr.bands:
+            parts[f"{MULTIRATE_PART_PREFIX}band {b.own[0]}-{b.own[1] - 1}, stride {b.O}"] = (
+                lambda fr=fr, b=b: plan._band(fr, b, xs, {}, R2, ang, None),
+                f"scales {b.own[0]}..{b.own[1] - 1} (periods {grid.periods[b.own[0]]:.3g}.."
+                f"{grid.periods[b.own[1] - 1]:.3g} s), decimations {sorted({g.D for g in b.groups})}, frame {fr.F}")
+    return parts
 
 
 def _part_callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid, workers: int | None

@@ -297,6 +297,8 @@ class MultirateCoherence:
             j1 = j0
             while j1 < S and sig[j1] <= sig[j0] * 2 ** _BAND_OCTAVES * (1 + 1e-12):
                 j1 += 1
+            if S - j1 < (j1 - j0) // 2:  # no runt band at the top: its scale neighbours would cost more
+                j1 = S
             nz = np.flatnonzero(np.any(S_mat[j0:j1] != 0, axis=0))
             x0, x1 = int(nz[0]), int(nz[-1]) + 1
             O = pow2_floor(_FRAC_SMOOTHED * math.pi / bg[x0])
