@@ -38,7 +38,7 @@ import scipy.fft
 
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ..wavelets import Morlet
-from ._cwt import _run, _wavelet_filters, mask_edges, resolve_workers
+from ._cwt import _run, _scratch, _wavelet_filters, mask_edges, resolve_workers
 from ._multirate import Group, build_group, decimations, gauss_halfwidth, pow2_floor, product_bands, \
     smoothed_spectra, transform
 from ._plan import Band
@@ -179,20 +179,24 @@ class _SmallRows:
         ext[:, self.m : self.m + self.n] = xs
         return ext
 
-    def tile(self, ext: np.ndarray, i: int, R2: np.ndarray, ang: np.ndarray | None, cross: np.ndarray | None) -> None:
+    def tile(self, ext: np.ndarray, i: int, R2: np.ndarray, ang: np.ndarray | None, cross: np.ndarray | None,
+             scratch: dict | None = None) -> None:
         T, m, hop, n, Js, rows = self.T, self.m, self.hop, self.n, self.Js, self.rows
+        scratch = {} if scratch is None else scratch
         t0 = i * hop
         keep = min(hop, n - t0)
         X = scipy.fft.fft(ext[:, t0 : t0 + T], axis=-1)
-        Z = X[:, None, :] * self.bank[None]
-        W = scipy.fft.ifft(Z, axis=-1, overwrite_x=True)
+        W = np.multiply(X[:, None, :], self.bank[None], out=_scratch(scratch, np, (2, Js, T), np.complex64, "mr-w"))
+        W = scipy.fft.ifft(W, axis=-1, overwrite_x=True)
         W1, W2 = W[0], W[1]
-        P = np.empty((Js, T), dtype=np.complex64)
+        P = _scratch(scratch, np, (Js, T), np.complex64, "mr-p")
+        tmp = _scratch(scratch, np, (Js, T), np.float32, "mr-t")
         np.multiply(W1.real, W1.real, out=P.real)
-        P.real[...] += W1.imag * W1.imag
+        P.real[...] += np.multiply(W1.imag, W1.imag, out=tmp)
         np.multiply(W2.real, W2.real, out=P.imag)
-        P.imag[...] += W2.imag * W2.imag
-        C = W1 * W2.conj()
+        P.imag[...] += np.multiply(W2.imag, W2.imag, out=tmp)
+        C = np.conjugate(W2, out=W2)
+        C *= W1
         if ang is not None or cross is not None:
             re = np.ascontiguousarray(C.real[:rows, m : m + keep])
             im = np.ascontiguousarray(C.imag[:rows, m : m + keep])
@@ -201,16 +205,15 @@ class _SmallRows:
             if cross is not None:
                 np.hypot(re, im, out=cross[:, t0 : t0 + keep])
         lo, hi = max(0, m - t0), min(T, n - t0 + m)  # frame positions inside the record
+        sm = []
         for A in (P, C):
             A[:, :lo] = 0
             A[:, hi:] = 0
-        sm = []
-        for A in (P, C):
             F = scipy.fft.fft(A, axis=-1, overwrite_x=True)
             F *= self.gauss
-            sm.append(scipy.fft.ifft(F, axis=-1, overwrite_x=True))
-        Sp = _gemm(self.B, np.ascontiguousarray(sm[0][:, m : m + keep]).view(np.float32))  # (rows, 2 keep): S1, S2
-        Sc = _gemm(self.B, np.ascontiguousarray(sm[1][:, m : m + keep]).view(np.float32))  # S12 re, im
+            sm.append(scipy.fft.ifft(F, axis=-1, overwrite_x=True)[:, m : m + keep])
+        Sp = _gemm(self.B, np.ascontiguousarray(sm[0]).view(np.float32))  # (rows, 2 keep): S1, S2
+        Sc = _gemm(self.B, np.ascontiguousarray(sm[1]).view(np.float32))  # S12 re, im
         Sc *= Sc
         out = R2[:, t0 : t0 + keep]
         np.add(Sc[:, 0::2], Sc[:, 1::2], out=out)
@@ -367,13 +370,14 @@ class MultirateCoherence:
             ext = sm.extended(xs)
             tasks += [(sm.tile, (ext, i, R2[:c], None if ang is None else ang[:c], None if cross is None else cross[:c]))
                       for i in range(sm.n_tiles)]
-        _run(tasks, lambda task, scratch: task[0](*task[1]), resolve_workers(workers, points=S * n), runs=len(tasks))
+        _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch), resolve_workers(workers, points=S * n),
+             runs=len(tasks))
         return R2, ang, cross
 
     _spec_lock = threading.Lock()
 
     def _band(self, fr: _Frame, b: _LargeBand, xs: np.ndarray, spec: dict, R2: np.ndarray, ang: np.ndarray | None,
-              cross: np.ndarray | None) -> None:
+              cross: np.ndarray | None, scratch: dict | None = None) -> None:
         with self._spec_lock:  # the frame's rfft of the pair, computed by the first band to need it
             X = spec.get("X")
             if X is None:
