@@ -20,9 +20,9 @@ maps (``linear`` boundary, float32) from far fewer operations:
   the products'.
 
 Coherence equals the exact path's to ~3e-6 (float32 rounding is ~1e-6), and the phase to
-~1e-3 rad where the cross power is at least 1e-3 of its row maximum (``bioxen-dask bench
-wct`` reports both against pycwt; ``tests/test_coherence_map.py`` checks them against the
-float64 exact path).
+~1e-4 rad where the cross power is at least 1e-3 of its row maximum (``bioxen-dask bench
+wct`` records the coherence difference; ``tests/test_coherence_map.py`` bounds both against
+the float64 exact path).
 """
 
 from __future__ import annotations
