@@ -167,3 +167,13 @@ def test_kernel_rejects_bad_shapes_and_options():
     paul = ScaleGrid(grid.dt, tuple(grid.scales), grid.dj, Paul())
     with pytest.raises(ValueError, match="Morlet"):
         multirate_coherence(x, y, paul)
+
+
+def test_without_phase_the_coherence_is_the_same():
+    n = 3000
+    x, y = _pair(n, seed=4)
+    grid = make_grid(n, DT)
+    R2, ang, cross = multirate_coherence(x, y, grid)
+    R2b, none, none2 = multirate_coherence(x, y, grid, with_phase=False)
+    assert ang is not None and cross is None and none is None and none2 is None
+    np.testing.assert_array_equal(R2, R2b)

@@ -42,7 +42,8 @@ from ._cwt import _run, _scratch, _wavelet_filters, mask_edges, resolve_workers
 from ._multirate import Group, build_group, decimations, gauss_halfwidth, pow2_floor, product_bands, \
     smoothed_spectra, transform
 from ._plan import Band
-from ._smooth import _gaussian_filters, scale_kernel
+from ._smooth import _gaussian_filters, scale_matrix
+from ._smooth import scale_kernel as _scale_kernel_weights
 
 __all__ = ["MultirateCoherence", "multirate_coherence", "BOUNDARIES"]
 
@@ -140,17 +141,9 @@ class _Upsampler:
 
 
 def _scale_matrix(grid: ScaleGrid, kind: str) -> np.ndarray:
-    """The zero-filled 'same' scale boxcar as a dense ``(n_scales, n_scales)`` matrix (the one
+    """The scale boxcar of ``kind`` on ``grid`` as a dense matrix (the one
     :func:`._smooth.smooth_scale` applies in bands)."""
-    w = scale_kernel(kind, grid)
-    S, c = grid.n_scales, (len(w) - 1) // 2
-    M = np.zeros((S, S))
-    for j in range(S):
-        for k, wk in enumerate(w):
-            i = j + c - k
-            if 0 <= i < S:
-                M[j, i] += wk
-    return M
+    return scale_matrix(_scale_kernel_weights(kind, grid), grid.n_scales)
 
 
 # --- small scales: fused overlap-save ---------------------------------------------------------
@@ -288,6 +281,7 @@ class MultirateCoherence:
         self.cut = cut = first if cut is None else int(cut)
         self.small = _SmallRows(grid, n, cut, S_mat, tol) if cut else None
         self.frames = self._frames(grid, n, cut, D, S_mat, tol) if cut < S else []
+        self._spec_lock = threading.Lock()
 
     def _frames(self, grid: ScaleGrid, n: int, cut: int, D: np.ndarray, S_mat: np.ndarray, tol: float) -> list[_Frame]:
         S = grid.n_scales
@@ -374,8 +368,6 @@ class MultirateCoherence:
              runs=len(tasks))
         return R2, ang, cross
 
-    _spec_lock = threading.Lock()
-
     def _band(self, fr: _Frame, b: _LargeBand, xs: np.ndarray, spec: dict, R2: np.ndarray, ang: np.ndarray | None,
               cross: np.ndarray | None, scratch: dict | None = None) -> None:
         with self._spec_lock:  # the frame's rfft of the pair, computed by the first band to need it
@@ -386,13 +378,15 @@ class MultirateCoherence:
         x0, x1 = b.ext
         j0, j1 = b.own
         Tc = np.zeros((2, x1 - x0, 2 * b.K + 1), dtype=np.complex64)
+        need_cross = ang is not None or cross is not None
         for g, cr in zip(b.groups, b.cross):
+            cr = cr if need_cross else None
             if cr is not None and cr.fold is not None:
                 Wf = transform(g, X, fold=cr.fold)
                 W = Wf[:, :, :: cr.fold[2] // g.M]
             else:
                 Wf = W = transform(g, X)
-            if cr is not None and (ang is not None or cross is not None):
+            if cr is not None:
                 self._cross_rows(g, cr, Wf, ang, cross)
             T = smoothed_spectra(g, W)
             kk = min(g.kmax, b.K)

@@ -221,6 +221,25 @@ _BAND_ROWS = 12
 _BAND_COLUMNS = 2048
 
 
+def scale_matrix(weights: np.ndarray, n_scales: int) -> np.ndarray:
+    """The zero-filled 'same' boxcar across scales as a dense ``(n_scales, n_scales)`` matrix:
+    ``(M @ v)[j] = sum_k w[k] v[j + c - k]`` (zero outside), ``c = (taps - 1) // 2``.
+
+    Examples
+    --------
+    >>> scale_matrix(np.array([0.25, 0.5, 0.25]), 3).tolist()
+    [[0.5, 0.25, 0.0], [0.25, 0.5, 0.25], [0.0, 0.25, 0.5]]
+    """
+    taps, c = len(weights), (len(weights) - 1) // 2
+    M = np.zeros((n_scales, n_scales))
+    for j in range(n_scales):
+        for k in range(taps):
+            i = j + c - k
+            if 0 <= i < n_scales:
+                M[j, i] += weights[k]
+    return M
+
+
 def _band_blocks(weights: np.ndarray, n_scales: int, column_weights: np.ndarray | None,
                  real: np.dtype, xp) -> tuple[tuple[int, int, int, int, Any], ...]:
     """The zero-filled 'same' boxcar across scales as a banded ``(n_scales, n_scales)`` matrix
@@ -233,13 +252,7 @@ def _band_blocks(weights: np.ndarray, n_scales: int, column_weights: np.ndarray 
     """
 
     def build():
-        taps, c = len(weights), (len(weights) - 1) // 2
-        M = np.zeros((n_scales, n_scales))
-        for j in range(n_scales):
-            for k in range(taps):
-                i = j + c - k
-                if 0 <= i < n_scales:
-                    M[j, i] += weights[k]
+        M = scale_matrix(weights, n_scales)
         if column_weights is not None:
             M = M * np.asarray(column_weights, dtype=float)[None, :]
         blocks = []
