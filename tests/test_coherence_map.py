@@ -169,11 +169,13 @@ def test_kernel_rejects_bad_shapes_and_options():
         multirate_coherence(x, y, paul)
 
 
-def test_without_phase_the_coherence_is_the_same():
+def test_without_phase_the_coherence_is_the_same_to_rounding():
+    """Without phase the coefficients come from the coarser fold (float32 rounding differs)."""
     n = 3000
     x, y = _pair(n, seed=4)
     grid = make_grid(n, DT)
     R2, ang, cross = multirate_coherence(x, y, grid)
     R2b, none, none2 = multirate_coherence(x, y, grid, with_phase=False)
     assert ang is not None and cross is None and none is None and none2 is None
-    np.testing.assert_array_equal(R2, R2b)
+    np.testing.assert_allclose(R2b, R2, rtol=0, atol=2e-6)
+    assert np.abs(R2b - _exact(x, y, grid)[0]).max() < 1e-5
