@@ -164,11 +164,12 @@ class _SmallRows:
         real = np.dtype(np.float32)
         self.bank = np.asarray(_wavelet_filters(sub, band, T, real, np, ws))
         self.gauss = np.asarray(_gaussian_filters(sub, band, real, np, half=False, sampled_support=ss))
+        self.gauss_half = np.asarray(_gaussian_filters(sub, band, real, np, half=True, sampled_support=ss))
         self.B = np.ascontiguousarray(S_mat[:rows, :Js] / sub.scales[None, :], dtype=np.float32)
         self.n_tiles = -(-n // self.hop)
 
     def extended(self, xs: np.ndarray) -> np.ndarray:
-        ext = np.zeros((2, self.n_tiles * self.hop + 2 * self.m), dtype=np.float32)
+        ext = np.zeros((2, self.n_tiles * self.hop + 2 * self.m), dtype=np.float64)
         ext[:, self.m : self.m + self.n] = xs
         return ext
 
@@ -178,16 +179,17 @@ class _SmallRows:
         scratch = {} if scratch is None else scratch
         t0 = i * hop
         keep = min(hop, n - t0)
-        X = scipy.fft.fft(ext[:, t0 : t0 + T], axis=-1)
+        # the records' spectra in float64, rounded per bin: a float32 FFT would spread the
+        # rounding of the (large) low frequencies over the small scales' bins
+        X = scipy.fft.fft(ext[:, t0 : t0 + T], axis=-1).astype(np.complex64)
         W = np.multiply(X[:, None, :], self.bank[None], out=_scratch(scratch, np, (2, Js, T), np.complex64, "mr-w"))
         W = scipy.fft.ifft(W, axis=-1, overwrite_x=True)
         W1, W2 = W[0], W[1]
-        P = _scratch(scratch, np, (Js, T), np.complex64, "mr-p")
+        P = _scratch(scratch, np, (2, Js, T), np.float32, "mr-p")  # |W1|^2, |W2|^2: real FFTs each
         tmp = _scratch(scratch, np, (Js, T), np.float32, "mr-t")
-        np.multiply(W1.real, W1.real, out=P.real)
-        P.real[...] += np.multiply(W1.imag, W1.imag, out=tmp)
-        np.multiply(W2.real, W2.real, out=P.imag)
-        P.imag[...] += np.multiply(W2.imag, W2.imag, out=tmp)
+        for i, Wi in enumerate((W1, W2)):
+            np.multiply(Wi.real, Wi.real, out=P[i])
+            P[i] += np.multiply(Wi.imag, Wi.imag, out=tmp)
         C = np.conjugate(W2, out=W2)
         C *= W1
         if ang is not None or cross is not None:
@@ -198,20 +200,23 @@ class _SmallRows:
             if cross is not None:
                 np.hypot(re, im, out=cross[:, t0 : t0 + keep])
         lo, hi = max(0, m - t0), min(T, n - t0 + m)  # frame positions inside the record
-        sm = []
-        for A in (P, C):
-            A[:, :lo] = 0
-            A[:, hi:] = 0
-            F = scipy.fft.fft(A, axis=-1, overwrite_x=True)
-            F *= self.gauss
-            sm.append(scipy.fft.ifft(F, axis=-1, overwrite_x=True)[:, m : m + keep])
-        Sp = _gemm(self.B, np.ascontiguousarray(sm[0]).view(np.float32))  # (rows, 2 keep): S1, S2
-        Sc = _gemm(self.B, np.ascontiguousarray(sm[1]).view(np.float32))  # S12 re, im
+        P[:, :, :lo] = 0
+        P[:, :, hi:] = 0
+        C[:, :lo] = 0
+        C[:, hi:] = 0
+        F = scipy.fft.rfft(P, axis=-1)
+        F *= self.gauss_half
+        Pk = scipy.fft.irfft(F, n=T, axis=-1)[:, :, m : m + keep]
+        F = scipy.fft.fft(C, axis=-1, overwrite_x=True)
+        F *= self.gauss
+        Ck = scipy.fft.ifft(F, axis=-1, overwrite_x=True)[:, m : m + keep]
+        Sp = _gemm(self.B, np.concatenate([Pk[0], Pk[1]], axis=1))  # (rows, 2 keep): S1 | S2
+        Sc = _gemm(self.B, np.ascontiguousarray(Ck).view(np.float32))  # S12 re, im interleaved
         Sc *= Sc
         out = R2[:, t0 : t0 + keep]
         np.add(Sc[:, 0::2], Sc[:, 1::2], out=out)
         with np.errstate(divide="ignore", invalid="ignore"):  # a silent band: 0/0, as the exact path
-            out /= Sp[:, 0::2] * Sp[:, 1::2]
+            out /= Sp[:, :keep] * Sp[:, keep:]
 
 
 # --- larger scales: multirate bands -----------------------------------------------------------
@@ -349,7 +354,7 @@ class MultirateCoherence:
         """``(coherence, phase, cross_power)`` of one pair (float32, ``(n_scales, n)``);
         ``phase``/``cross_power`` are ``None`` unless asked for."""
         n, S = self.n, self.grid.n_scales
-        xs = np.stack([np.asarray(x1), np.asarray(x2)]).astype(np.float32)
+        xs = np.stack([np.asarray(x1), np.asarray(x2)]).astype(np.float64)
         if xs.shape != (2, n):
             raise ValueError(f"this plan is for records of {n} samples, got shapes {np.shape(x1)} and {np.shape(x2)}.")
         R2 = np.empty((S, n), dtype=np.float32)
@@ -373,11 +378,11 @@ class MultirateCoherence:
         with self._spec_lock:  # the frame's rfft of the pair, computed by the first band to need it
             X = spec.get("X")
             if X is None:
-                X = spec["X"] = scipy.fft.rfft(xs, n=fr.F, axis=-1)
+                X = spec["X"] = scipy.fft.rfft(xs, n=fr.F, axis=-1).astype(np.complex64)  # float64 FFT, as the tiles
         n = self.n
         x0, x1 = b.ext
         j0, j1 = b.own
-        Tc = np.zeros((2, x1 - x0, 2 * b.K + 1), dtype=np.complex64)
+        Tc = np.zeros((3, x1 - x0, 2 * b.K + 1), dtype=np.complex64)  # S1, S2, S12 spectra
         need_cross = ang is not None or cross is not None
         for g, cr in zip(b.groups, b.cross):
             cr = cr if need_cross else None
@@ -388,19 +393,24 @@ class MultirateCoherence:
                 Wf = W = transform(g, X)
             if cr is not None:
                 self._cross_rows(g, cr, Wf, ang, cross)
-            T = smoothed_spectra(g, W)
+            T = smoothed_spectra(g, W, separate=True)
             kk = min(g.kmax, b.K)
             Tc[:, g.j0 - x0 : g.j1 - x0, b.K - kk : b.K + kk + 1] = T[:, :, g.kmax - kk : g.kmax + kk + 1]
         own = j1 - j0
-        Sx = np.zeros((2, own, b.n_lo), dtype=np.complex64)
-        for i in range(2):  # real GEMMs on the interleaved view (complex ones start BLAS threads sooner)
-            Sx[i][:, b.dst] = _gemm(b.B, Tc[i].view(np.float32)).view(np.complex64)
+        Sc = np.empty((3, own, 2 * b.K + 1), dtype=np.complex64)
+        for i in range(3):  # real GEMMs on the interleaved view (complex ones start BLAS threads sooner)
+            _gemm(b.B, Tc[i].view(np.float32), out=Sc[i].view(np.float32))
+        half = np.zeros((2, own, b.n_lo // 2 + 1), dtype=np.complex64)  # the powers: real signals
+        half[:, :, : b.K + 1] = Sc[:2, :, b.K :]
+        Sp = scipy.fft.irfft(half, n=b.n_lo, axis=-1, norm="forward")
+        Sx = np.zeros((own, b.n_lo), dtype=np.complex64)
+        Sx[:, b.dst] = Sc[2]
         Sx = scipy.fft.ifft(Sx, axis=-1, norm="forward", overwrite_x=True)
         step = max(1, _ROW_CHUNK_BYTES // (16 * n))
         for r in range(0, own, step):
             rr = slice(r, min(own, r + step))
             k = rr.stop - rr.start
-            Y = b.up(np.concatenate([Sx[0, rr].real, Sx[0, rr].imag, Sx[1, rr].real, Sx[1, rr].imag]))
+            Y = b.up(np.concatenate([Sp[0, rr], Sp[1, rr], Sx[rr].real, Sx[rr].imag]))
             S1, S2, re, im = Y[:k], Y[k : 2 * k], Y[2 * k : 3 * k], Y[3 * k :]
             out = R2[j0 + rr.start : j0 + rr.stop]
             np.multiply(re, re, out=out)
