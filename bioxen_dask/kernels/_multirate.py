@@ -112,6 +112,7 @@ class Group:
     kmax: int  # the smoothed spectra are kept at bins -kmax..kmax
     g_src: np.ndarray  # those bins, mod M
     g_hat: np.ndarray  # (rows, 2*kmax+1): Gaussian / M
+    g_abs: np.ndarray  # |bin| of -kmax..kmax (the rfft bins of a real signal's spectrum)
     k: np.ndarray  # the signed frame bin of each bank value (host)
     rows: np.ndarray  # the row (0 .. j1-j0-1) of each bank value (host)
 
@@ -158,7 +159,7 @@ def build_group(grid: ScaleGrid, tol: float, F: int, L: int, j0: int, j1: int, D
         j0=j0, j1=j1, D=D, M=M, x_idx=np.abs(k), x_conj=np.nonzero(neg)[0] if neg.any() else None,
         z_pos=rows * M + np.mod(k, M), k=k, rows=rows, bank=bank.astype(np.complex64 if np.iscomplexobj(bank) else np.float32),
         coef=(inv_s[:, None] * phi[None, :]).astype(np.float32),
-        kmax=kmax, g_src=np.mod(kk, M), g_hat=g.astype(np.float32),
+        kmax=kmax, g_src=np.mod(kk, M), g_hat=g.astype(np.float32), g_abs=np.abs(kk),
     )
 
 
@@ -196,7 +197,7 @@ def smoothed_spectra(g: Group, W: Any, xp=np, fft=scipy.fft, *, separate: bool =
         P *= coef
         R = fft.rfft(P, axis=-1)
         k = g.kmax
-        Fp = R[:, :, np.abs(np.arange(-k, k + 1))]  # bin -j of a real signal: conj(bin j)
+        Fp = R[:, :, g.g_abs]  # bin -j of a real signal: conj(bin j)
         Fp[:, :, :k] = Fp[:, :, :k].conj()
         C = xp.multiply(W1, W2.conj())
         C *= coef

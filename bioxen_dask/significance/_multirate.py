@@ -248,7 +248,7 @@ class MultiratePlan:
                     fr,
                     groups=[dataclasses.replace(g, x_idx=dev(g.x_idx), x_conj=dev(g.x_conj), z_pos=dev(g.z_pos),
                                                 bank=dev(g.bank), coef=dev(g.coef), g_src=dev(g.g_src),
-                                                g_hat=dev(g.g_hat)) for g in fr.groups],
+                                                g_hat=dev(g.g_hat), g_abs=dev(g.g_abs)) for g in fr.groups],
                     bands=[dataclasses.replace(b, dst=dev(b.dst), eval_flat=dev(b.eval_flat),
                                                hist_flat=dev(b.hist_flat)) for b in fr.bands],
                 ) for fr in self.frames]
@@ -346,7 +346,7 @@ class MultiratePlan:
         peak = 0
         for fr in self.frames:
             spectra = 2 * (fr.F // 2 + 1) * 8
-            kept = sum(2 * (g.j1 - g.j0) * (2 * g.kmax + 1) * 8 for g in fr.groups)
+            kept = sum(3 * (g.j1 - g.j0) * (2 * g.kmax + 1) * 8 for g in fr.groups)
             work = max(2 * (g.j1 - g.j0) * g.M * 8 * 4 for g in fr.groups)  # Z/W, Q, A, temporaries
             out = max(2 * (b.own[1] - b.own[0]) * b.n_out * 8 * 3 for b in fr.bands)
             peak = max(peak, spectra + kept + max(work, out))
@@ -389,14 +389,14 @@ class MultiratePlan:
         fft = scipy.fft if xp is np else fft_namespace(xp)
         for fr in self._frames_on(xp):
             X = fft.rfft(xs[:, : fr.L], n=fr.F, axis=-1)
-            kept = [smoothed_spectra(g, transform(g, X, xp, fft), xp, fft) for g in fr.groups]
+            kept = [smoothed_spectra(g, transform(g, X, xp, fft), xp, fft, separate=True) for g in fr.groups]
             for b in fr.bands:
                 yield fr, b, self._band_r2(fr, b, kept, xp, fft)
 
     @staticmethod
     def _band_r2(fr: _Frame, b: _Band, kept: list[Any], xp=np, fft=scipy.fft) -> Any:
         x0, x1 = b.ext
-        Tc = xp.zeros((2, x1 - x0, 2 * b.K + 1), dtype=np.complex64)
+        Tc = xp.zeros((3, x1 - x0, 2 * b.K + 1), dtype=np.complex64)  # |W1|^2, |W2|^2, W1 W2* spectra
         for g, T in zip(fr.groups, kept):
             a0, a1 = max(g.j0, x0), min(g.j1, x1)
             if a1 <= a0:
@@ -404,19 +404,22 @@ class MultiratePlan:
             kk = min(g.kmax, b.K)
             Tc[:, a0 - x0 : a1 - x0, b.K - kk : b.K + kk + 1] = T[:, a0 - g.j0 : a1 - g.j0, g.kmax - kk : g.kmax + kk + 1]
         # scale smoothing (linear, so done on the compact spectra; a loop over the taps, not
-        # BLAS, whose threads only slow such small products down), then one inverse FFT
+        # BLAS, whose threads only slow such small products down), then the inverse FFTs: real
+        # ones for the two powers (each keeps its own precision), a complex one for the cross
         own = b.own[1] - b.own[0]
-        Sc = xp.zeros((2, own, 2 * b.K + 1), dtype=np.complex64)
+        Sc = xp.zeros((3, own, 2 * b.K + 1), dtype=np.complex64)
         tmp = xp.empty_like(Sc)
         for wk, d0, d1, s0 in b.smooth:
             t = tmp[:, d0:d1]
             xp.multiply(Tc[:, s0 : s0 + d1 - d0], wk, out=t)
             Sc[:, d0:d1] += t
-        S = xp.zeros((2, own, b.n_out), dtype=np.complex64)
-        S[:, :, b.dst] = Sc
+        half = xp.zeros((2, own, b.n_out // 2 + 1), dtype=np.complex64)
+        half[:, :, : b.K + 1] = Sc[:2, :, b.K :]
+        S1, S2 = fft.irfft(half, n=b.n_out, axis=-1, norm="forward")
+        S = xp.zeros((own, b.n_out), dtype=np.complex64)
+        S[:, b.dst] = Sc[2]
         S = fft.ifft(S, axis=-1, norm="forward", overwrite_x=True)
-        S1, S2 = S[0].real, S[0].imag
-        num = S[1].real * S[1].real + S[1].imag * S[1].imag
+        num = S.real * S.real + S.imag * S.imag
         with np.errstate(divide="ignore", invalid="ignore"):
             return num / (S1 * S2)
 
