@@ -110,6 +110,21 @@ def test_time_smoothing_linear_is_gaussian_convolution(rng):
         np.testing.assert_allclose(S[j], ref, rtol=1e-8, atol=1e-10)
 
 
+def test_valid_coherence_takes_linear_coefficients_and_refuses_nan_edged_ones(rng):
+    x, y = rng.standard_normal(512), rng.standard_normal(512)
+    W1, W2 = (cwt(v, GRID, boundary="linear", dtype="float64") for v in (x, y))
+    R2v, _ = coherence(W1, W2, Smoother(GRID, boundary="valid"))
+    R2l, _ = coherence(W1, W2, Smoother(GRID, boundary="linear"))
+    sup = GRID.wavelet_support() + GRID.smoothing_support()
+    j = 5
+    h = int(sup[j])
+    assert np.isnan(R2v[j, :h]).all() and np.isnan(R2v[j, -h:]).all()
+    np.testing.assert_array_equal(R2v[j, h:-h], R2l[j, h:-h])
+    V1 = cwt(x, GRID, boundary="valid", dtype="float64")
+    with pytest.raises(ValueError, match="linear-mode coefficients"):
+        coherence(V1, W2, Smoother(GRID, boundary="valid"))
+
+
 @pytest.mark.parametrize("boundary", ["linear", "symmetric", "circular", "pycwt"])
 def test_coherence_of_a_signal_with_itself_is_one(boundary, rng):
     x = rng.standard_normal(512)

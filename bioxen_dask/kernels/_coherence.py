@@ -207,7 +207,9 @@ def coherence(
     Parameters
     ----------
     W1, W2 : ndarray, shape ``(..., n_scales, time)``
-        Wavelet coefficients on ``smoother.grid`` (broadcastable against each other).
+        Wavelet coefficients on ``smoother.grid`` (broadcastable against each other). With a
+        ``valid`` smoother, pass the ``linear`` transforms (the result is masked); NaN-edged
+        ``valid`` transforms are an error.
     smoother : Smoother
     S1, S2 : ndarray, optional
         Already smoothed scaled powers of ``W1``/``W2`` (reuse them across many pairs).
@@ -224,6 +226,12 @@ def coherence(
         Real arrays of the broadcast shape; NaN in ``valid`` mode where an edge is in reach.
     """
     workers = smoother.workers
+    if smoother.boundary == "valid":  # NaN edges would spread through the smoothing FFTs to every sample
+        xp = array_namespace(W1, W2)
+        if bool(xp.isnan(W1).any()) or bool(xp.isnan(W2).any()):
+            raise ValueError("coherence with a 'valid' smoother takes linear-mode coefficients "
+                             "(cwt(..., boundary='linear')): the valid mask is applied to the smoothed maps, "
+                             "and the NaN edges of valid-mode transforms would spread to every sample.")
     if S1 is None:
         S1 = smoother.scaled(power(W1, workers=workers))
     if S2 is None:
