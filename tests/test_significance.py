@@ -343,3 +343,19 @@ def test_partials_merge_in_any_order():
     np.testing.assert_array_equal(a.counts, b.counts)
     np.testing.assert_array_equal(np.sort(a.topk, axis=0), np.sort(b.topk, axis=0))
     np.testing.assert_array_equal(a.means[np.argsort(a.index)], b.means[np.argsort(b.index)])
+
+
+def test_valid_boundary_counts_the_linear_coherence_outside_both_the_coi_and_the_edges():
+    """Regression: the exact engine once histogrammed valid-mode transforms, whose NaN edges
+    spread through the smoothing and left nothing to count. The counts must be those of the
+    linear coherence of the same surrogates at the points valid keeps."""
+    grid = ScaleGrid.from_s0(1.0, *_pycwt_grid(128, 0.25))
+    valid = make_spec(grid, AR1Null(0.5, 0.5), mc_count=6, seed=2, boundary="valid", engine="exact")
+    linear = make_spec(grid, AR1Null(0.5, 0.5), mc_count=6, seed=2, boundary="linear", engine="exact")
+    cv, cl = valid.run(0, 6).counts.sum(axis=1), linear.run(0, 6).counts.sum(axis=1)
+    assert cv.sum() > 0 and np.all(cv <= cl)  # a subset of the same points, none lost to NaN
+    n = valid.n_samples
+    sup = grid.wavelet_support() + grid.smoothing_support()
+    keep = outside_coi_mask(grid, n) & (np.arange(n)[None, :] >= sup[:, None]) \
+        & (np.arange(n)[None, :] < n - sup[:, None])
+    np.testing.assert_array_equal(cv.reshape(grid.n_scales, -1).sum(axis=1), 6 * keep.sum(axis=1))

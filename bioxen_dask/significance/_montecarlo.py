@@ -422,7 +422,10 @@ class MonteCarloSpec:
         grid, n, nb = self.grid, self.n_samples, self.nbins
         S = grid.n_scales
         smoother = Smoother(grid, scale_kernel=self.scale_kernel, boundary=self.boundary, tol=self.tol)
-        kw = dict(boundary=self.boundary, dtype=self.dtype, remove_mean=self.remove_mean, tol=self.tol)
+        # valid: linear transforms, the smoother masks the maps (NaN-edged transforms would
+        # leave no finite sample to count)
+        kw = dict(boundary="linear" if self.boundary == "valid" else self.boundary, dtype=self.dtype,
+                  remove_mean=self.remove_mean, tol=self.tol)
         xp = self._namespace()
         transform = self._transform(xp, kw)
         outside = xp.asarray(outside_coi_mask(grid, n))
