@@ -10,7 +10,7 @@ maps (``linear`` boundary, float32) from far fewer operations:
   one *fused* overlap-save pass over time tiles. Each tile's two transforms, products, time
   smoothing (the same truncated, sampled kernels as the ``linear`` boundary), scale
   smoothing, ratio and phase are computed while the tile is in cache.
-- **Larger scales**, one octave at a time: coefficients, soft-masked products and time
+- **Larger scales**, two octaves at a time: coefficients, soft-masked products and time
   smoothing on decimated grids (:mod:`._multirate`, exact up to the spectrum dropped below
   ``tol``); scale smoothing on the compact smoothed spectra; one inverse FFT to a grid of
   stride ``O`` (about ``sigma/6``); then a polyphase interpolation to every sample
@@ -187,9 +187,9 @@ class _SmallRows:
         W1, W2 = W[0], W[1]
         P = _scratch(scratch, np, (2, Js, T), np.float32, "mr-p")  # |W1|^2, |W2|^2: real FFTs each
         tmp = _scratch(scratch, np, (Js, T), np.float32, "mr-t")
-        for i, Wi in enumerate((W1, W2)):
-            np.multiply(Wi.real, Wi.real, out=P[i])
-            P[i] += np.multiply(Wi.imag, Wi.imag, out=tmp)
+        for k, Wk in enumerate((W1, W2)):
+            np.multiply(Wk.real, Wk.real, out=P[k])
+            P[k] += np.multiply(Wk.imag, Wk.imag, out=tmp)
         C = np.conjugate(W2, out=W2)
         C *= W1
         if ang is not None or cross is not None:
@@ -393,7 +393,7 @@ class MultirateCoherence:
                 Wf = W = transform(g, X)
             if cr is not None:
                 self._cross_rows(g, cr, Wf, ang, cross)
-            T = smoothed_spectra(g, W, separate=True)
+            T = smoothed_spectra(g, W)
             kk = min(g.kmax, b.K)
             Tc[:, g.j0 - x0 : g.j1 - x0, b.K - kk : b.K + kk + 1] = T[:, :, g.kmax - kk : g.kmax + kk + 1]
         own = j1 - j0
@@ -439,7 +439,7 @@ class MultirateCoherence:
 _PLAN_LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)  # a plan holds ~8 MiB at 18,000 samples, ~40 MiB at 1e5
 def _cached(grid: ScaleGrid, n: int, scale_kernel: str, tol: float) -> MultirateCoherence:
     return MultirateCoherence(grid, n, scale_kernel=scale_kernel, tol=tol)
 

@@ -38,6 +38,9 @@ every scale. Two facts make almost all of that work redundant, and this module c
 Histograms are kept per (scale, position class) as integers, so they add exactly across
 batches and workers; the class weights are applied once, when levels are read off.
 
+The decimated transforms, soft masks and compact smoothed spectra are
+:mod:`bioxen_dask.kernels._multirate`'s, shared with the multirate coherence maps.
+
 Everything runs on one surrogate pair at a time (arrays of a few thousand samples per
 scale band, cache-resident), so the result does not depend on batching.
 """
@@ -389,7 +392,7 @@ class MultiratePlan:
         fft = scipy.fft if xp is np else fft_namespace(xp)
         for fr in self._frames_on(xp):
             X = fft.rfft(xs[:, : fr.L], n=fr.F, axis=-1)
-            kept = [smoothed_spectra(g, transform(g, X, xp, fft), xp, fft, separate=True) for g in fr.groups]
+            kept = [smoothed_spectra(g, transform(g, X, xp, fft), xp, fft) for g in fr.groups]
             for b in fr.bands:
                 yield fr, b, self._band_r2(fr, b, kept, xp, fft)
 
