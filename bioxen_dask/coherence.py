@@ -51,14 +51,15 @@ import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
 from . import kernels
-from ._api import PHASE_CONVENTION, _version, grid_coords
+from ._api import PHASE_CONVENTION, _check_method, _version, grid_coords
 from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
+from .kernels._coherence_map import coherence_plan
 from .kernels._plan import check_boundary
 from .kernels._device import check_device, device_namespace, rows_per_batch
 from .kernels._xp import array_namespace, to_numpy
 from .presets import Preset, get_preset
-from .wavelets import MotherWavelet, get_wavelet
+from .wavelets import MotherWavelet, Morlet, get_wavelet
 
 __all__ = [
     "LAG_CONVENTION",
@@ -212,6 +213,7 @@ class _Ctx:
     block_bytes: int
     workers: int | None
     device: str = "cpu"  # "gpu": blocks computed with CuPy, results returned to the host
+    method: str = "exact"  # "multirate": each pair's maps by kernels.multirate_coherence's plans
 
     def smoother(self) -> kernels.Smoother:
         return kernels.Smoother(self.grid, scale_kernel=self.scale_kernel, boundary=self.boundary,
@@ -358,11 +360,10 @@ def _reference_stream(
         sm.scaled(Q, out=S1)
         sm.scaled(W, out=S12)
         masked = None if dist is None else kernels.gap_mask(dist[k : k + 1], grid)[0]  # (J, n_own)
-        out = sums[k]
+        map_k = None if maps is None else (maps[0][k], maps[1][k])
         with np.errstate(divide="ignore", invalid="ignore"):
             for j in range(J):
                 a, b = (int(v) for v in span[j])
-                lo, hi = (int(v) for v in ranges[j])
                 m = b - a
                 if m <= 0:
                     continue
@@ -374,36 +375,90 @@ def _reference_stream(
                 np.multiply(S1[j, t0:t1], Sr[j, t0:t1], out=dn)
                 np.divide(nm, dn, out=rr)
                 np.clip(rr, 0.0, 1.0, out=rr)
-                c = W[j, t0:t1]
-                if maps is not None:
-                    maps[0][k, j] = rr
-                    maps[1][k, j] = np.angle(c)
-                    if masked is not None:
-                        maps[0][k, j][masked[j]] = np.nan
-                        maps[1][k, j][masked[j]] = np.nan
-                if hi <= lo:
-                    continue
-                rr, c = rr[lo - a : hi - a], c[lo - a : hi - a]
-                inv = np.abs(c, out=nm[: hi - lo])
-                keep = inv > 0
-                if masked is not None:
-                    valid = ~masked[j, lo:hi]
-                    keep &= valid
-                    rr = np.where(valid, rr, 0.0)
-                np.divide(1.0, inv, out=inv, where=keep)
-                inv[~keep] = 0.0
-                out[_SUM_R2, j] = rr.sum(dtype=np.float64)
-                out[_SUM_COS, j] = np.dot(c.real, inv)
-                out[_SUM_SIN, j] = np.dot(c.imag, inv)
-                out[_N_OUT, j] = hi - lo if masked is None else np.count_nonzero(valid)
-                if thr is not None:
-                    above = rr >= thr[k, j]
-                    out[_N_SIG, j] = np.count_nonzero(above if masked is None else above & valid)
+                _reduce_scale(sums[k], j, rr, W[j, t0:t1], a, ranges[j], None if masked is None else masked[j],
+                              None if thr is None else thr[k, j], map_k, nm)
+    _finish_sums(sums, thr)
+
+
+def _reduce_scale(
+    out: np.ndarray, j: int, rr: np.ndarray, c: np.ndarray, a: int, range_j: np.ndarray,
+    masked_j: np.ndarray | None, thr_kj: float | None, maps_k: tuple[np.ndarray, np.ndarray] | None,
+    work: np.ndarray,
+) -> None:
+    """One pair's reductions (and maps) at scale ``j`` (CPU): ``rr`` its clipped coherence and
+    ``c`` its unsmoothed cross spectrum on own samples ``[a, a + len(rr))`` (every own sample
+    when ``maps_k`` is given); ``range_j``: the ``[lo, hi)`` outside the COI; ``masked_j``:
+    own samples a gap reaches; ``work``: a float buffer of at least ``hi - lo``."""
+    if maps_k is not None:
+        maps_k[0][j] = rr
+        maps_k[1][j] = np.angle(c)
+        if masked_j is not None:
+            maps_k[0][j][masked_j] = np.nan
+            maps_k[1][j][masked_j] = np.nan
+    lo, hi = (int(v) for v in range_j)
+    if hi <= lo:
+        return
+    rr, c = rr[lo - a : hi - a], c[lo - a : hi - a]
+    inv = np.abs(c, out=work[: hi - lo])
+    keep = inv > 0
+    if masked_j is not None:
+        valid = ~masked_j[lo:hi]
+        keep &= valid
+        rr = np.where(valid, rr, 0.0)
+    np.divide(1.0, inv, out=inv, where=keep)
+    inv[~keep] = 0.0
+    out[_SUM_R2, j] = rr.sum(dtype=np.float64)
+    out[_SUM_COS, j] = np.dot(c.real, inv)
+    out[_SUM_SIN, j] = np.dot(c.imag, inv)
+    out[_N_OUT, j] = hi - lo if masked_j is None else np.count_nonzero(valid)
+    if thr_kj is not None:
+        above = rr >= thr_kj
+        out[_N_SIG, j] = np.count_nonzero(above if masked_j is None else above & valid)
+
+
+def _finish_sums(sums: np.ndarray, thr: np.ndarray | None) -> None:
+    """No significant count without a threshold, or where the threshold or the coherence is NaN."""
     if thr is None:
         sums[:, _N_SIG] = np.nan
     else:
         sums[:, _N_SIG] = np.where(np.isnan(thr), np.nan, sums[:, _N_SIG])
     sums[:, _N_SIG] = np.where(~np.isfinite(sums[:, _SUM_R2]), np.nan, sums[:, _N_SIG])
+
+
+def _multirate_pairs(
+    x: np.ndarray, ref: np.ndarray | None, ia: np.ndarray, ib: np.ndarray, thr: np.ndarray | None, ctx: _Ctx,
+    left: int, n_own: int, ranges: np.ndarray, dist: np.ndarray | None, sums: np.ndarray,
+    maps: tuple[np.ndarray, np.ndarray] | None,
+) -> None:
+    """``method='multirate'``: each pair ``(x[ia[k]], x[ib[k]] or ref)`` by the multirate plan
+    of the extended block (:func:`bioxen_dask.kernels.multirate_coherence`, the same maps to
+    ~3e-6), then the reductions of :func:`_reference_stream`. ``dist`` (rows of ``x``) as in
+    :func:`_pair_batch`."""
+    grid = ctx.grid
+    J, n_ext = grid.n_scales, x.shape[-1]
+    plan = coherence_plan(grid, n_ext, ctx.scale_kernel, ctx.tol)
+    spectrum = np.empty((J, n_ext), np.complex64)
+    work = np.empty(max(1, n_own), np.float32)
+    own = slice(left, left + n_own)
+    sums[...] = 0.0
+    for k in range(len(ia)):
+        x1 = x[ia[k]]
+        x2 = ref if ib[k] < 0 else x[ib[k]]
+        if ctx.remove_mean:  # as kernels.cwt(remove_mean=True) on the block
+            x1, x2 = x1 - x1.mean(), x2 - x2.mean()
+        R2, _, _ = plan(x1, x2, workers=ctx.workers, with_phase=False, spectrum=spectrum)
+        np.clip(R2, 0.0, 1.0, out=R2)
+        masked = None
+        if dist is not None:
+            d = dist[ia[k]] if ib[k] < 0 else np.minimum(dist[ia[k]], dist[ib[k]])
+            masked = kernels.gap_mask(d[None], grid)[0]
+        map_k = None if maps is None else (maps[0][k], maps[1][k])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for j in range(J):
+                a, b = (0, n_own) if maps is not None else (int(ranges[j, 0]), max(int(ranges[j, 0]), int(ranges[j, 1])))
+                _reduce_scale(sums[k], j, R2[j, own][a:b], spectrum[j, own][a:b], a, ranges[j],
+                              None if masked is None else masked[j], None if thr is None else thr[k, j], map_k, work)
+    _finish_sums(sums, thr)
 
 
 def _chunk_task(
@@ -446,7 +501,9 @@ def _chunk_task(
             maps[0][k0 : k0 + len(s)] = to_numpy(R2)
             maps[1][k0 : k0 + len(s)] = to_numpy(ph)
 
-    if ref is not None and np.all(ib < 0) and xp is np:
+    if ctx.method == "multirate":  # every mode, pair by pair (CPU only: checked by coherence())
+        _multirate_pairs(x, None if ref is None else ref[0], ia, ib, thr, ctx, left, n_own, ranges, dist, sums, maps)
+    elif ref is not None and np.all(ib < 0) and xp is np:
         # Reference mode on the CPU: stream over rows, one roi at a time, in reused buffers.
         _reference_stream(x[ia], ref, thr, ctx, sm, left, n_own, ranges,
                           None if dist is None else dist[ia], sums, maps)
@@ -476,8 +533,11 @@ def _chunk_task(
     return out
 
 
-def _ref_task(block: np.ndarray, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's transform and smoothed scaled power on one (overlapped) time block."""
+def _ref_task(block: np.ndarray, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
+    """The reference's transform and smoothed scaled power on one (overlapped) time block
+    (``method='multirate'``: the block itself; each pair's plan transforms it)."""
+    if ctx.method == "multirate":
+        return np.asarray(block).reshape(-1), None
     xp = device_namespace(ctx.device, "coherence(device='gpu')")
     W, S = _transform_rows(xp.asarray(block.reshape(1, -1)), ctx, ctx.smoother())
     return to_numpy(W[0]), to_numpy(S[0])  # host arrays between tasks (the graph's meta is NumPy)
@@ -880,6 +940,7 @@ def coherence(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     workers: int | None = None,
     device: str = "cpu",
+    method: str = "exact",
 ) -> xr.Dataset:
     """Wavelet coherence of many pairs of signals, lazily, as a labelled Dataset.
 
@@ -963,6 +1024,14 @@ def coherence(
         task, so the written dataset is the same (float32 to ~1e-4 relative). Without CuPy or
         a CUDA device the tasks raise :class:`bioxen_dask.kernels.GPUUnavailableError`,
         never falling back to the CPU.
+    method : {"exact", "multirate"}
+        How each pair's maps are computed: ``"exact"`` (full-rate transforms and smoothing;
+        in reference mode the reference is transformed once per time block) or
+        ``"multirate"`` (:func:`bioxen_dask.kernels.multirate_coherence` on each pair's
+        time block: both transforms per pair, but on decimated grids wherever the scale
+        allows, so several times less work on grids whose smallest period spans a few
+        samples or more; the same coherence to ~3e-6). ``"multirate"`` needs a Morlet grid,
+        ``dtype="float32"`` and ``device="cpu"``.
 
     Returns
     -------
@@ -1027,6 +1096,13 @@ def coherence(
     if block_bytes < 2**20:
         raise ValueError(f"block_bytes must be at least 1 MiB, got {block_bytes}.")
     device = check_device(device)
+    method = _check_method(method, "bioxen", dtype, boundary)
+    if method == "multirate":
+        if not isinstance(grid.wavelet, Morlet):
+            raise ValueError(f"method='multirate' supports the Morlet wavelet, not {grid.wavelet!r}; use "
+                             "method='exact'.")
+        if device != "cpu":
+            raise ValueError("method='multirate' runs on the CPU; use method='exact' with device='gpu'.")
 
     # --- pairs
     sel = np.arange(n_rois) if rois is None else _check_positions(rois, n_rois, "rois")
@@ -1138,7 +1214,7 @@ def coherence(
     # --- graph
     ctx = _Ctx(grid=grid, scale_kernel=p.scale_kernel, boundary=boundary, tol=tol, dtype=dtype,
                remove_mean=single_mean, n=int(n), coi_convention=p.coi, maps=bool(maps),
-               block_bytes=int(block_bytes), workers=workers, device=device)
+               block_bytes=int(block_bytes), workers=workers, device=device, method=method)
     rows = x_norm if (len(plan.rows) == n_rois and np.array_equal(plan.rows, np.arange(n_rois))) else x_norm[plan.rows]
     rows = rows.rechunk({0: plan.row_chunks, 1: t_chunks})
     ov = da.overlap.overlap(rows, depth={0: 0, 1: halo}, boundary="none") if halo else rows
@@ -1201,7 +1277,7 @@ def coherence(
         ref_name=ref_name, store_path=store_path, sig_attrs=sig_attrs,
         params=dict(mode=mode, boundary=boundary, dtype=dtype, tol=tol, normalize=bool(normalize),
                     detrend="linear" if detrend else "none", **gap_attrs,
-                    maps=bool(maps), preset=p.name, scale_kernel=p.scale_kernel, coi_convention=p.coi,
+                    maps=bool(maps), preset=p.name, scale_kernel=p.scale_kernel, coi_convention=p.coi, method=method,
                     time_blocks=n_t, halo=int(halo), tasks=len(dsk)),
     )
 

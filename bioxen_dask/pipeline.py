@@ -11,7 +11,7 @@ A pipeline has these sections (every key optional except ``input.store`` and
                     reference_file (.npy, one value per frame), list ([[a, b], ...])
     significance:   enabled, method (ar1), mc_count, level, seed, bucket_width, cache
     outputs:        path (.zarr), maps, overwrite, resume, region_size, figures (folder), summary (.json)
-    compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers, device
+    compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers, device, method
     cluster:        see bioxen_dask.cluster.ClusterConfig (kind: local | address | slurm | pbs | gateway | cuda)
 
 Files are read with ``yaml.safe_load`` and validated against this schema: an unknown key or
@@ -154,6 +154,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fft_workers": Key(("null", "int"), None, "FFT threads inside a task", check=_at_least_one),
         "device": Key(("null", "str"), None, "where blocks are computed: cpu | gpu (CuPy); null: gpu "
                       "with cluster kind cuda, else cpu", choices=("cpu", "gpu")),
+        "method": Key(("str",), "exact", "how each pair's maps are computed: exact (full rate) | multirate "
+                      "(decimated grids where the scale allows: the same coherence to ~3e-6, several times "
+                      "faster; Morlet, float32, cpu)", choices=("exact", "multirate")),
     },
     "cluster": {},  # validated by bioxen_dask.cluster.ClusterConfig
 }
@@ -279,6 +282,19 @@ def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
         raise PipelineError(f"pairs.reference: only used with pairs.mode 'reference', not {mode!r}.")
     if mode == "all" and pr["list"] is not None:
         raise PipelineError("pairs.list: only used with pairs.mode 'list'.")
+    c = cfg["compute"]
+    if c["method"] == "multirate":
+        if g["wavelet"] != "morlet":
+            raise PipelineError(f"compute.method: 'multirate' needs grid.wavelet 'morlet', not {g['wavelet']!r}; "
+                                "use compute.method 'exact'.")
+        if g["dtype"] != "float32":
+            raise PipelineError("compute.method: 'multirate' computes in float32; set grid.dtype 'float32' or use "
+                                "compute.method 'exact'.")
+        if g["boundary"] != "linear":
+            raise PipelineError(f"compute.method: 'multirate' needs grid.boundary 'linear', not {g['boundary']!r}; "
+                                "use compute.method 'exact'.")
+        if c["device"] == "gpu" or (cfg.get("cluster") or {}).get("kind") == "cuda":
+            raise PipelineError("compute.method: 'multirate' runs on the CPU; use compute.method 'exact' on GPUs.")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -595,6 +611,7 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
         roi_chunk=c["roi_chunk"], pair_chunk=c["pair_chunk"], time_chunk=c["time_chunk"],
         block_bytes=int(block_bytes), workers=c["fft_workers"], progress=progress,
         device=c["device"] or ("gpu" if (cfg.get("cluster") or {}).get("kind") == "cuda" else "cpu"),
+        method=c["method"],
     )
     result.attrs["pipeline"] = json.dumps(_jsonable(cfg), sort_keys=True)
     if pipeline.source:

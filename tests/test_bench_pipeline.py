@@ -39,7 +39,10 @@ def test_quick_run_writes_consistent_csv_and_figure(quick_run):
     by = {}
     for r in rows:
         by.setdefault(r["kind"], []).append(r)
-    assert {"synth", "stage", "tasks", "pycwt", "workers", "simulated", "target"} <= set(by)
+    assert {"synth", "stage", "tasks", "pycwt", "workers", "simulated", "target", "method"} <= set(by)
+    (other,) = by["method"]  # the shipped pipeline's method, and the other one side by side
+    assert other["stage"] == "pair, compute.method exact" and other["workers"] == 2 and other["wall_s"] > 0
+    assert math.isclose(other["speedup"], other["wall_s"] / by["workers"][-1]["wall_s"], rel_tol=1e-4)
     stages = {r["stage"]: r for r in by["stage"]}
     assert set(stages) == {"check", "significance", "pair", "total"}
     parts = [stages[s] for s in ("check", "significance", "pair")]
@@ -64,7 +67,7 @@ def test_quick_run_writes_consistent_csv_and_figure(quick_run):
 
 def test_summary_markdown_has_the_tables(quick_run):
     md = bench.summary_markdown(quick_run)
-    for heading in ("The whole dataset", "pycwt", "Scaling, measured", "Scaling, simulated"):
+    for heading in ("The whole dataset", "pycwt", "Scaling, measured", "Scaling, simulated", "compute.method exact"):
         assert heading in md
     assert "| workers P |" in md and "cores" in md
 

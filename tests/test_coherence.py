@@ -223,6 +223,10 @@ def test_constant_roi_gives_nan_without_warnings(traces):
         (dict(reference="mean", boundary="valid"), "not offered"),
         (dict(reference="mean", significance="fourier"), "significance must be"),
         (dict(reference="mean", significance=np.ones(3)), "thresholds must have shape"),
+        (dict(reference="mean", method="fastest"), r"unknown method 'fastest'; choose one of \['exact', 'multirate'\]"),
+        (dict(reference="mean", method="multirate", dtype="float64"), "computes in float32"),
+        (dict(reference="mean", method="multirate", wavelet="paul"), "supports the Morlet wavelet"),
+        (dict(reference="mean", method="multirate", device="gpu"), "runs on the CPU"),
     ],
 )
 def test_bad_requests_fail_before_computing(traces, kwargs, message):
@@ -244,3 +248,54 @@ def test_pair_table_and_period_grid():
         pair_table([1, 2, 3], 4)
     g = period_grid(18000, 1 / 30, min_period=0.5, max_period=30)
     assert g.periods[0] == pytest.approx(0.5) and 30 <= g.periods[-1] < 30 * 2 ** (1 / 12)
+
+
+def _multirate_equals_exact(exact, multi, *, map_tol=1e-5):
+    """The float32 exact and multirate results of the same request agree to float32 rounding."""
+    assert multi.attrs["method"] == "multirate" and exact.attrs["method"] == "exact"
+    assert float(np.abs(multi.coherence_mean - exact.coherence_mean).max()) <= 1e-5
+    assert float(np.abs(multi.phase_consistency - exact.phase_consistency).max()) <= 1e-4
+    keep = exact.phase_consistency.values > 0.1  # where the mean phase is defined
+    dphi = np.angle(np.exp(1j * (multi.phase_mean.values - exact.phase_mean.values)))[keep]
+    assert keep.sum() > 10 and np.abs(dphi).max() <= 1e-3
+    if "significant_fraction" in exact:  # a sample within rounding of its threshold may flip
+        assert float(np.abs(multi.significant_fraction - exact.significant_fraction).max()) <= 2e-3
+    if "coherence" in exact:
+        assert float(np.nanmax(np.abs(multi.coherence - exact.coherence))) <= map_tol
+        assert np.array_equal(np.isnan(multi.coherence.values), np.isnan(exact.coherence.values))
+        big = (exact.coherence.values > 0.05)
+        dphi = np.angle(np.exp(1j * (multi.phase.values - exact.phase.values)))[big]
+        assert np.abs(dphi).max() <= 2e-2
+
+
+@pytest.mark.parametrize("mode", ["reference", "pairs", "all_pairs"])
+def test_multirate_method_equals_exact_in_every_mode(traces, mode):
+    x, ref = traces
+    kw = {"reference": dict(reference=ref), "pairs": dict(pairs=[(0, 5), (3, 1), (6, 2)]),
+          "all_pairs": dict(all_pairs=True, rois=[0, 2, 5])}[mode]
+    thr = np.full(31, 0.6)
+    common = dict(**GRID, **kw, significance=thr, maps=True, roi_chunk=3, pair_chunk=2)
+    exact = coherence(_signals(x), **common).compute(scheduler="sync")
+    multi = coherence(_signals(x), method="multirate", **common).compute(scheduler="sync")
+    assert multi.sizes == exact.sizes and multi.sizes["period"] == 31
+    _multirate_equals_exact(exact, multi)
+
+
+def test_multirate_method_with_time_blocks_gaps_and_grinsted_mean_removal():
+    """Halo'd time blocks, interpolated gaps (masked the same), no normalisation and Grinsted's
+    preset (its mean removal in each block, its scale kernel): still the exact path's numbers."""
+    rng = np.random.default_rng(8)
+    n = 5000
+    t = np.arange(n) * DT
+    x = lfilter([1.0], [1.0, -0.7], rng.standard_normal((4, n)), axis=-1) + np.sin(2 * np.pi * t / 2) + 3.0
+    x[1, 2000:2004] = np.nan
+    ref = np.sin(2 * np.pi * t / 2 + 1.0) + rng.standard_normal(n)
+    kw = dict(reference=ref, min_period=0.4, max_period=3.0, dj=1 / 6, significance=None, maps=True,
+              nan_policy="interpolate", max_gap=1.0, normalize=False, preset="grinsted")
+    for blocks in (dict(), dict(time_chunk=800, roi_chunk=3)):
+        exact = coherence(_signals(x, chunks=(2, 1000)), **kw, **blocks)
+        multi = coherence(_signals(x, chunks=(2, 1000)), method="multirate", **kw, **blocks)
+        assert multi.attrs["time_blocks"] == exact.attrs["time_blocks"]
+        _multirate_equals_exact(exact.compute(scheduler="sync"), multi.compute(scheduler="sync"))
+    assert multi.attrs["time_blocks"] > 2
+    assert np.isnan(multi.coherence.values[1, :, 2001]).any()  # the gap is masked

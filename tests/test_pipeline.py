@@ -78,6 +78,13 @@ def test_shipped_pipelines_are_valid():
         (lambda c: c["pairs"].update(mode="list"), r"pairs\.list: mode 'list' needs a list"),
         (lambda c: c["pairs"].update(list=[[0, 1]]), r"pairs\.list: only used with pairs\.mode 'list'"),
         (lambda c: c["compute"].update(block_bytes="lots"), r"compute\.block_bytes: must be a byte count"),
+        (lambda c: c["compute"].update(method="fast"), r"compute\.method: 'fast' is not allowed\. Choose one of"),
+        (lambda c: (c["compute"].update(method="multirate"), c["grid"].update(wavelet="paul")),
+         r"compute\.method: 'multirate' needs grid\.wavelet 'morlet', not 'paul'"),
+        (lambda c: (c["compute"].update(method="multirate"), c["grid"].update(dtype="float64")),
+         r"compute\.method: 'multirate' computes in float32"),
+        (lambda c: (c["compute"].update(method="multirate"), c["compute"].update(device="gpu")),
+         r"compute\.method: 'multirate' runs on the CPU"),
         (lambda c: c["cluster"].update(kind="slrum") if "cluster" in c else c.update(cluster={"kind": "slrum"}),
          r"cluster\.kind: 'slrum' is not allowed\. Did you mean 'slurm'"),
     ],
@@ -254,3 +261,22 @@ def test_list_and_all_pair_pipelines_agree_where_they_overlap(small_store, tmp_p
         sign = 1 if (i, j) == (lo, hi) else -1
         keep = ref.phase_consistency.values > 0.05
         np.testing.assert_allclose(b.lag.values[k][keep], sign * ref.lag.values[keep], atol=1e-4)
+
+
+def test_multirate_pipeline_equals_the_exact_one(small_store, tmp_path):
+    """compute.method multirate: the same thresholds, and the same reductions to float32 rounding."""
+    results = {}
+    for method in ("exact", "multirate"):
+        cfg = _base(small_store, tmp_path / method, compute__method=method)
+        cfg["outputs"]["path"] = str(tmp_path / f"{method}.zarr")
+        run_pipeline(load_pipeline(cfg), progress=False)
+        results[method] = open_result(tmp_path / f"{method}.zarr").compute()
+    exact, multi = results["exact"], results["multirate"]
+    assert multi.attrs["method"] == "multirate" and exact.attrs["method"] == "exact"
+    np.testing.assert_array_equal(multi.threshold.values, exact.threshold.values)
+    np.testing.assert_allclose(multi.coherence_mean.values, exact.coherence_mean.values, atol=1e-5)
+    np.testing.assert_allclose(multi.significant_fraction.values, exact.significant_fraction.values, atol=2e-3)
+    keep = exact.phase_consistency.values > 0.1
+    assert keep.sum() > 20
+    dphi = np.angle(np.exp(1j * (multi.phase_mean.values - exact.phase_mean.values)))[keep]
+    assert np.abs(dphi).max() < 1e-3

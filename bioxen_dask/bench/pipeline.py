@@ -195,7 +195,7 @@ def _cluster(workers: int) -> Any:
 
 
 def _run_job(pipeline_file: Path, store: Path, out: Path, cache: Path, workers: int, *,
-             rois: int | None = None, mc_count: int | None = None) -> dict[str, Any]:
+             rois: int | None = None, mc_count: int | None = None, sets: Sequence[str] = ()) -> dict[str, Any]:
     """Run the pipeline once on a fresh LocalCluster; per-stage wall/CPU/memory/tasks."""
     from distributed import get_task_stream
 
@@ -203,7 +203,7 @@ def _run_job(pipeline_file: Path, store: Path, out: Path, cache: Path, workers: 
     from ..pipeline import build_dataset, check, load_pipeline, parse_overrides
 
     sets = [f"input.store={store}", f"outputs.path={out}", "outputs.figures=null", "outputs.summary=null",
-            "outputs.overwrite=true", f"significance.cache={cache}"]
+            "outputs.overwrite=true", f"significance.cache={cache}", *sets]
     if rois is not None:
         sets.append(f"input.rois={{start: 0, stop: {int(rois)}}}")
     if mc_count is not None:
@@ -436,6 +436,18 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
                      "note": f"measured, {w} single-threaded worker process(es), relative to {first[0]}; value = "
                              "CPU time ratio (work added by more workers; insensitive to other jobs' load)"})
 
+    method = str(job["attrs"].get("method", "exact"))
+    for other in [m for m in ("exact", "multirate") if m != method]:  # the other compute.method, same rois
+        r = _run_job(pipeline_file, store, work / f"method-{other}.zarr", work / "thresholds", workers[-1],
+                     rois=n_scale, mc_count=mc, sets=[f"compute.method={other}"])
+        pair, mine = r["stages"]["pair"], rows[-1]
+        rows.append({**base, "rois": n_scale, "kind": "method", "stage": f"pair, compute.method {other}",
+                     "workers": workers[-1], "wall_s": pair["wall_s"], "cpu_s": pair["cpu_s"],
+                     "peak_mem_mb": pair["worker_peak_mb"], "tasks": len(pair["stream"]), "load_avg": pair["load_avg"],
+                     "speedup": pair["wall_s"] / mine["wall_s"],
+                     "note": f"the pair stage with compute.method {other} instead of the pipeline's {method}; "
+                             f"speedup = its wall time over the {method} run's with {workers[-1]} workers above"})
+
     gap, sched = models[-1]["overhead_s"], models[-1]["scheduler_s"]
     for s in simulate(models, SIMULATED_WORKERS):
         check_note = (f"; measured with {workers[-1]}: job {total['wall_s']:.4g} s, pair stage "
@@ -512,6 +524,9 @@ def summary_markdown(csv_path: str | os.PathLike) -> str:
                          r["load_avg"]) for r in w]),
                 "", "A load average above the worker count means other processes shared the cores: the wall-time "
                 "efficiency then understates the scaling; the CPU ratio shows the work the extra workers add.", ""]
+    for r in kind["method"]:
+        out += [f"**{r['stage'].split(', ', 1)[1]}** instead (the same {r['rois']:,} rois, {r['workers']} workers): "
+                f"pair stage {r['wall_s']:.1f} s, {r['speedup']:.2f}x the pipeline's own method's time.", ""]
     if kind["simulated"]:
         sim = kind["simulated"]
         out += ["**Scaling, simulated** from the measured per-task costs of the whole-dataset run (LPT list "

@@ -127,9 +127,9 @@ def _multirate_part_callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> di
     """Where the multirate one-pair time goes (one thread): the fused small-scale tiles, and each
     multirate band (its frame's FFT of the pair included), each timed alone."""
     from ..grid import DEFAULT_TOL
-    from ..kernels._coherence_map import _cached
+    from ..kernels._coherence_map import coherence_plan
 
-    plan = _cached(grid, x.size, "pycwt", DEFAULT_TOL)
+    plan = coherence_plan(grid, x.size, "pycwt", DEFAULT_TOL)
     xs = np.stack([x, y]).astype(np.float32)
     R2 = np.empty((grid.n_scales, x.size), dtype=np.float32)
     ang = np.empty_like(R2)

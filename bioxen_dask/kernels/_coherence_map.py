@@ -45,7 +45,7 @@ from ._plan import Band
 from ._smooth import _gaussian_filters, scale_matrix
 from ._smooth import scale_kernel as _scale_kernel_weights
 
-__all__ = ["MultirateCoherence", "multirate_coherence", "BOUNDARIES"]
+__all__ = ["MultirateCoherence", "coherence_plan", "multirate_coherence", "BOUNDARIES"]
 
 #: Smallest spectral tolerance used: the maps are float32, and tighter truncations change
 #: nothing in them but the cost (1e-10, the kernels' default, is ~10% slower at 18,000 samples).
@@ -156,7 +156,8 @@ class _SmallRows:
         self.Js = Js = rows + hi  # the scale neighbours above the last row
         sub = ScaleGrid(grid.dt, tuple(grid.scales[:Js]), grid.dj, grid.wavelet)
         ws, ss = sub.wavelet_support(tol), sub.smoothing_support(tol)
-        self.m = m = int(ws.max() + ss.max())
+        self.ws = int(ws.max())
+        self.m = m = self.ws + int(ss.max())
         T = _SMALL_TILE
         while T - 2 * m < T // 2:
             T *= 2
@@ -175,7 +176,7 @@ class _SmallRows:
         return ext
 
     def tile(self, ext: np.ndarray, i: int, R2: np.ndarray, ang: np.ndarray | None, cross: np.ndarray | None,
-             scratch: dict | None = None) -> None:
+             spectrum: np.ndarray | None = None, scratch: dict | None = None) -> None:
         T, m, hop, n, Js, rows = self.T, self.m, self.hop, self.n, self.Js, self.rows
         scratch = {} if scratch is None else scratch
         t0 = i * hop
@@ -193,6 +194,8 @@ class _SmallRows:
             P[k] += np.multiply(Wk.imag, Wk.imag, out=tmp)
         C = np.conjugate(W2, out=W2)
         C *= W1
+        if spectrum is not None:
+            spectrum[:, t0 : t0 + keep] = C[:rows, m : m + keep]
         if ang is not None or cross is not None:
             re = np.ascontiguousarray(C.real[:rows, m : m + keep])
             im = np.ascontiguousarray(C.imag[:rows, m : m + keep])
@@ -200,7 +203,11 @@ class _SmallRows:
                 np.arctan2(im, re, out=ang[:, t0 : t0 + keep])
             if cross is not None:
                 np.hypot(re, im, out=cross[:, t0 : t0 + keep])
-        lo, hi = max(0, m - t0), min(T, n - t0 + m)  # frame positions inside the record
+        # products kept where they are valid: inside the record and a wavelet support away from
+        # the tile's edges (the outputs [m, T - m) need no more). Beyond, W holds the tile's
+        # circular wrap-around: large for a strong narrowband signal (its leakage across the
+        # tile's edges), and the float32 smoothing FFT would spread its rounding over the tile.
+        lo, hi = max(self.ws, m - t0), min(T - self.ws, n - t0 + m)
         P[:, :, :lo] = 0
         P[:, :, hi:] = 0
         C[:, :lo] = 0
@@ -351,9 +358,12 @@ class MultirateCoherence:
 
     # ------------------------------------------------------------------------------------------
     def __call__(self, x1: np.ndarray, x2: np.ndarray, *, workers: int | None = None, with_phase: bool = True,
-                 with_cross: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                 with_cross: bool = False, spectrum: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """``(coherence, phase, cross_power)`` of one pair (float32, ``(n_scales, n)``);
-        ``phase``/``cross_power`` are ``None`` unless asked for."""
+        ``phase``/``cross_power`` are ``None`` unless asked for. ``spectrum``: a complex64
+        ``(n_scales, n)`` array to fill with the unsmoothed cross spectrum ``W1 W2*`` (the
+        one whose angle is the phase), for callers that reduce it themselves."""
         n, S = self.n, self.grid.n_scales
         xs = np.stack([np.asarray(x1), np.asarray(x2)]).astype(np.float64)
         if xs.shape != (2, n):
@@ -364,18 +374,19 @@ class MultirateCoherence:
         tasks: list[Any] = []  # longest first (bands from the smallest scales up), then the tiles
         for fr in self.frames:
             spec: dict = {}
-            tasks += [(self._band, (fr, b, xs, spec, R2, ang, cross)) for b in fr.bands]
+            tasks += [(self._band, (fr, b, xs, spec, R2, ang, cross, spectrum)) for b in fr.bands]
         if self.small is not None:
             sm, c = self.small, self.cut
             ext = sm.extended(xs)
-            tasks += [(sm.tile, (ext, i, R2[:c], None if ang is None else ang[:c], None if cross is None else cross[:c]))
+            tasks += [(sm.tile, (ext, i, R2[:c], None if ang is None else ang[:c], None if cross is None else cross[:c],
+                                 None if spectrum is None else spectrum[:c]))
                       for i in range(sm.n_tiles)]
         _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch), resolve_workers(workers, points=S * n),
              runs=len(tasks))
         return R2, ang, cross
 
     def _band(self, fr: _Frame, b: _LargeBand, xs: np.ndarray, spec: dict, R2: np.ndarray, ang: np.ndarray | None,
-              cross: np.ndarray | None, scratch: dict | None = None) -> None:
+              cross: np.ndarray | None, spectrum: np.ndarray | None = None, scratch: dict | None = None) -> None:
         with self._spec_lock:  # the frame's rfft of the pair, computed by the first band to need it
             X = spec.get("X")
             if X is None:
@@ -384,7 +395,7 @@ class MultirateCoherence:
         x0, x1 = b.ext
         j0, j1 = b.own
         Tc = np.zeros((3, x1 - x0, 2 * b.K + 1), dtype=np.complex64)  # S1, S2, S12 spectra
-        need_cross = ang is not None or cross is not None
+        need_cross = ang is not None or cross is not None or spectrum is not None
         for g, cr in zip(b.groups, b.cross):
             cr = cr if need_cross else None
             if cr is not None and cr.fold is not None:
@@ -393,7 +404,7 @@ class MultirateCoherence:
             else:
                 Wf = W = transform(g, X)
             if cr is not None:
-                self._cross_rows(g, cr, Wf, ang, cross)
+                self._cross_rows(g, cr, Wf, ang, cross, spectrum)
             T = smoothed_spectra(g, W)
             kk = min(g.kmax, b.K)
             Tc[:, g.j0 - x0 : g.j1 - x0, b.K - kk : b.K + kk + 1] = T[:, :, g.kmax - kk : g.kmax + kk + 1]
@@ -422,7 +433,7 @@ class MultirateCoherence:
                 out /= S1
 
     def _cross_rows(self, g: Group, cr: _CrossRows, Wf: np.ndarray, ang: np.ndarray | None,
-                    cross: np.ndarray | None) -> None:
+                    cross: np.ndarray | None, spectrum: np.ndarray | None) -> None:
         """Phase and magnitude of the unsmoothed cross spectrum of rows ``[a0, a1)``, interpolated."""
         n = self.n
         step = max(1, _ROW_CHUNK_BYTES // (8 * n))
@@ -435,6 +446,9 @@ class MultirateCoherence:
                 np.arctan2(Y[k:], Y[:k], out=ang[r:r1])
             if cross is not None:
                 np.hypot(Y[:k], Y[k:], out=cross[r:r1])
+            if spectrum is not None:
+                spectrum.real[r:r1] = Y[:k]
+                spectrum.imag[r:r1] = Y[k:]
 
 
 _PLAN_LOCK = threading.Lock()
@@ -443,6 +457,13 @@ _PLAN_LOCK = threading.Lock()
 @lru_cache(maxsize=4)  # a plan holds ~8 MiB at 18,000 samples, ~40 MiB at 1e5
 def _cached(grid: ScaleGrid, n: int, scale_kernel: str, tol: float) -> MultirateCoherence:
     return MultirateCoherence(grid, n, scale_kernel=scale_kernel, tol=tol)
+
+
+def coherence_plan(grid: ScaleGrid, n: int, scale_kernel: str = "pycwt", tol: float = DEFAULT_TOL) -> MultirateCoherence:
+    """The :class:`MultirateCoherence` of ``grid`` for records of ``n`` samples, built once
+    per process (the last 4 are cached; thread-safe)."""
+    with _PLAN_LOCK:
+        return _cached(grid, int(n), str(scale_kernel).lower(), float(tol))
 
 
 def multirate_coherence(
@@ -503,8 +524,7 @@ def multirate_coherence(
     a, b = np.asarray(x1), np.asarray(x2)
     if a.ndim != 1 or a.shape != b.shape or a.size < 2:
         raise ValueError(f"x1 and x2 must be 1-D records of the same length, got shapes {a.shape} and {b.shape}.")
-    with _PLAN_LOCK:
-        plan = _cached(grid, int(a.size), str(scale_kernel).lower(), float(tol))
+    plan = coherence_plan(grid, a.size, scale_kernel, tol)
     R2, ang, cross = plan(a, b, workers=workers, with_phase=with_phase, with_cross=with_cross)
     if clip:
         np.clip(R2, 0.0, 1.0, out=R2)
