@@ -9,6 +9,17 @@ from _cluster_fixtures import dask_subprocess_cluster, gateway_server  # noqa: F
 from bioxen_dask import sample_data
 
 
+def pytest_configure(config):
+    """pycwt is the reference only as its default install computes: with pyFFTW importable it
+    drops its power-of-two padding (other coefficients), and every comparison would fail."""
+    from bioxen_dask.bench import pycwt_fft_mode
+
+    mode = pycwt_fft_mode()
+    if mode.startswith("pyFFTW"):
+        raise pytest.UsageError(f"pycwt uses {mode}. The tests compare against pycwt's default numbers; "
+                                "uninstall pyFFTW from this environment (pip uninstall pyFFTW).")
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)

@@ -8,11 +8,13 @@ that the report's fits and tables come from the CSVs.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
 
 from bioxen_dask.bench import machine_info, machine_label, measure, read_csv, write_csv
+from bioxen_dask.bench import _harness as bench_harness
 from bioxen_dask.bench import cwt as cwt_bench
 from bioxen_dask.bench import significance as sig_bench
 from bioxen_dask.bench import wct as wct_bench
@@ -40,7 +42,11 @@ def test_csv_round_trip_keeps_machine_notes_and_numbers(tmp_path):
 def test_measure_counts_calls_and_rejects_zero_repeats():
     calls = []
     m = measure(lambda: calls.append(np.ones(1000)), repeat=3, memory=True)
-    assert len(calls) == 1 + 3 + 1  # warm-up, timed, traced
+    assert len(calls) == 2 + 3 + 1  # two warm-ups (a cheap call), timed, traced
+    slow = []
+    measure(lambda: (slow.append(1), time.sleep(bench_harness.SECOND_WARMUP_BELOW_S if len(slow) == 1 else 0)),
+            repeat=2, memory=False)
+    assert len(slow) == 1 + 2  # one warm-up for a call slower than the threshold
     assert m.repeat == 3 and 0 <= m.wall_min <= m.wall_median and m.peak_mb > 0
     with pytest.raises(ValueError, match="repeat must be at least 1"):
         measure(lambda: None, repeat=0)
@@ -186,3 +192,17 @@ def test_benchmark_options_are_checked_before_anything_runs(tmp_path, bad):
     with pytest.raises(ValueError, match=r"counts must be whole numbers of at least 0"):
         sig_bench.run(tmp_path, sizes=[128], counts=[-1], progress=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_pycwt_fft_mode_names_pycwts_fft(monkeypatch):
+    """The reference is pycwt as installed by default; with pyFFTW it would compute other numbers."""
+    from types import SimpleNamespace
+
+    from pycwt import helpers
+
+    from bioxen_dask.bench import pycwt_fft_mode
+
+    assert pycwt_fft_mode() == "scipy.fftpack (power-of-two padding: pycwt's default)"
+    assert machine_info()["pycwt_fft"] == pycwt_fft_mode()
+    monkeypatch.setattr(helpers, "fft", SimpleNamespace(__name__="pyfftw.interfaces.scipy_fftpack"))
+    assert pycwt_fft_mode().startswith("pyFFTW (no power-of-two padding")

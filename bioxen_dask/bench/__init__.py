@@ -12,10 +12,11 @@ import importlib
 import os
 from pathlib import Path
 
-from ._harness import Measurement, machine_info, machine_label, measure, peak_rss_mb, read_csv, write_csv
+from ._harness import (Measurement, machine_info, machine_label, measure, peak_rss_mb, pycwt_fft_mode, read_csv,
+                       write_csv)
 
-__all__ = ["BENCHMARKS", "Measurement", "machine_info", "machine_label", "measure", "peak_rss_mb", "read_csv",
-           "run_benchmark", "write_csv"]
+__all__ = ["BENCHMARKS", "Measurement", "machine_info", "machine_label", "measure", "peak_rss_mb", "pycwt_fft_mode",
+           "read_csv", "run_benchmark", "write_csv"]
 
 #: Benchmark name -> what it measures. Each is a module ``bioxen_dask.bench.<name>`` with
 #: ``run(out_dir, *, quick=False) -> Path`` (its CSV).

@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Measurement", "auto_repeat", "counts_option", "peak_rss_mb", "machine_info", "machine_label", "measure", "read_csv", "write_csv"]
+__all__ = ["Measurement", "auto_repeat", "counts_option", "peak_rss_mb", "machine_info", "machine_label", "measure",
+           "pycwt_fft_mode", "read_csv", "write_csv"]
 
 #: Distributions whose versions go into every machine record.
 VERSIONED = ("bioxen-dask", "numpy", "scipy", "dask", "distributed", "pycwt", "PyWavelets",
@@ -72,7 +73,29 @@ def machine_info() -> dict[str, str]:
             info[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             info[dist] = "not installed"
+    info["pycwt_fft"] = pycwt_fft_mode()
     return info
+
+
+def pycwt_fft_mode() -> str:
+    """Which FFT the installed pycwt uses. pycwt switches to pyFFTW whenever pyFFTW imports,
+    and then also drops its power-of-two padding and runs on every core: other numbers and
+    other timings than its default install's (SciPy FFTPACK), which bioxen_dask.compat and the
+    benchmarks take as the reference.
+
+    Examples
+    --------
+    >>> pycwt_fft_mode().split(" ")[0] in ("scipy.fftpack", "pyFFTW", "not")
+    True
+    """
+    try:
+        from pycwt import helpers
+    except ImportError:
+        return "not installed"
+    name = getattr(helpers.fft, "__name__", "?")
+    if name.startswith("pyfftw"):
+        return "pyFFTW (no power-of-two padding, every core: not pycwt's default numbers)"
+    return f"{name} (power-of-two padding: pycwt's default)"
 
 
 def _memory_total() -> str:
@@ -160,6 +183,12 @@ def counts_option(values: Iterable[Any], name: str, minimum: int) -> list[int]:
     return sorted(out)
 
 
+#: Calls whose warm-up took less than this get a second, untimed warm-up call: the first one
+#: builds plans and filter banks, the second still pays for thread-pool start-up and pages
+#: touched for the first time (a multirate map's second call is ~10-40% slower than the rest).
+SECOND_WARMUP_BELOW_S = 0.5
+
+
 def auto_repeat(first_s: float) -> int:
     """Timed calls after a warm-up of ``first_s`` seconds: 5 below 0.5 s, 3 below 5 s, else 1."""
     return 5 if first_s < 0.5 else 3 if first_s < 5 else 1
@@ -167,7 +196,8 @@ def auto_repeat(first_s: float) -> int:
 
 def measure(fn: Callable[[], Any], repeat: int | str = 3, *, memory: bool | float = True,
             before_first: Callable[[], None] | None = None) -> Measurement:
-    """Time ``fn``: one warm-up call (FFT plans, filter banks, JIT), then ``repeat`` calls.
+    """Time ``fn``: one warm-up call (FFT plans, filter banks, JIT; two when it took under
+    :data:`SECOND_WARMUP_BELOW_S`), then ``repeat`` calls.
 
     Wall time is ``perf_counter``; CPU time is the process's (all threads, so CPU > wall
     means threads ran in parallel). With ``memory``, one extra call runs under
@@ -190,6 +220,8 @@ def measure(fn: Callable[[], Any], repeat: int | str = 3, *, memory: bool | floa
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
+    if first < SECOND_WARMUP_BELOW_S:  # cheap calls: a second warm-up (thread pools, caches, first-touch pages)
+        fn()
     if repeat == "auto":
         repeat = auto_repeat(first)
     if not isinstance(memory, bool):
