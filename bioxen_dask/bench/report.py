@@ -390,7 +390,14 @@ def _interp_loglog(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
 def _decision_section(facts: dict) -> str:
     """Dataset size -> engine, hardware, cluster shape and expected time, from measured costs."""
     out = ["## Which setup a dataset needs", ""]
-    rows = [r for r in facts.get("wct_rows", []) if r["engine"] == "bioxen-dask" and r["stage"] == "wct"]
+    def wct_rows(engine: str) -> list[dict]:
+        return [r for r in facts.get("wct_rows", []) if r["engine"] == engine and r["stage"] == "wct"]
+
+    # the shipped pipeline computes by the multirate method: its one-thread rows give the scaling
+    # with record length (the exact path's when the CSV has no multirate rows)
+    rows, one_pair = wct_rows(MULTIRATE), '`wavelet_coherence(method="multirate")`, in memory'
+    if len(rows) < 2:
+        rows, one_pair = wct_rows("bioxen-dask"), "`bioxen_dask.compat.wct` / `wavelet_coherence`, in memory"
     if len(rows) < 2:
         return "\n".join(out + ["Needs `wct.csv` with at least two sizes (`bioxen-dask bench wct`)."])
     ns = [r["n"] for r in rows]
@@ -398,8 +405,7 @@ def _decision_section(facts: dict) -> str:
     eff = facts.get("efficiency", 0.9)
     cores = 2
     cases = [
-        ("one pair, 10 min at 30 Hz", 1, 18_000, "`bioxen_dask.compat.wct` / `wavelet_coherence`, in memory",
-         "a laptop", 1),
+        ("one pair, 10 min at 30 Hz", 1, 18_000, one_pair, "a laptop, one thread", 1),
         ("1,000 rois x 10 min at 30 Hz vs a stimulus", 1_000, 18_000, "`bioxen-dask run`, embedded LocalCluster",
          "a laptop (2 cores)", cores),
         ("10,000 rois x 10 min at 30 Hz vs a stimulus", 10_000, 18_000, "`bioxen-dask run`, LocalCluster",
@@ -432,9 +438,10 @@ def _decision_section(facts: dict) -> str:
                                           "10,000-roi job (pessimistic for larger jobs, which have more tasks per "
                                           "worker)" if "efficiency" in facts
                                           else " (assumed; `bioxen-dask bench pipeline` measures it)")
-            + ". The one-pair row is the measured `wct.csv` time on pycwt's default grid (2 dt to the record "
-            "length: more scales than the pipeline's band). All-pairs jobs reuse each roi's transform, so a "
-            "pair costs at most what a roi costs in reference mode.", "",
+            + f". The one-pair row is the measured `wct.csv` time ({rows[0]['engine']}, one thread) on pycwt's "
+            "default grid (2 dt to the record length: more scales than the pipeline's band). In all-pairs jobs "
+            "a pair costs about what a roi costs in reference mode (the multirate method transforms both traces "
+            "of every pair; the exact one reuses each roi's transform within a tile).", "",
             _table(["dataset", "engine", "hardware, cluster shape", "expected time"], table), ""]
     return "\n".join(out)
 
