@@ -441,12 +441,17 @@ def _multirate_pairs(
     work = np.empty(max(1, n_own), np.float32)
     own = slice(left, left + n_own)
     sums[...] = 0.0
+    if ref is not None and ctx.remove_mean:
+        ref = ref - ref.mean()
+    shared = plan.reference_cache()  # the reference's share of the work, done for the first roi only
     for k in range(len(ia)):
         x1 = x[ia[k]]
         x2 = ref if ib[k] < 0 else x[ib[k]]
         if ctx.remove_mean:  # as kernels.cwt(remove_mean=True) on the block
-            x1, x2 = x1 - x1.mean(), x2 - x2.mean()
-        R2, _, _ = plan(x1, x2, workers=ctx.workers, with_phase=False, spectrum=spectrum)
+            x1 = x1 - x1.mean()
+            x2 = x2 if ib[k] < 0 else x2 - x2.mean()
+        R2, _, _ = plan(x1, x2, workers=ctx.workers, with_phase=False, spectrum=spectrum,
+                        reference=shared if ib[k] < 0 else None)
         np.clip(R2, 0.0, 1.0, out=R2)
         masked = None
         if dist is not None:

@@ -225,3 +225,29 @@ def test_a_noiseless_sine_reference_keeps_the_small_scales_exact():
         # where the sine has no content at all (periods far from 2 s), every float32 path is
         # rounding-limited: the exact float32 path is off by ~7e-5 there, multirate by ~3e-4
         assert np.abs(R2 - R2e).max() < 1e-3, cut
+
+
+def test_a_reference_cache_gives_the_same_maps_with_less_work():
+    """Pairs sharing their second record: the cached calls equal the uncached ones (to the last
+    bit or two: a batch of one record is rounded a little differently from a batch of two)."""
+    n = 5000
+    grid = make_grid(n, DT)
+    plan = MultirateCoherence(grid, n)
+    assert plan.small is not None and plan.frames  # tiles and bands are both cached
+    rng = np.random.default_rng(9)
+    ref = rng.standard_normal(n)
+    cache = plan.reference_cache()
+    for k in range(3):
+        x = rng.standard_normal(n) + 0.5 * ref
+        spec_c, spec_u = (np.empty((grid.n_scales, n), np.complex64) for _ in range(2))
+        R2c, Ac, _ = plan(x, ref, spectrum=spec_c, reference=cache)
+        R2u, Au, _ = plan(x, ref, spectrum=spec_u)
+        assert cache.filled and cache.tiles and cache.groups
+        assert np.abs(R2c - R2u).max() <= 3e-7
+        assert (np.abs(spec_c - spec_u) / np.abs(spec_u).max(axis=1, keepdims=True)).max() <= 1e-6
+        big = np.abs(spec_u) >= 1e-3 * np.abs(spec_u).max(axis=1, keepdims=True)
+        assert np.abs(np.angle(np.exp(1j * (Ac - Au))))[big].max() <= 1e-5
+    with pytest.raises(ValueError, match="filled by another plan or for other outputs"):
+        plan(x, ref, with_phase=False, reference=cache)
+    with pytest.raises(ValueError, match="filled by another plan"):
+        MultirateCoherence(grid, n)(x, ref, reference=cache)

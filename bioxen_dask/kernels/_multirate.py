@@ -164,23 +164,24 @@ def build_group(grid: ScaleGrid, tol: float, F: int, L: int, j0: int, j1: int, D
 
 
 def transform(g: Group, X: Any, xp=np, fft=scipy.fft, fold: tuple[Any, Any, int] | None = None) -> Any:
-    """Wavelet coefficients of a group's rows for the two records of ``X`` (their rfft on
-    the frame): ``(2, rows, M)`` at the group's stride ``D``, or at ``D/sub`` with
-    ``fold=g.fold(sub)``."""
+    """Wavelet coefficients of a group's rows for the records of ``X`` (their rfft on the
+    frame, one record per row): ``(records, rows, M)`` at the group's stride ``D``, or at
+    ``D/sub`` with ``fold=g.fold(sub)``."""
     z_pos, bank, M = (g.z_pos, g.bank, g.M) if fold is None else fold
-    nr = g.j1 - g.j0
+    nr, nx = g.j1 - g.j0, X.shape[0]
     vals = X[:, g.x_idx]
     if g.x_conj is not None:
         vals[:, g.x_conj] = vals[:, g.x_conj].conj()
-    Z = xp.zeros((2, nr * M), dtype=np.complex64)
+    Z = xp.zeros((nx, nr * M), dtype=np.complex64)
     Z[:, z_pos] = vals * bank
-    return fft.ifft(Z.reshape(2, nr, M), axis=-1, overwrite_x=True)
+    return fft.ifft(Z.reshape(nx, nr, M), axis=-1, overwrite_x=True)
 
 
-def smoothed_spectra(g: Group, W: Any, xp=np, fft=scipy.fft) -> Any:
+def smoothed_spectra(g: Group, W: Any, xp=np, fft=scipy.fft, powers: int = 2) -> Any:
     """Time-smoothed ``|W1|^2/s``, ``|W2|^2/s`` and ``W1 W2*/s`` of a group's rows (``W``:
     ``(2, rows, M)`` at the group's stride), at bins ``-kmax..kmax`` only:
-    ``(3, rows, 2*kmax+1)``.
+    ``(3, rows, 2*kmax+1)``. ``powers=1``: the second record's power is known to the caller
+    and not computed (its slot is left unset).
 
     Each power goes through its own real FFT, so its rounding is relative to itself: packed
     as ``|W1|^2 + i |W2|^2`` in one complex FFT, the weaker power of a pair would inherit the
@@ -188,11 +189,10 @@ def smoothed_spectra(g: Group, W: Any, xp=np, fft=scipy.fft) -> Any:
     """
     coef = g.coef
     W1, W2 = W[0], W[1]
-    P = xp.empty((2,) + W1.shape, dtype=np.float32)
-    xp.multiply(W1.real, W1.real, out=P[0])
-    P[0] += W1.imag * W1.imag
-    xp.multiply(W2.real, W2.real, out=P[1])
-    P[1] += W2.imag * W2.imag
+    P = xp.empty((powers,) + W1.shape, dtype=np.float32)
+    for i in range(powers):
+        xp.multiply(W[i].real, W[i].real, out=P[i])
+        P[i] += W[i].imag * W[i].imag
     P *= coef  # soft-masked, divided by scale
     R = fft.rfft(P, axis=-1)
     k = g.kmax
@@ -201,7 +201,8 @@ def smoothed_spectra(g: Group, W: Any, xp=np, fft=scipy.fft) -> Any:
     C = xp.multiply(W1, W2.conj())
     C *= coef
     out = xp.empty((3,) + Fp.shape[1:], dtype=np.complex64)
-    out[:2] = Fp
+    out[:powers] = Fp
+    out[powers:2] = 0
     out[2] = fft.fft(C, axis=-1, overwrite_x=True)[:, g.g_src]
     out *= g.g_hat
     return out
