@@ -1033,9 +1033,10 @@ def coherence(
         How each pair's maps are computed: ``"exact"`` (full-rate transforms and smoothing;
         in reference mode the reference is transformed once per time block) or
         ``"multirate"`` (:func:`bioxen_dask.kernels.multirate_coherence` on each pair's
-        time block: both transforms per pair, but on decimated grids wherever the scale
-        allows, so several times less work on grids whose smallest period spans a few
-        samples or more; the same coherence to ~3e-6). ``"multirate"`` needs a Morlet grid,
+        time block, on decimated grids wherever the scale allows: far less work on grids
+        whose smallest period spans a few samples or more; the same coherence to ~3e-6; in
+        reference mode the reference's share is computed once per task, otherwise both
+        traces of every pair are transformed). ``"multirate"`` needs a Morlet grid,
         ``dtype="float32"`` and ``device="cpu"``.
 
     Returns
