@@ -45,7 +45,7 @@ from ._plan import Band
 from ._smooth import _gaussian_filters, scale_matrix
 from ._smooth import scale_kernel as _scale_kernel_weights
 
-__all__ = ["MultirateCoherence", "coherence_plan", "multirate_coherence", "BOUNDARIES"]
+__all__ = ["MultirateCoherence", "ReferenceCache", "coherence_plan", "multirate_coherence", "BOUNDARIES"]
 
 #: Smallest spectral tolerance used: the maps are float32, and tighter truncations change
 #: nothing in them but the cost (1e-10, the kernels' default, is ~10% slower at 18,000 samples).
