@@ -54,7 +54,7 @@ from . import kernels
 from ._api import PHASE_CONVENTION, _check_method, _version, grid_coords
 from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
-from .kernels._coherence_map import coherence_plan
+from .kernels._coherence_map import ReferenceCache, coherence_plan
 from .kernels._plan import check_boundary
 from .kernels._device import check_device, device_namespace, rows_per_batch
 from .kernels._xp import array_namespace, to_numpy
@@ -443,7 +443,7 @@ def _multirate_pairs(
     sums[...] = 0.0
     if ref is not None and ctx.remove_mean:
         ref = ref - ref.mean()
-    shared = plan.reference_cache()  # the reference's share of the work, done for the first roi only
+    shared = ReferenceCache()  # the reference's share of the work, done for the first roi only
     for k in range(len(ia)):
         x1 = x[ia[k]]
         x2 = ref if ib[k] < 0 else x[ib[k]]

@@ -8,7 +8,7 @@ import pytest
 from bioxen_dask import wavelet_coherence
 from bioxen_dask.grid import ScaleGrid, make_grid
 from bioxen_dask.kernels import Smoother, coherence, cross_spectrum, cwt, multirate_coherence
-from bioxen_dask.kernels._coherence_map import MultirateCoherence, _interp_taps
+from bioxen_dask.kernels._coherence_map import MultirateCoherence, ReferenceCache, _interp_taps
 from bioxen_dask.wavelets import Paul
 
 DT = 1 / 30
@@ -236,7 +236,7 @@ def test_a_reference_cache_gives_the_same_maps_with_less_work():
     assert plan.small is not None and plan.frames  # tiles and bands are both cached
     rng = np.random.default_rng(9)
     ref = rng.standard_normal(n)
-    cache = plan.reference_cache()
+    cache = ReferenceCache()
     for k in range(3):
         x = rng.standard_normal(n) + 0.5 * ref
         spec_c, spec_u = (np.empty((grid.n_scales, n), np.complex64) for _ in range(2))
@@ -247,7 +247,8 @@ def test_a_reference_cache_gives_the_same_maps_with_less_work():
         assert (np.abs(spec_c - spec_u) / np.abs(spec_u).max(axis=1, keepdims=True)).max() <= 1e-6
         big = np.abs(spec_u) >= 1e-3 * np.abs(spec_u).max(axis=1, keepdims=True)
         assert np.abs(np.angle(np.exp(1j * (Ac - Au))))[big].max() <= 1e-5
-    with pytest.raises(ValueError, match="filled by another plan or for other outputs"):
-        plan(x, ref, with_phase=False, reference=cache)
-    with pytest.raises(ValueError, match="filled by another plan"):
-        MultirateCoherence(grid, n)(x, ref, reference=cache)
+    for misuse in (lambda: plan(x, ref, with_phase=False, reference=cache),  # other outputs
+                   lambda: MultirateCoherence(grid, n)(x, ref, reference=cache),  # another plan
+                   lambda: plan(x, ref + 1e-3, reference=cache)):  # another reference
+        with pytest.raises(ValueError, match="filled by another plan, for other outputs or for another second"):
+            misuse()

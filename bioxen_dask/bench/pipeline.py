@@ -423,6 +423,7 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
 
     n_scale = int(min(rois, 2000) if scaling_rois is None else min(scaling_rois, rois))
     first: tuple[int, float, float] | None = None  # (workers, pair-stage wall, CPU) of the smallest count
+    widest = None  # the pair-stage row with the most workers
     for w in workers:
         r = _run_job(pipeline_file, store, work / f"scaling-{w}.zarr", work / "thresholds", w, rois=n_scale,
                      mc_count=mc)
@@ -435,12 +436,13 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
                      "value": first[2] / pair["cpu_s"],
                      "note": f"measured, {w} single-threaded worker process(es), relative to {first[0]}; value = "
                              "CPU time ratio (work added by more workers; insensitive to other jobs' load)"})
+        widest = rows[-1]
 
     method = str(job["attrs"].get("method", "exact"))
     for other in [m for m in ("exact", "multirate") if m != method]:  # the other compute.method, same rois
         r = _run_job(pipeline_file, store, work / f"method-{other}.zarr", work / "thresholds", workers[-1],
                      rois=n_scale, mc_count=mc, sets=[f"compute.method={other}"])
-        pair, mine = r["stages"]["pair"], rows[-1]
+        pair, mine = r["stages"]["pair"], widest
         rows.append({**base, "rois": n_scale, "kind": "method", "stage": f"pair, compute.method {other}",
                      "workers": workers[-1], "wall_s": pair["wall_s"], "cpu_s": pair["cpu_s"],
                      "peak_mem_mb": pair["worker_peak_mb"], "tasks": len(pair["stream"]), "load_avg": pair["load_avg"],
