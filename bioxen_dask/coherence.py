@@ -380,6 +380,10 @@ def _reference_stream(
     _finish_sums(sums, thr)
 
 
+#: Smallest normal number of each real dtype (by type code), the floor of ``|W12|`` in the phase sums.
+_TINY = {np.dtype(t).char: np.finfo(t).tiny for t in (np.float32, np.float64)}
+
+
 def _reduce_scale(
     out: np.ndarray, j: int, rr: np.ndarray, c: np.ndarray, a: int, range_j: np.ndarray,
     masked_j: np.ndarray | None, thr_kj: float | None, maps_k: tuple[np.ndarray, np.ndarray] | None,
@@ -400,16 +404,17 @@ def _reduce_scale(
         return
     rr, c = rr[lo - a : hi - a], c[lo - a : hi - a]
     inv = np.abs(c, out=work[: hi - lo])
-    keep = inv > 0
+    # 1/|c|, with |c| floored at the smallest normal number: where c is 0, c/|c| stays 0 (and a
+    # subnormal |c| cannot overflow 1/|c| to inf)
+    np.maximum(inv, _TINY[inv.dtype.char], out=inv)
+    np.reciprocal(inv, out=inv)
     if masked_j is not None:
         valid = ~masked_j[lo:hi]
-        keep &= valid
+        inv *= valid
         rr = np.where(valid, rr, 0.0)
-    np.divide(1.0, inv, out=inv, where=keep)
-    inv[~keep] = 0.0
-    out[_SUM_R2, j] = rr.sum(dtype=np.float64)
-    out[_SUM_COS, j] = np.dot(c.real, inv)
-    out[_SUM_SIN, j] = np.dot(c.imag, inv)
+    out[_SUM_R2, j] = rr.sum()  # pairwise summation: rounding ~log2(n) eps, below the map's own
+    # sums of cos and sin of the phase: one product of 1/|c| with the (re, im) pairs of c
+    out[_SUM_COS : _SUM_SIN + 1, j] = inv @ c.view(inv.dtype).reshape(-1, 2)
     out[_N_OUT, j] = hi - lo if masked_j is None else np.count_nonzero(valid)
     if thr_kj is not None:
         above = rr >= thr_kj
@@ -468,17 +473,20 @@ def _multirate_pairs(
 
 def _chunk_task(
     blocks: list[np.ndarray], ref: tuple[np.ndarray, np.ndarray] | None,
-    gaps: list[np.ndarray] | None, ia: np.ndarray, ib: np.ndarray, thr: np.ndarray | None,
-    left: int, t0: int, n_own: int, ctx: _Ctx,
+    gaps: list[np.ndarray] | None, curves: np.ndarray | None, ia: np.ndarray, ib: np.ndarray,
+    curve_of_pair: np.ndarray | None, left: int, t0: int, n_own: int, ctx: _Ctx,
 ) -> dict[str, np.ndarray]:
     """All pairs of one chunk on one (overlapped) time block.
 
     ``blocks`` are the rows this chunk needs (concatenated); pair ``k`` is
     ``(rows[ia[k]], rows[ib[k]])``, or ``(rows[ia[k]], reference)`` where ``ib[k] < 0``.
     ``gaps`` (``nan_policy='interpolate'`` only): the same blocks of the *missing-sample*
-    mask (the rows hold interpolated values there). Returns ``sums`` ``(pairs, 5, scales)``
-    and, with maps, ``coherence``/``phase`` ``(pairs, scales, n_own)``.
+    mask (the rows hold interpolated values there). ``curves`` ``(curves, scales)``: the
+    distinct threshold curves of the job (one graph key, shared by every task), pair ``k``'s
+    being ``curves[curve_of_pair[k]]``. Returns ``sums`` ``(pairs, 5, scales)`` and, with
+    maps, ``coherence``/``phase`` ``(pairs, scales, n_own)``.
     """
+    thr = None if curves is None else curves[curve_of_pair]
     x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
     xp = device_namespace(ctx.device, "coherence(device='gpu')")
     x = xp.asarray(x)  # host -> device with device='gpu'; results come back in emit()
@@ -546,6 +554,15 @@ def _ref_task(block: np.ndarray, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | No
     xp = device_namespace(ctx.device, "coherence(device='gpu')")
     W, S = _transform_rows(xp.asarray(block.reshape(1, -1)), ctx, ctx.smoother())
     return to_numpy(W[0]), to_numpy(S[0])  # host arrays between tasks (the graph's meta is NumPy)
+
+
+def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, index)``: the distinct rows of a 2-D array (compared bit for bit, so NaN rows
+    group too) and, per row of ``values``, the number of its copy in ``rows`` (int32)."""
+    v = np.ascontiguousarray(values)
+    keys = v.view(np.dtype((np.void, v.dtype.itemsize * v.shape[1]))).ravel()
+    _, first, index = np.unique(keys, return_index=True, return_inverse=True)
+    return v[first], index.astype(np.int32)
 
 
 def _sum_parts(parts: list[dict[str, np.ndarray]]) -> np.ndarray:
@@ -1249,15 +1266,22 @@ def coherence(
         deps.append(ref_ov)
         for tj in range(n_t):
             dsk[(ref_name_key, tj)] = (partial(_ref_task, ctx=ctx), (ref_ov.name, 0, tj))
+    # the thresholds enter the graph once, as their distinct curves (one per AR(1) bucket pair:
+    # a few dozen), and each task gets the curve number of its pairs (not (pairs, scales) floats
+    # per task: 10,000 rois made a graph of 6 MB, and distributed warned of its size)
+    thr_key, curve_of_pair = None, None
+    if thr_planned is not None:
+        thr_key = f"coherence-thresholds-{token}"
+        dsk[thr_key], curve_of_pair = _distinct_rows(thr_planned)
     p_starts = np.cumsum((0,) + plan.pair_chunks[:-1])
     for c, blocks in enumerate(plan.chunk_blocks):
-        t_c = None if thr_planned is None else thr_planned[p_starts[c] : p_starts[c] + plan.pair_chunks[c]]
+        curves_c = None if curve_of_pair is None else curve_of_pair[p_starts[c] : p_starts[c] + plan.pair_chunks[c]]
         for tj in range(n_t):
-            task = partial(_chunk_task, ia=plan.chunk_ia[c], ib=plan.chunk_ib[c], thr=t_c, left=lefts[tj],
-                           t0=int(t_starts[tj]), n_own=int(t_chunks[tj]), ctx=ctx)
+            task = partial(_chunk_task, ia=plan.chunk_ia[c], ib=plan.chunk_ib[c], curve_of_pair=curves_c,
+                           left=lefts[tj], t0=int(t_starts[tj]), n_own=int(t_chunks[tj]), ctx=ctx)
             ref_key = (ref_name_key, tj) if ref_trace is not None else None
             gap_keys = None if gap_ov is None else [(gap_ov.name, b, tj) for b in blocks]
-            dsk[(res_name, c, tj)] = (task, [(ov.name, b, tj) for b in blocks], ref_key, gap_keys)
+            dsk[(res_name, c, tj)] = (task, [(ov.name, b, tj) for b in blocks], ref_key, gap_keys, thr_key)
         dsk[(sum_name, c, 0, 0)] = (_sum_parts, [(res_name, c, tj) for tj in range(n_t)])
     graph = HighLevelGraph.from_collections(sum_name, dsk, dependencies=deps)
     J1 = grid.n_scales

@@ -165,6 +165,28 @@ def test_given_thresholds_give_the_fraction_above_them(traces):
     np.testing.assert_array_equal(ds.threshold.values, np.broadcast_to(thr, ds.threshold.shape))
 
 
+def test_per_pair_thresholds_reach_their_own_pairs_across_chunks(traces):
+    """Per-pair curves enter the graph once per distinct curve (repeats and a NaN row among
+    them), each pair reading its own through several pair chunks."""
+    from bioxen_dask.coherence import _distinct_rows
+
+    x, ref = traces
+    grid = period_grid(N, DT, **GRID)
+    base = np.linspace(0.3, 0.8, grid.n_scales)
+    thr = np.stack([base, base[::-1], base, np.full_like(base, np.nan), base[::-1], base + 0.1, base])
+    rows, index = _distinct_rows(thr)
+    assert len(rows) == 4 and index.dtype == np.int32
+    np.testing.assert_array_equal(rows[index], thr)  # NaN rows included, bit for bit
+    ds = coherence(_signals(x), reference=ref, significance=thr, maps=True, dtype="float64", roi_chunk=2,
+                   **GRID).compute(scheduler="sync")
+    outside = (ds.period <= ds.coi).values
+    above = (ds.coherence.values >= thr[:, :, None]) & outside[None]
+    expect = above.sum(axis=-1) / outside.sum(axis=-1)
+    expect[3] = np.nan  # no threshold, no significant fraction
+    np.testing.assert_allclose(ds.significant_fraction.values, expect, atol=1e-12)
+    np.testing.assert_array_equal(ds.threshold.values, thr)
+
+
 def test_ar1_significance_thresholds_are_shared_per_bucket(traces, tmp_path):
     x, ref = traces
     ds = coherence(_signals(x), reference=ref, mc_count=30, threshold_cache=tmp_path / "cache", **GRID)
