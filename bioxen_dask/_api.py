@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from . import kernels
-from ._validation import as_signal, check_dt, check_length, check_same_length, check_variance
+from ._validation import as_signal, check_dt, check_float32_range, check_length, check_same_length, check_variance
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._plan import check_boundary
 from .presets import get_preset
@@ -141,6 +141,7 @@ def wavelet_transform(
     n = arr.shape[-1]
     grid = make_grid(n, dt, dj=dj, s0=s0, J=J, wavelet=wavelet, preset=p)
     check_length(n, grid)
+    check_float32_range(arr, dtype, grid)
     W = kernels.cwt(arr, grid, boundary=boundary, tol=tol, remove_mean=p.remove_mean, dtype=dtype, workers=workers)
     dims = (lead_dims or tuple(f"dim_{i}" for i in range(arr.ndim - 1))) + ("period", "time")
     coords: dict[str, Any] = dict(grid_coords(grid))
@@ -239,6 +240,9 @@ def wavelet_coherence(
     if normalize:
         a = (a - a.mean()) / a.std()
         b = (b - b.mean()) / b.std()
+    else:
+        check_float32_range(a, dtype, grid, "x")
+        check_float32_range(b, dtype, grid, "y")
     method = _check_method(method, engine, dtype, boundary)
     # valid: the transforms run in linear mode and the maps are masked once smoothed (NaN
     # coefficients at the edges would spread through the smoothing FFTs to every sample)

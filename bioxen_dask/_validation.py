@@ -82,13 +82,40 @@ def check_same_length(x: np.ndarray, y: np.ndarray, names: tuple[str, str] = ("x
 
 
 def check_variance(x: np.ndarray, name: str = "x") -> None:
-    """Refuse constant signals (coherence is 0/0 there)."""
-    std = np.std(x, axis=-1)
-    if np.any(std == 0) or not np.all(np.isfinite(std)):
-        where = "" if np.ndim(std) == 0 else f" (rows {np.flatnonzero(np.ravel(std == 0))[:5].tolist()})"
+    """Refuse records too short to transform, constant signals (coherence is 0/0 there) and
+    values whose variance float64 cannot hold (``std`` underflows to 0 or overflows)."""
+    if x.shape[-1] < 2:
+        raise ValueError(f"{name} has {x.shape[-1]} sample: too short for a wavelet transform; "
+                         "record a longer series.")
+    constant = np.ptp(x, axis=-1) == 0
+    if np.any(constant):
+        where = "" if np.ndim(constant) == 0 else f" (rows {np.flatnonzero(np.ravel(constant))[:5].tolist()})"
         raise ValueError(
             f"{name} is constant{where}: zero variance, so coherence and normalisation are "
             "undefined; drop constant traces before the analysis."
+        )
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        std = np.std(x, axis=-1)
+    if np.any(std == 0) or not np.all(np.isfinite(std)):
+        peak = float(np.max(np.abs(x)))
+        raise ValueError(
+            f"{name} varies, but its variance {'underflows to 0' if np.any(std == 0) else 'overflows'} in "
+            f"float64 (largest |value| {peak:.3g}); rescale it first (e.g. x / np.abs(x).max())."
+        )
+
+
+def check_float32_range(x: np.ndarray, dtype: Any, grid: ScaleGrid, name: str = "x") -> None:
+    """Refuse values whose wavelet power overflows float32 (``|W|**2 <= max|x|**2 * s/dt``;
+    the bound keeps 1e36, room for the smoothing sums). Inf/NaN coefficients would otherwise
+    come back without a word."""
+    if str(np.dtype(dtype)) not in ("float32", "complex64"):
+        return
+    peak = float(np.max(np.abs(x)))
+    bound = 1e18 / math.sqrt(max(1.0, float(grid.scales[-1]) / grid.dt))
+    if peak > bound:
+        raise ValueError(
+            f"{name} reaches |value| {peak:.3g}: its wavelet power at the largest scales would overflow "
+            f"float32 (3.4e38); rescale it (e.g. x / np.abs(x).max()) or pass dtype='float64'."
         )
 
 

@@ -54,6 +54,7 @@ from . import kernels
 from ._api import PHASE_CONVENTION, _check_method, _version, grid_coords
 from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
+from .kernels._coherence import coherence_ratio
 from .kernels._coherence_map import ReferenceCache, coherence_plan
 from .kernels._plan import check_boundary
 from .kernels._device import check_device, device_namespace, rows_per_batch
@@ -268,11 +269,10 @@ def _pair_batch(
     real = W12.real.dtype
     S12 = sm.scaled(W12)
     own = slice(left, left + n_own)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        num = S12.real[..., own] ** 2 + S12.imag[..., own] ** 2
-        den = xp.broadcast_to(S1, S12.shape)[..., own] * xp.broadcast_to(S2, S12.shape)[..., own]
-        R2 = xp.clip(num / den, 0.0, 1.0)
-    del S12, num, den
+    s12 = S12[..., own]
+    R2 = coherence_ratio(s12.real, s12.imag, S1[..., own], S2[..., own])
+    R2 = xp.clip(R2, 0.0, 1.0, out=R2)
+    del S12, s12
     C = W12[..., own]
     b = R2.shape[0]
     masked = None if gap is None else xp.asarray(kernels.gap_mask(gap, grid))  # (b, scales, n_own)
@@ -370,10 +370,7 @@ def _reference_stream(
                 t0, t1 = left + a, left + b
                 s12 = S12[j, t0:t1]
                 nm, dn, rr = num[:m], den[:m], r[:m]
-                np.multiply(s12.real, s12.real, out=nm)
-                nm += np.multiply(s12.imag, s12.imag, out=dn)
-                np.multiply(S1[j, t0:t1], Sr[j, t0:t1], out=dn)
-                np.divide(nm, dn, out=rr)
+                coherence_ratio(s12.real, s12.imag, S1[j, t0:t1], Sr[j, t0:t1], out=rr, tmp=dn)
                 np.clip(rr, 0.0, 1.0, out=rr)
                 _reduce_scale(sums[k], j, rr, W[j, t0:t1], a, ranges[j], None if masked is None else masked[j],
                               None if thr is None else thr[k, j], map_k, nm)
@@ -748,13 +745,21 @@ def _unwrap_signals(signals: Any) -> tuple[xr.DataArray, xr.Dataset | None, str 
 
 
 def _dt_of(sig: xr.DataArray, dt: float | None) -> float:
-    if dt is not None:
-        return check_dt(dt)
+    given = None if dt is None else check_dt(dt)
     if "time" in sig.coords and sig.sizes["time"] > 1:
         steps = np.diff(np.asarray(sig["time"], dtype=float))
         if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
+            if given is not None:
+                return given
             raise ValueError("the time coordinate is not evenly spaced; resample it or pass dt=.")
-        return check_dt(float(steps[0]))
+        step = check_dt(float(steps[0]))
+        if given is not None and not math.isclose(given, step, rel_tol=1e-6):
+            raise ValueError(f"dt={given:g} contradicts the signals' time coordinate (steps of {step:g}): periods "
+                             "and lags would be off by their ratio; drop dt= (it is read from the coordinate) "
+                             "or fix the coordinate.")
+        return step
+    if given is not None:
+        return given
     if "fs" in sig.attrs:
         return check_dt(1.0 / float(sig.attrs["fs"]))
     raise ValueError("dt is not given and cannot be read from the signals (no time coordinate or fs attr); pass dt=.")

@@ -51,8 +51,18 @@ __all__ = ["cwt", "xwt", "wct", "wct_significance", "ar1", "rednoise", "ar1_spec
 _PRESET = "pycwt"
 
 
-def _grid(n: int, dt: float, dj: float, s0: float, J: int, wavelet: Any, freqs: Any = None) -> ScaleGrid:
-    return make_grid(n, dt, dj=dj, s0=s0, J=J, wavelet=wavelet, preset=_PRESET, freqs=freqs)
+def _pycwt_J(J: float) -> int:
+    """pycwt's scale count for a given ``J``: ``arange(0, J + 1)``, so a fractional ``J``
+    rounds up (``J=1.5``: 3 scales), where ``int(J)`` would drop one."""
+    if J == -1:
+        return -1
+    if not (isinstance(J, (int, float, np.integer, np.floating)) and math.isfinite(J) and J >= 0):
+        raise ValueError(f"J must be -1 or a non-negative number (scales minus one), got {J!r}.")
+    return int(np.arange(0, J + 1).size - 1)
+
+
+def _grid(n: int, dt: float, dj: float, s0: float, J: float, wavelet: Any, freqs: Any = None) -> ScaleGrid:
+    return make_grid(n, dt, dj=dj, s0=s0, J=_pycwt_J(J), wavelet=wavelet, preset=_PRESET, freqs=freqs)
 
 
 def _standardise(y: np.ndarray, normalize: bool) -> np.ndarray:
@@ -217,6 +227,10 @@ def wct(
     >>> bool(WCT.max() <= 1 + 1e-12)
     True
     """
+    unknown = sorted(set(kwargs) - set(_SIGNIFICANCE_OPTIONS))
+    if unknown:  # pycwt ignores them silently; a typo would then change nothing unnoticed
+        raise TypeError(f"wct() got unknown keyword(s) {unknown}; the Monte Carlo options are "
+                        f"{list(_SIGNIFICANCE_OPTIONS)}.")
     a, b, grid, W1, W2 = _pair_transforms(y1, y2, dt, dj, s0, J, wavelet, normalize)
     smoother = kernels.Smoother(grid, scale_kernel="pycwt", boundary="pycwt")
     WCT, aWCT = kernels.coherence(W1, W2, smoother, clip=False)
@@ -289,7 +303,10 @@ def wct_significance(
     dt = check_dt(dt)
     if s0 == -1 or J == -1:
         raise ValueError("pass the s0 and J your wct used (pycwt needs them too); -1 is not defined here.")
-    grid = ScaleGrid.from_s0(dt, float(s0), float(dj), int(J), wavelet)
+    for name, g in (("al1", al1), ("al2", al2)):
+        if not (isinstance(g, (int, float, np.integer, np.floating)) and -1 < g < 1):
+            raise ValueError(f"{name} must be an AR(1) coefficient in (-1, 1) (compat.ar1(x)[0]), got {g!r}.")
+    grid = ScaleGrid.from_s0(dt, float(s0), float(dj), _pycwt_J(J), wavelet)
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
     kw = dict(levels=float(significance_level), mc_count=mc_count, seed=seed, scheduler=scheduler,
@@ -299,6 +316,10 @@ def wct_significance(
     return ar1_thresholds(grid, float(al1), float(al2), **kw)
 
 
+#: Keywords :func:`wct` passes on to :func:`wct_significance`.
+_SIGNIFICANCE_OPTIONS = ("mc_count", "progress", "cache", "seed", "scheduler")
+
+
 def ar1(x: Any) -> tuple[float, float, float]:
     """Allen & Smith AR(1) estimate ``(g, a, mu2)``, as ``pycwt.ar1`` (raises ``ValueError``)."""
     return _ar1.ar1_allen_smith(x)
@@ -306,7 +327,7 @@ def ar1(x: Any) -> tuple[float, float, float]:
 
 def rednoise(N: int, g: float, a: float = 1.0) -> np.ndarray:
     """AR(1) red noise as ``pycwt.rednoise`` (draws from NumPy's global generator)."""
-    return _ar1.rednoise(int(N), float(g), float(a), rng=np.random.randint(0, 2**31 - 1))
+    return _ar1.rednoise(N, float(g), float(a), rng=np.random.randint(0, 2**31 - 1))
 
 
 def ar1_spectrum(freqs: Any, ar1: float = 0.0) -> np.ndarray:

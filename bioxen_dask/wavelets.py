@@ -224,10 +224,12 @@ class Paul(MotherWavelet):
         return norm * wp**m * xp.exp(-wp) * pos
 
     def psi(self, t: Any) -> Any:
+        # Torrence & Compo's table writes a factor i**m here that their (and pycwt's) spectrum
+        # lacks: the inverse Fourier transform of ``psi_ft`` is this without it. With it, the
+        # time-domain boundaries (linear, symmetric, valid) gave (-i)**m times the coefficients
+        # of the frequency-defined ones (pycwt, circular).
         m = self.m
-        norm = (2**m * 1j**m * math.prod(range(2, m + 1))) / math.sqrt(
-            np.pi * math.prod(range(2, 2 * m + 1))
-        )
+        norm = (2**m * math.prod(range(2, m + 1))) / math.sqrt(np.pi * math.prod(range(2, 2 * m + 1)))
         return norm * (1 - 1j * np.asarray(t)) ** (-(m + 1))
 
     @property

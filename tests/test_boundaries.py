@@ -90,6 +90,28 @@ def test_linear_and_pycwt_kernels_agree_above_four_samples_per_scale(rng):
     assert np.abs(lin - ref)[:, interior].max() / np.abs(ref).max() <= 1e-8
 
 
+def test_time_sampled_and_band_limited_kernels_where_they_part(rng):
+    """The numbers the kernels' docstring states: Paul's spectrum decays only exponentially, so
+    its two kernels agree more slowly with scale than Morlet's; at pycwt's smallest scale (the
+    2-dt period) the sampling does not resolve the wavelet and the two differ by ~the whole
+    coefficient. Per scale, relative to the row's largest interior coefficient."""
+    from bioxen_dask.wavelets import Paul
+
+    x = rng.standard_normal(4096)
+    interior = slice(1024, 3072)
+
+    def differences(wavelet, scales):
+        grid = ScaleGrid(DT, tuple(scales), 0.25, wavelet)
+        lin = cwt(x, grid, boundary="linear", dtype="float64")[:, interior]
+        ref = cwt(x, grid, boundary="pycwt", dtype="float64")[:, interior]
+        return np.abs(lin - ref).max(axis=1) / np.abs(ref).max(axis=1)
+
+    morlet = differences(Morlet(), [2 / Morlet().fourier_factor, 4.0])
+    assert morlet[0] > 0.5 and morlet[1] < 1e-8
+    paul = differences(Paul(), [4.0, 8.0, 12.0])
+    assert 1e-3 < paul[0] < 3e-2 and paul[1] < 1e-6 and paul[2] < 1e-9
+
+
 def test_pycwt_mode_pads_to_power_of_two(rng):
     x = rng.standard_normal(300)
     W = cwt(x, GRID, boundary="pycwt", dtype="float64")

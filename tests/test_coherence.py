@@ -264,6 +264,14 @@ def _no_compute(*args, **kwargs):  # pragma: no cover - only runs on a bug
     raise AssertionError("a bad request started a computation")
 
 
+def test_a_dt_that_contradicts_the_time_coordinate_is_refused(traces):
+    x, ref = traces
+    with pytest.raises(ValueError, match=r"dt=0.5 contradicts the signals' time coordinate \(steps of 0.1\)"):
+        coherence(_signals(x), reference=ref, dt=0.5, significance=None, **GRID)
+    same = coherence(_signals(x), reference=ref, dt=DT, significance=None, **GRID)
+    assert same.attrs["dt"] == pytest.approx(DT)
+
+
 def test_pair_table_and_period_grid():
     assert pair_table(np.array([[0.0, 1.0]]), 2).dtype == np.int64
     with pytest.raises(ValueError, match="non-empty list"):

@@ -117,3 +117,25 @@ def test_inputs_are_not_modified(ao_baltic):
     compat.cwt(a, 1.0)
     np.testing.assert_array_equal(a, ao)
     np.testing.assert_array_equal(b, baltic)
+
+
+@pytest.mark.parametrize("J", [1.5, 2.7, 3.9999999, 4])
+def test_a_fractional_J_gives_pycwts_scales(J, rng):
+    """pycwt builds ``arange(0, J + 1)``: a fractional J rounds up (``int(J)`` dropped one)."""
+    x = rng.standard_normal(200)
+    ours, ref = compat.cwt(x, 0.5, s0=1.0, J=J), pycwt.cwt(x, 0.5, s0=1.0, J=J)
+    np.testing.assert_allclose(ours[1], ref[1], rtol=1e-12)
+    assert rel_err(ours[0], ref[0]) <= 1e-9
+
+
+def test_compat_names_the_bad_argument_and_rejects_unknown_options(rng):
+    with pytest.raises(ValueError, match=r"al1 must be an AR\(1\) coefficient"):
+        compat.wct_significance(1.0, 0.5, 0.1, 1 / 12, 0.2, 40, mc_count=5, progress=False)
+    with pytest.raises(ValueError, match=r"al2 must be an AR\(1\) coefficient"):
+        compat.wct_significance(0.5, -1.0, 0.1, 1 / 12, 0.2, 40, mc_count=5, progress=False)
+    for n in (-1, 0, 2.5):
+        with pytest.raises(ValueError, match="positive whole number of samples"):
+            compat.rednoise(n, 0.5)
+    x = rng.standard_normal(100)
+    with pytest.raises(TypeError, match=r"unknown keyword\(s\) \['foo'\]"):
+        compat.wct(x, x + rng.standard_normal(100), 0.5, sig=False, foo=1)

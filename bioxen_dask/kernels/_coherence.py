@@ -165,26 +165,46 @@ def phase(W12: Any, workers: int | None = None) -> Any:
 _PHASE_STEP_BYTES = 512 * 1024
 
 
+def coherence_ratio(re: Any, im: Any, S1: Any, S2: Any, out: Any = None, tmp: Any = None) -> Any:
+    """``(re**2 + im**2) / (S1 * S2)``, the coherence of smoothed spectra ``S12 = re + i im``,
+    ``S1``, ``S2`` (broadcast), dividing before multiplying: ``re / S1`` is of order
+    ``sqrt(S2 / S1)``, so no intermediate underflows. In float32 the product ``S1 * S2`` of two
+    powers below ~1e-19 is 0 (a noiseless trace far from its band), and ``0 / 0`` made NaN
+    coherence from finite records. Where both spectra still vanish (underflowed, or flushed to
+    zero by a BLAS or FFT kernel) on a row (last axis) that has power, the coherence is 0; a
+    silent row (``S1`` or ``S2`` zero throughout: a constant trace) stays NaN. ``out``/``tmp``:
+    optional buffers of the result's shape, none of them an input."""
+    xp = array_namespace(re)
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        r = xp.divide(re, S1, out=out)
+        r *= re
+        t = xp.divide(im, S1, out=tmp)
+        t *= im
+        r += t
+        r /= S2
+        bad = xp.isnan(r)
+        if bad.any():
+            live = (xp.max(S1, axis=-1, keepdims=True) > 0) & (xp.max(S2, axis=-1, keepdims=True) > 0)
+            r[bad & live] = 0
+    return r
+
+
 def _coherence_ratio(S12: Any, S1: Any, S2: Any, clip: bool, workers: int | None) -> Any:
-    """``|S12|**2 / (S1 * S2)`` (clipped to [0, 1] if ``clip``), consuming ``S12``."""
+    """``|S12|**2 / (S1 * S2)`` (clipped to [0, 1] if ``clip``) by :func:`coherence_ratio`."""
     xp = array_namespace(S12)
     same = S1.shape == S2.shape == S12.shape and S12.ndim >= 2 and S12.flags.c_contiguous
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if not same:
-            R2 = (S12.real * S12.real + S12.imag * S12.imag) / (S1 * S2)
-            return xp.clip(R2, 0.0, 1.0, out=R2) if clip else R2
-        R2 = xp.empty(S12.shape, dtype=S12.real.dtype)
-        v = S12.view(S12.real.dtype)  # interleaved (re, im) pairs along the last axis
+    if not same:
+        R2 = coherence_ratio(S12.real, S12.imag, S1, S2)
+        return xp.clip(R2, 0.0, 1.0, out=R2) if clip else R2
+    R2 = xp.empty(S12.shape, dtype=S12.real.dtype)
 
-        def rows(sl):
-            r, vv = R2[..., sl, :], v[..., sl, :]
-            vv *= vv
-            xp.add(vv[..., 0::2], vv[..., 1::2], out=r)
-            r /= S1[..., sl, :] * S2[..., sl, :]
-            if clip:
-                xp.clip(r, 0.0, 1.0, out=r)
+    def rows(sl):
+        s12, r = S12[..., sl, :], R2[..., sl, :]
+        coherence_ratio(s12.real, s12.imag, S1[..., sl, :], S2[..., sl, :], out=r)
+        if clip:
+            xp.clip(r, 0.0, 1.0, out=r)
 
-        _by_rows(rows, S12.shape, workers, xp)
+    _by_rows(rows, S12.shape, workers, xp)
     return R2
 
 

@@ -38,6 +38,7 @@ import scipy.fft
 
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ..wavelets import Morlet
+from ._coherence import coherence_ratio
 from ._cwt import _run, _scratch, _wavelet_filters, mask_edges, resolve_workers
 from ._multirate import Group, build_group, decimations, gauss_halfwidth, pow2_floor, product_bands, \
     smoothed_spectra, transform
@@ -236,11 +237,7 @@ class _SmallRows:
             if reference is not None:
                 reference.power[:rows, t0 : t0 + keep] = S2
         Sc = _gemm(self.B, np.ascontiguousarray(Ck).view(np.float32))  # S12 re, im interleaved
-        Sc *= Sc
-        out = R2[:, t0 : t0 + keep]
-        np.add(Sc[:, 0::2], Sc[:, 1::2], out=out)
-        with np.errstate(divide="ignore", invalid="ignore"):  # a silent band: 0/0, as the exact path
-            out /= S1 * S2
+        coherence_ratio(Sc[:, 0::2], Sc[:, 1::2], S1, S2, out=R2[:, t0 : t0 + keep])
 
 
 # --- larger scales: multirate bands -----------------------------------------------------------
@@ -487,13 +484,7 @@ class MultirateCoherence:
                 S2 = Y[k : 2 * k]
                 if reference is not None:
                     reference.power[rows] = S2
-            out = R2[rows]
-            np.multiply(re, re, out=out)
-            im *= im
-            out += im
-            S1 *= S2
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out /= S1
+            coherence_ratio(re, im, S1, S2, out=R2[rows])
 
     def _cross_rows(self, g: Group, cr: _CrossRows, Wf: np.ndarray, ang: np.ndarray | None,
                     cross: np.ndarray | None, spectrum: np.ndarray | None) -> None:

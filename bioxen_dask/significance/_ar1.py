@@ -125,6 +125,9 @@ def rednoise(
     """
     if not -1 < g < 1:
         raise ValueError(f"AR(1) coefficient must be in (-1, 1), got {g!r}.")
+    if isinstance(n, bool) or not float(n).is_integer() or n < 1:
+        raise ValueError(f"n must be a positive whole number of samples, got {n!r}.")
+    n = int(n)
     rng = np.random.default_rng(rng)
     size = (size,) if isinstance(size, int) else tuple(size)
     tau = 0 if g == 0 else int(math.ceil(-2 / math.log(abs(g))))

@@ -60,6 +60,7 @@ import scipy.fft
 from ..grid import ScaleGrid
 from ..kernels import scale_kernel as _scale_kernel_weights
 from ..kernels._multirate import Group, build_group, decimations, gauss_halfwidth, pow2_floor, smoothed_spectra, transform
+from ..kernels._coherence import coherence_ratio
 from ..kernels._xp import array_namespace, device_key, fft_namespace
 
 __all__ = ["MultiratePlan", "multirate_plan", "N_CLASSES", "DEFAULT_INTERIOR"]
@@ -422,9 +423,7 @@ class MultiratePlan:
         S = xp.zeros((own, b.n_out), dtype=np.complex64)
         S[:, b.dst] = Sc[2]
         S = fft.ifft(S, axis=-1, norm="forward", overwrite_x=True)
-        num = S.real * S.real + S.imag * S.imag
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return num / (S1 * S2)
+        return coherence_ratio(S.real, S.imag, S1, S2)
 
     def coherence_rows(self, x1: np.ndarray, x2: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray, np.ndarray]]:
         """Per band: ``(own scales, positions, R2 (own, n_pos))`` on the output grid (validation)."""
