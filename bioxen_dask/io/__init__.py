@@ -18,6 +18,7 @@ from ._store import (
     open_signals,
     open_signals_store,
     store_info,
+    verify_store,
     write_signals,
 )
 from ._synth import DEFAULT_GROUPS, PlantedGroup, synthesize, write_synthetic
@@ -38,6 +39,7 @@ __all__ = [
     "open_signals_store",
     "store_info",
     "synthesize",
+    "verify_store",
     "write_signals",
     "write_synthetic",
 ]

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -125,13 +126,55 @@ def _load_npy(path: Path, missing_hint: str) -> np.ndarray:
     """Memory-map a ``.npy`` file; never unpickles."""
     if not path.is_file():
         raise FileNotFoundError(f"{path.name} not found in {path.parent}; {missing_hint}")
+    _check_npy(path)
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as err:
+    except ValueError as err:  # a header _check_npy accepted but NumPy does not: still not usable
+        raise ValueError(f"{path} is not a valid .npy file ({err}); save the traces again with numpy.save") from err
+
+
+def _check_npy(path: Path) -> None:
+    """Raise a clear error unless ``path`` is a complete ``.npy`` file of a plain (non-object) dtype.
+
+    Reads only the header: tells a pickle (or an object array) from a truncated or
+    non-.npy file, which ``np.load`` reports alike with ``allow_pickle=False``.
+    """
+    fmt = np.lib.format
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(len(fmt.MAGIC_PREFIX))
+        if head != fmt.MAGIC_PREFIX:
+            if head[:1] == b"\x80":  # pickle protocol 2+ opcode: np.save(allow_pickle=True) of an object
+                raise ValueError(f"{path} is a Python pickle, not a .npy array; bioxen-dask never unpickles "
+                                 "trace files: save the traces as a numeric array with numpy.save")
+            raise ValueError(
+                f"{path} is not a valid .npy file (no NumPy header"
+                f"{': the file is empty' if size == 0 else ''}); it may be truncated or another format: "
+                "save the traces again with numpy.save, or pass format= for other files"
+            )
+        f.seek(0)
+        try:
+            version = fmt.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                return  # a newer header layout: np.load judges it
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(f, max_header_size=2**20)
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"{path} is truncated or not a valid .npy file (bad header: {err}); "
+                             "save the traces again with numpy.save") from None
+        offset = f.tell()
+    if dtype.hasobject:
         raise ValueError(
-            f"{path} holds Python objects (a pickle), not a numeric array; "
-            "bioxen-dask never unpickles trace files"
-        ) from err
+            f"{path} holds Python objects (dtype {dtype}, stored as a pickle), not a numeric array; "
+            "bioxen-dask never unpickles trace files: save the traces as a numeric array"
+        )
+    expected = offset + math.prod(shape) * dtype.itemsize
+    if size < expected:
+        raise ValueError(
+            f"{path} is truncated, not a valid .npy file: its header promises shape {shape} {dtype} "
+            f"({expected} bytes) but the file has {size} bytes (an interrupted copy or save?); copy or save "
+            "it again"
+        )
 
 
 def _pick(candidates: Mapping[str, Any], dataset: str | None, source: Path, what: str) -> tuple[str, Any]:
@@ -396,9 +439,21 @@ def _read_nwb(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
 # ----------------------------------------------------------------------------- HDF5 family
 
 
-def _open_h5(source: Path, stack: ExitStack) -> Any:
+def _h5_file(source: Path) -> Any:
+    """``h5py.File(source, "r")``; a file h5py cannot open raises an error naming it."""
     h5py = _import_optional("h5py")
-    return stack.enter_context(h5py.File(source, "r"))
+    try:
+        return h5py.File(source, "r")
+    except OSError as exc:  # "Unable to synchronously open file (file signature not found)", truncation ...
+        raise ValueError(
+            f"{source} could not be opened as an HDF5 file ({exc}); expected an HDF5 file (.h5/.hdf5/.nwb: "
+            "NWB, CaImAn, or a 2-D (roi, time) dataset). The file may be truncated or another format: "
+            "copy it again, or pass format= matching what it is"
+        ) from None
+
+
+def _open_h5(source: Path, stack: ExitStack) -> Any:
+    return stack.enter_context(_h5_file(source))
 
 
 def _h5_datasets_2d(group: Any) -> dict[str, Any]:
@@ -463,8 +518,22 @@ def _read_caiman(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
                    attrs={"source_dataset": f"/{name}", "fs_source": fs_from})
 
 
+def _warn_layout(name: str, shape: tuple[int, int], fmt: str) -> None:
+    """Warn when a (roi, time) source has more rows than columns: likely stored time x roi."""
+    n_rois, n_frames = shape
+    if n_rois > n_frames:
+        warnings.warn(
+            f"{name} has {n_rois} rows and {n_frames} columns; {fmt} sources are read as (roi, time), so this "
+            f"becomes {n_rois} rois x {n_frames} frames. If it is stored time x roi (one column per roi), "
+            "transpose it before ingest (e.g. numpy.save(path, traces.T)); ingest has no axis-order option "
+            f"for {fmt} sources",
+            UserWarning, stacklevel=4,
+        )
+
+
 def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str) -> _Opened:
     _require_2d(data, name)
+    _warn_layout(name, tuple(data.shape), fmt)
     fs, fs_from = resolve_rate(opt.fs, [], f"{fmt} sources carry no sampling rate; {_FS_HINT}")
     n_rois, n_frames = data.shape
     return _Opened(array_reader(data), (n_rois, n_frames), fs, np.arange(n_rois), units="a.u.",
@@ -511,8 +580,7 @@ _READERS: dict[str, Callable[[Path, _Options, ExitStack], _Opened]] = {
 
 
 def _hdf5_flavour(path: Path) -> str:
-    h5py = _import_optional("h5py")
-    with h5py.File(path, "r") as f:
+    with _h5_file(path) as f:
         if "nwb_version" in f.attrs or f.attrs.get("namespace") == "core":
             return "nwb"
         if "estimates" in f:
@@ -641,7 +709,14 @@ def ingest(
         Missing source or required files.
     ValueError
         Bad shapes, missing/disagreeing/non-positive rates, NaN frames, an existing
-        output without ``overwrite`` (``StoreExistsError``), ambiguous datasets.
+        output without ``overwrite`` (``StoreExistsError``), ambiguous datasets, a
+        truncated or non-.npy ``.npy`` file, a file h5py cannot open (both named).
+
+    Warns
+    -----
+    UserWarning
+        An npy/HDF5/Zarr source with more rows than columns: it is read as (roi, time),
+        so a time × roi array would become many rois of few frames (transpose it first).
 
     Examples
     --------

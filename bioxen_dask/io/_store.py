@@ -21,6 +21,7 @@ so an interrupted write never looks complete.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -46,6 +47,7 @@ __all__ = [
     "open_signals",
     "open_signals_store",
     "store_info",
+    "verify_store",
     "write_signals",
 ]
 
@@ -84,7 +86,9 @@ class IncompleteStoreError(ValueError):
 
 
 class CorruptStoreError(ValueError):
-    """A chunk of a complete store cannot be read: truncated, overwritten or missing."""
+    """A store is damaged: a ``zarr.json`` that does not parse, a missing array or chunk file,
+    shapes that disagree (found when the store is opened), or a chunk that cannot be read
+    (truncated or overwritten; found when it is computed)."""
 
 
 # ----------------------------------------------------------------------------- validation
@@ -709,7 +713,13 @@ def _open_group(path: str | os.PathLike[str], *, require_complete: bool) -> tupl
             f"{p} is not a Zarr v3 group, so not a bioxen-dask signals store; "
             "create one with bioxen_dask.io.ingest (`bioxen-dask ingest`)"
         )
-    group = zarr.open_group(str(p), mode="r")
+    root = _read_metadata(p / "zarr.json")
+    try:
+        group = zarr.open_group(str(p), mode="r")
+    except Exception as exc:  # valid JSON that zarr cannot parse as group metadata
+        raise CorruptStoreError(
+            f"{p / 'zarr.json'} is not valid Zarr group metadata ({type(exc).__name__}: {exc}): {_DAMAGED}"
+        ) from exc
     attrs = group.attrs.asdict()
     if attrs.get(KIND_ATTR) != "signals" or VERSION_ATTR not in attrs:
         raise ValueError(
@@ -726,7 +736,157 @@ def _open_group(path: str | os.PathLike[str], *, require_complete: bool) -> tupl
             f"signals store {p} is incomplete: its write was interrupted (no complete marker). "
             "Re-run the ingest with --overwrite (overwrite=True) to rebuild it"
         )
+    verify_store(p, root, check_chunks=attrs.get(COMPLETE_ATTR) is True)
     return p, group, attrs
+
+
+#: The fix named by every "damaged store" error.
+_DAMAGED = (
+    "the store is damaged (a truncated, overwritten or deleted file, or an incomplete copy); re-create it "
+    "with `bioxen-dask ingest --overwrite` (or `bioxen-dask synth`), or copy it again from its source"
+)
+#: Arrays every signals store has; ``reference`` and ``references`` come together.
+_REQUIRED_ARRAYS = ("signals", "roi", "time")
+#: Arrays whose chunks are all on disk in a complete store (checked at open). ``roi`` and
+#: ``time`` only when a chunk holds more than one value: zarr skips a chunk equal to the fill
+#: value (a lone roi id 0, a one-frame time chunk at t = 0); per-roi variables may be all zero.
+_CHUNKED_ARRAYS = ("signals", "references", "reference", "roi", "time")
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    """Parse one ``zarr.json``; a missing or unparsable document raises :class:`CorruptStoreError`."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise CorruptStoreError(f"{path} does not exist: {_DAMAGED}") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise CorruptStoreError(f"{path} is not valid JSON ({exc}): {_DAMAGED}") from None
+    if not isinstance(doc, dict):
+        raise CorruptStoreError(f"{path} is not a Zarr metadata document (a JSON object): {_DAMAGED}")
+    return doc
+
+
+def _expected_arrays(p: Path, root: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Names of the arrays the store should hold, and their consolidated metadata (if any)."""
+    consolidated = (root.get("consolidated_metadata") or {}).get("metadata") or {}
+    listed = {name: meta for name, meta in consolidated.items()
+              if isinstance(meta, dict) and meta.get("node_type") == "array" and "/" not in name}
+    names = set(listed) | set(_REQUIRED_ARRAYS)
+    if not listed:  # not consolidated yet (an incomplete store): what is on disk
+        names |= {d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    if names & {"reference", "references"}:
+        names |= {"reference", "references"}
+    return sorted(names), listed
+
+
+def _chunk_problems(folder: Path, arr: zarr.Array) -> tuple[list[str], int]:
+    """Problems of ``arr``'s chunk files (``"chunk c/1/0 is missing"``) and the chunk count; reads no data."""
+    present: dict[str, int] = {}
+    stack = [folder]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.name != "zarr.json":
+                    present[Path(entry.path).relative_to(folder).as_posix()] = entry.stat().st_size
+    grid = [range(math.ceil(n / c)) for n, c in zip(arr.shape, arr.chunks)]
+    bad: list[str] = []
+    total = 0
+    for coords in itertools.product(*grid):
+        total += 1
+        key = arr.metadata.encode_chunk_key(coords)
+        size = present.get(key)
+        if size is None:
+            bad.append(f"chunk {key} is missing")
+        elif size == 0:
+            bad.append(f"chunk {key} is an empty file")
+    return bad, total
+
+
+def verify_store(path: str | os.PathLike[str], root: Mapping[str, Any] | None = None, *,
+                 check_chunks: bool = True) -> None:
+    """Check that every array of a signals store opens and agrees with the others; read no data.
+
+    Cheap (metadata documents and a listing of the chunk folders), so it runs whenever a
+    store is opened (:func:`open_signals_store`, :func:`store_info`, :func:`fingerprint`).
+
+    Parameters
+    ----------
+    path
+        The store (a Zarr v3 group).
+    root
+        The parsed root ``zarr.json`` (read from ``path`` when None).
+    check_chunks
+        Also check that every chunk file of ``signals``, ``references``, ``reference``,
+        ``roi`` and ``time`` exists and is not empty (for complete stores; an interrupted
+        write legitimately lacks chunks). Truncated chunk files are not detected here
+        (that would mean reading them); they fail when computed.
+
+    Raises
+    ------
+    CorruptStoreError
+        An array listed by the store (or one every store has: ``signals``, ``roi``,
+        ``time``) is missing, its ``zarr.json`` does not parse or disagrees with the
+        store's consolidated metadata, its shape does not fit the ``signals`` shape, or a
+        chunk file is missing or empty. The message names the file and the fix.
+    """
+    p = Path(path)
+    if root is None:
+        root = _read_metadata(p / "zarr.json")
+    names, listed = _expected_arrays(p, root)
+    arrays: dict[str, zarr.Array] = {}
+    for name in names:
+        folder = p / name
+        meta_path = folder / "zarr.json"
+        if not folder.is_dir():
+            raise CorruptStoreError(f"signals store {p}: array {name!r} is missing ({folder} does not exist): "
+                                    f"{_DAMAGED}")
+        doc = _read_metadata(meta_path)
+        try:
+            arr = zarr.open_array(str(folder), mode="r")
+        except Exception as exc:  # valid JSON, invalid array metadata: zarr raises many types
+            raise CorruptStoreError(
+                f"{meta_path} is not valid Zarr array metadata ({type(exc).__name__}: {exc}): {_DAMAGED}"
+            ) from exc
+        if name in listed:
+            for key in ("shape", "data_type", "chunk_grid", "chunk_key_encoding", "codecs"):
+                if doc.get(key) != listed[name].get(key):
+                    raise CorruptStoreError(
+                        f"{meta_path} disagrees with the store's consolidated metadata in {p / 'zarr.json'}: "
+                        f"{key} {doc.get(key)!r} vs {listed[name].get(key)!r}: {_DAMAGED}"
+                    )
+        arrays[name] = arr
+    sig = arrays["signals"]
+    if sig.ndim != 2:
+        return  # open_signals_store names the wrong dims
+    n_rois, n_frames = sig.shape
+    wanted: dict[str, tuple[int, ...]] = {"roi": (n_rois,), "time": (n_frames,)}
+    if "reference" in arrays:
+        n_refs = arrays["reference"].shape[0] if arrays["reference"].ndim == 1 else -1
+        wanted.update(reference=(n_refs,), references=(n_refs, n_frames))
+    for name in arrays:
+        wanted.setdefault(name, (n_rois,) if name != "signals" else (n_rois, n_frames))
+    for name, arr in arrays.items():
+        if tuple(arr.shape) != wanted[name]:
+            raise CorruptStoreError(
+                f"signals store {p}: array {name!r} ({p / name / 'zarr.json'}) has shape {tuple(arr.shape)}, "
+                f"but the signals are {n_rois} rois x {n_frames} frames, so it should be {wanted[name]}: "
+                f"{_DAMAGED}"
+            )
+    if not check_chunks:
+        return
+    for name in _CHUNKED_ARRAYS:
+        arr = arrays.get(name)
+        if arr is None or arr.shards is not None or (name in ("roi", "time") and arr.chunks[0] < 2):
+            continue
+        bad, total = _chunk_problems(p / name, arr)
+        if bad:
+            shown = ", ".join(bad[:5]) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+            raise CorruptStoreError(
+                f"signals store {p}: variable {name!r}: {len(bad)} of {total} chunk files under {p / name} "
+                f"are missing or empty: {shown}; {_DAMAGED}"
+            )
 
 
 class _GuardedArray:
@@ -877,6 +1037,9 @@ def open_signals(path: str | os.PathLike[str]) -> xr.DataArray:
         Not a bioxen-dask signals store, wrong dims/dtype, or ``fs`` not > 0.
     IncompleteStoreError
         The write was interrupted (re-run the ingest with ``--overwrite``).
+    CorruptStoreError
+        The store is damaged (see :func:`verify_store`: checked on opening, no data read);
+        the message names the file.
 
     Examples
     --------
@@ -901,7 +1064,9 @@ def _disk_size(path: Path) -> int:
 def store_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Summarise a signals store from its metadata (no signal data is read).
 
-    Works on incomplete stores too (``complete`` is then False), to diagnose them.
+    Works on incomplete stores too (``complete`` is then False), to diagnose them. A
+    damaged store (:func:`verify_store`) raises :class:`CorruptStoreError` naming the
+    file, so a store reported ``complete`` has every array and chunk file in place.
 
     Returns
     -------
