@@ -19,8 +19,10 @@ maps (``linear`` boundary, float32) from far fewer operations:
   convention), interpolated the same way from the coefficients on a grid twice as fine as
   the products'.
 
-Coherence equals the exact path's to ~3e-6 (float32 rounding is ~1e-6), and the phase to
-~1e-4 rad where the cross power is at least 1e-3 of its row maximum (``bioxen-dask bench
+Coherence equals the exact path's to ~3e-6 (float32 rounding is ~1e-6) on noise and sines,
+and the phase to ~1e-4 rad where the cross power is at least 1e-3 of its row maximum; where a
+record's smoothed power falls far below its row maximum (steps, spikes, a noiseless chirp),
+both float32 paths are rounding-limited alike (``tests/test_precision.py``) (``bioxen-dask bench
 wct`` records the coherence difference; ``tests/test_coherence_map.py`` bounds both against
 the float64 exact path).
 """
