@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 __all__ = ["main"]
 
@@ -137,25 +140,132 @@ def _worker_cpu(client) -> float | None:
         return None
 
 
+#: Loggers whose shutdown noise (AllExit, CancelledError, worker KeyboardInterrupt) follows a Ctrl-C.
+_NOISY_LOGGERS = ("distributed", "tornado", "asyncio")
+
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+class _Silencer:
+    """Raise the level of :data:`_NOISY_LOGGERS` (and every ``distributed.*`` logger) to CRITICAL
+    while a cluster shuts down after an interrupt; :meth:`restore` puts the levels back."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, int] | None = None
+
+    def silence(self) -> None:
+        import logging
+
+        if self._saved is not None:
+            return
+        names = set(_NOISY_LOGGERS) | {n for n in logging.root.manager.loggerDict
+                                       if n.startswith(tuple(f"{x}." for x in _NOISY_LOGGERS))}
+        self._saved = {}
+        for name in sorted(names):
+            logger = logging.getLogger(name)
+            self._saved[name] = logger.level
+            logger.setLevel(logging.CRITICAL + 1)
+
+    def restore(self) -> None:
+        import logging
+
+        for name, level in (self._saved or {}).items():
+            logging.getLogger(name).setLevel(level)
+        self._saved = None
+
+
+def _silence_here() -> None:
+    """On a worker: no more log records from :data:`_NOISY_LOGGERS` (it is about to be shut down)."""
+    _Silencer().silence()
+
+
+def _silence_workers(client, timeout: float = 2.0) -> None:
+    """Silence the workers' own distributed logging (their "ended with CancelledError" warnings)
+    before the cluster is torn down; gives up after ``timeout`` seconds (a stuck scheduler)."""
+
+    def run() -> None:
+        with contextlib.suppress(BaseException):
+            client.run(_silence_here, on_error="ignore")
+
+    thread = threading.Thread(target=run, name="bioxen-dask-silence-workers", daemon=True)
+    thread.start()
+    thread.join(timeout)
+
+
+@contextlib.contextmanager
+def _sigint_ignored_in_children() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started, so they inherit "ignore": Ctrl-C reaches
+    the whole process group, and only this process should handle it (it shuts the workers down)
+    instead of every worker printing its own KeyboardInterrupt traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted_message(pipeline) -> str:
+    """The one line printed after Ctrl-C: what state the result is in and how to go on."""
+    from .datasets import result_status
+
+    out = Path(pipeline.config["outputs"]["path"])
+    try:
+        status = result_status(out)
+    except Exception:  # pragma: no cover - unreadable output: the generic advice still holds
+        status = {"exists": out.exists(), "is_result": False, "complete": False}
+    if status.get("is_result") and status.get("complete"):
+        return (f"interrupted: the result in {out} is complete, its summary or figures may not be; re-run "
+                "the same command to write them (nothing is recomputed)")
+    if status.get("is_result"):
+        return (f"interrupted: the partial result in {out} is marked incomplete; re-run the same command "
+                "to resume")
+    return f"interrupted before anything was written to {out}; re-run the same command to start again"
+
+
 def _run_checked(pipeline, args: argparse.Namespace) -> dict:
-    """Start (or reach) the cluster the pipeline names, run it there, shut down what was started."""
+    """Start (or reach) the cluster the pipeline names, run it there, shut down what was started.
+
+    After Ctrl-C the cluster is shut down with distributed's logging silenced (its shutdown
+    prints hundreds of lines of tracebacks otherwise) and the KeyboardInterrupt goes on to the
+    caller.
+    """
     from .cluster import connect, dashboard_link, worker_environment
-    from .pipeline import run_pipeline
 
     config = pipeline.cluster_config()
-    with worker_environment(config), connect(config) as client:
-        link = dashboard_link(client)
-        workers = client.scheduler_info(n_workers=-1)["workers"]
-        threads = sum(w.get("nthreads", 0) for w in workers.values())
-        _eprint(f"dask {config.kind} cluster at {client.scheduler.address}: {len(workers)} workers, "
-                f"{threads} threads; dashboard: {link or 'disabled'}")
-        before = _worker_cpu(client)
-        summary = run_pipeline(pipeline, progress=not args.no_progress, log=_eprint)
-        after = _worker_cpu(client)
-        summary["cluster"] = {"kind": config.kind, "workers": len(workers), "threads": threads,
-                              "dashboard": link}
-        if before is not None and after is not None:
-            summary["worker_cpu_time_s"] = round(after - before, 1)
+    silencer = _Silencer()
+    with contextlib.ExitStack() as stack:
+        stack.callback(silencer.restore)  # last, after the cluster is shut down
+        stack.enter_context(worker_environment(config))
+        with _sigint_ignored_in_children():
+            client = stack.enter_context(connect(config))
+        try:
+            return _run_on(client, config, pipeline, args, dashboard_link)
+        except KeyboardInterrupt:
+            silencer.silence()  # before the stack shuts the cluster down
+            _silence_workers(client)
+            raise
+
+
+def _run_on(client, config, pipeline, args: argparse.Namespace, dashboard_link) -> dict:
+    """Run a checked pipeline on ``client``'s cluster; the summary with the cluster's size."""
+    from .pipeline import run_pipeline
+
+    link = dashboard_link(client)
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    threads = sum(w.get("nthreads", 0) for w in workers.values())
+    _eprint(f"dask {config.kind} cluster at {client.scheduler.address}: {len(workers)} workers, "
+            f"{threads} threads; dashboard: {link or 'disabled'}")
+    before = _worker_cpu(client)
+    summary = run_pipeline(pipeline, progress=not args.no_progress, log=_eprint)
+    after = _worker_cpu(client)
+    summary["cluster"] = {"kind": config.kind, "workers": len(workers), "threads": threads,
+                          "dashboard": link}
+    if before is not None and after is not None:
+        summary["worker_cpu_time_s"] = round(after - before, 1)
     return summary
 
 
@@ -171,7 +281,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           "n_rois": pipeline.facts["n_rois"], "n_frames": pipeline.facts["n_frames"],
                           "n_scales": pipeline.facts["n_scales"]}, indent=2))
         return 0
-    summary = _run_checked(pipeline, args)
+    try:
+        summary = _run_checked(pipeline, args)
+    except KeyboardInterrupt:
+        _eprint(_interrupted_message(pipeline))
+        return EXIT_INTERRUPTED
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -206,7 +320,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         ("outputs.figures", str(out)), ("outputs.summary", None),
     ] + parse_overrides(args.set) + _cluster_overrides(args)
     pipeline = check(load_pipeline(pipeline_file, overrides))
-    summary = _run_checked(pipeline, args)
+    try:
+        summary = _run_checked(pipeline, args)
+    except KeyboardInterrupt:
+        _eprint(_interrupted_message(pipeline))
+        return EXIT_INTERRUPTED
     wall = time.perf_counter() - t0
     report = {
         "demo": f"reference-mode coherence of {args.rois} synthetic rois x {args.frames} frames "
@@ -343,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:  # OSError: missing files, full disk, unreachable scheduler
         print(f"bioxen-dask: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside a run (synth, ingest, bench): one line, no traceback
+        print("bioxen-dask: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

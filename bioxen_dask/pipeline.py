@@ -14,11 +14,14 @@ A pipeline has these sections (every key optional except ``input.store`` and
     compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers, device, method
     cluster:        see bioxen_dask.cluster.ClusterConfig (kind: local | address | slurm | pbs | gateway | cuda)
 
-Files are read with ``yaml.safe_load`` and validated against this schema: an unknown key or
+Files are read safely (:func:`read_yaml`: no Python objects; a key given twice, at any level,
+is an error naming it and its lines) and validated against this schema: an unknown key or
 a value of the wrong type is an error that names the key (``grid.min_perod: unknown key.
 Did you mean 'grid.min_period'?``). :func:`check` then verifies everything that can be
 verified without computing — the input store, the grid, the pair indices, the reference,
-the output path — so a bad pipeline fails in a second, not after an hour.
+the output path — so a bad pipeline fails in a second, not after an hour. A re-run of an
+interrupted run resumes it (``outputs.resume``); refusals name the pipeline keys that differ
+from the stored run, and ``outputs.overwrite`` (``--set outputs.overwrite=true``) replaces it.
 
 Relative paths are taken relative to the current working directory. A pipeline writes only
 where it says: ``outputs.path``, ``outputs.figures``, ``outputs.summary`` and
@@ -60,7 +63,9 @@ __all__ = [
     "load_pipeline",
     "parse_overrides",
     "planted_truth",
+    "read_yaml",
     "repo_file",
+    "run_differences",
     "run_pipeline",
 ]
 
@@ -339,6 +344,93 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
     return out
 
 
+def _yaml_loader() -> type:
+    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping (at any depth)."""
+    import yaml
+
+    class PipelineLoader(yaml.SafeLoader):
+        """Safe loading (no Python objects), and duplicate keys are an error: PyYAML keeps the last
+        of two equal keys, so a second ``grid:`` section would silently replace the first."""
+
+        def construct_document(self, node: Any) -> Any:
+            _check_duplicates(node, "", set())
+            return super().construct_document(node)
+
+    return PipelineLoader
+
+
+class _DuplicateKeyError(Exception):
+    def __init__(self, dotted: str, line: int, first: int) -> None:
+        super().__init__(dotted)
+        self.dotted, self.line, self.first = dotted, line, first
+
+
+def _check_duplicates(node: Any, where: str, seen_nodes: set[int]) -> None:
+    import yaml
+
+    if id(node) in seen_nodes:  # an alias: checked where its anchor is
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: explicit keys may override merged ones
+            if isinstance(key_node, yaml.ScalarNode):
+                dotted = f"{where}.{key_node.value}" if where else str(key_node.value)
+                ident = (key_node.tag, key_node.value)
+                if ident in first:
+                    raise _DuplicateKeyError(dotted, key_node.start_mark.line + 1, first[ident])
+                first[ident] = key_node.start_mark.line + 1
+            else:
+                dotted = f"{where}.?" if where else "?"
+            _check_duplicates(value_node, dotted, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, f"{where}[{i}]", seen_nodes)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """Parse a pipeline YAML file safely (never constructs Python objects).
+
+    Raises
+    ------
+    PipelineError
+        Invalid YAML, naming the file, line and column, with the offending line; a key given
+        twice in one mapping (``grid`` twice at the top level, ``grid.dj`` twice in a section),
+        naming the key and both lines.
+    """
+    import yaml
+
+    path = Path(path)
+    text = path.read_text()
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKeyError as exc:
+        raise PipelineError(
+            f"{path}, line {exc.line}: {exc.dotted}: duplicate key (first given at line {exc.first}); a second "
+            "one would silently replace the first. Merge the two into one."
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PipelineError(_yaml_message(path, text, exc)) from None
+
+
+def _yaml_message(path: Path, text: str, exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return f"{path}: not valid YAML: {exc}"
+    msg = f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}"
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        at = f" at line {cmark.line + 1}" if cmark is not None and cmark is not mark else ""
+        msg += f" ({context}{at})"
+    lines = text.splitlines()
+    if 0 <= mark.line < len(lines):
+        msg += f"\n  {mark.line + 1} | {lines[mark.line]}\n  {' ' * len(str(mark.line + 1))} | {' ' * mark.column}^"
+    return msg + "\nCheck the indentation, colons and brackets there."
+
+
 @dataclass
 class Pipeline:
     """A validated pipeline (``config`` holds every key, defaults filled in)."""
@@ -363,19 +455,26 @@ class Pipeline:
         """Identity of what the pipeline computes (not where or how it runs)."""
         from . import __version__
 
-        cfg = {k: v for k, v in self.config.items() if k not in ("cluster",)}
-        cfg["outputs"] = {k: v for k, v in cfg["outputs"].items() if k in ("maps", "region_size")}
-        cfg["compute"] = {}
-        cfg["significance"] = {k: v for k, v in cfg["significance"].items() if k != "cache"}  # where, not what
-        desc = {"config": cfg, "fingerprint": self.facts.get("fingerprint"), "version": __version__}
+        desc = {"config": _identity(self.config), "fingerprint": self.facts.get("fingerprint"),
+                "version": __version__}
         blob = json.dumps(desc, sort_keys=True, default=str).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a pipeline config that :meth:`Pipeline.key` hashes: what is computed, not
+    where (``outputs.path``, ``significance.cache``) or how (``compute``, ``cluster``) it runs."""
+    cfg = {k: v for k, v in config.items() if k not in ("cluster",)}
+    cfg["outputs"] = {k: v for k, v in (cfg.get("outputs") or {}).items() if k in ("maps", "region_size")}
+    cfg["compute"] = {}
+    cfg["significance"] = {k: v for k, v in (cfg.get("significance") or {}).items() if k != "cache"}
+    return cfg
 
 
 def load_pipeline(
     source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[tuple[str, Any]] | Sequence[str] = (),
 ) -> Pipeline:
-    """Read (``yaml.safe_load``), apply ``--set`` overrides, and validate a pipeline.
+    """Read (:func:`read_yaml`), apply ``--set`` overrides, and validate a pipeline.
 
     Parameters
     ----------
@@ -389,7 +488,8 @@ def load_pipeline(
     FileNotFoundError
         No such pipeline file.
     PipelineError
-        Invalid YAML or schema violations (naming the key).
+        Invalid YAML (naming the file and line), a key given twice, or schema violations
+        (naming the key).
 
     Examples
     --------
@@ -402,8 +502,6 @@ def load_pipeline(
     ...
     bioxen_dask.pipeline.PipelineError: grid.min_perod: unknown key. Did you mean 'grid.min_period'? ...
     """
-    import yaml
-
     name = None
     if isinstance(source, Mapping):
         raw: Any = copy.deepcopy(dict(source))
@@ -411,10 +509,7 @@ def load_pipeline(
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no pipeline file {path}; see pipelines/calcium_coherence.yaml for an example.")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise PipelineError(f"{path}: not valid YAML: {exc}") from None
+        raw = read_yaml(path)
         name = str(path)
         if raw is None:
             raw = {}
@@ -457,7 +552,9 @@ def check(pipeline: Pipeline) -> Pipeline:
 
     The input store opens and is complete; the grid fits the record; the rois, pairs and
     reference exist; the output path is free (or resumable, or ``overwrite``). Reads
-    metadata only.
+    metadata only. Sets ``facts["action"]``: ``create``, ``replace``, ``resume`` (an incomplete
+    result of this run) or ``finish`` (the complete result of this run: only the summary and
+    figures are written).
 
     Raises
     ------
@@ -518,9 +615,7 @@ def check(pipeline: Pipeline) -> Pipeline:
     _check_paths(cfg, store)
     pipeline.facts.update(n_rois=n_rois, n_frames=n, fs=fs, n_scales=grid.n_scales,
                           fingerprint=fingerprint(store), rois=rois)
-    o = cfg["outputs"]
-    pipeline.facts["action"] = check_output(o["path"], overwrite=o["overwrite"], resume=o["resume"],
-                                            key=pipeline.key())
+    pipeline.facts["action"] = _output_action(pipeline, check_output)
     pipeline.cluster_config()
     return pipeline
 
@@ -571,6 +666,149 @@ def _is_summary(path: Path) -> bool:
     except (OSError, ValueError, UnicodeDecodeError):
         return False
     return isinstance(data, dict) and "output" in data and "write" in data
+
+
+#: How a pipeline user replaces an existing result: the pipeline key, and its command-line form.
+_OVERWRITE_HINT = "set outputs.overwrite: true (on the command line: --set outputs.overwrite=true) to replace it"
+
+
+def _stored_attrs(path: Path) -> dict[str, Any]:
+    """The group attributes of a result store (empty when unreadable)."""
+    import zarr
+
+    try:
+        return dict(zarr.open_group(str(path), mode="r").attrs.asdict())
+    except Exception:  # a damaged store: the caller falls back to a generic message
+        return {}
+
+
+def _flat(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        if isinstance(value, Mapping) and value and prefix == "":
+            out.update(_flat(value, f"{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _stored_config(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    raw = attrs.get("pipeline")
+    try:
+        stored = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def _config_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``section.key (stored X, now Y)`` for every key whose value differs."""
+    old = _flat(stored)
+    new = _flat(json.loads(json.dumps(_jsonable(current), default=str)))
+    return [f"{k} (stored {old.get(k)!r}, now {new.get(k)!r})" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)]
+
+
+def run_differences(pipeline: Pipeline, attrs: Mapping[str, Any]) -> list[str]:
+    """What makes a stored result's run differ from ``pipeline``'s: keys, input content, version.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        A checked pipeline (``facts["fingerprint"]`` filled in).
+    attrs : mapping
+        The result store's attributes (``pipeline``: the config it was written with,
+        ``input_fingerprint``, ``bioxen_dask_version``).
+
+    Returns
+    -------
+    list of str
+        One entry per difference, e.g. ``"grid.max_period (stored 12.0, now 20)"``; empty when
+        the stored attributes do not tell.
+    """
+    from . import __version__
+
+    out = []
+    stored = _stored_config(attrs)
+    if stored is not None:
+        out += _config_differences(_identity(stored), _identity(pipeline.config))
+    fp, now = attrs.get("input_fingerprint"), pipeline.facts.get("fingerprint")
+    if fp is not None and now is not None and fp != now:
+        out.append(f"the content of the input store (fingerprint {str(fp)[:19]}..., now {str(now)[:19]}...)")
+    version = attrs.get("bioxen_dask_version")
+    if version is not None and version != __version__:
+        out.append(f"the bioxen-dask version (stored {version}, now {__version__})")
+    return out
+
+
+def _of_another_run(pipeline: Pipeline, path: Path) -> str:
+    diff = run_differences(pipeline, _stored_attrs(path))
+    if not diff:
+        return "of a different run (other input or parameters)"
+    return "of a different run: it differs in " + "; ".join(diff)
+
+
+def _output_action(pipeline: Pipeline, check_output: Callable[..., str]) -> str:
+    """What to do with ``outputs.path``, before computing: create, replace, resume or finish.
+
+    ``"finish"``: the path holds the *complete* result of this same run (same :meth:`Pipeline.key`),
+    and ``outputs.resume`` is on — a run interrupted after its result was complete, while the
+    summary or figures were written; only those are (re)written, nothing is recomputed.
+
+    Raises
+    ------
+    bioxen_dask.datasets.OutputExistsError
+        In pipeline terms (``outputs.overwrite``, ``outputs.resume``, naming what differs from a
+        stored run of another pipeline).
+    """
+    from .datasets import OutputExistsError, result_status
+
+    o = pipeline.config["outputs"]
+    path = Path(o["path"])
+    status = result_status(path) if path.exists() else {"is_result": False}
+    if status["is_result"] and not o["overwrite"]:
+        same = status["run_key"] == pipeline.key()
+        if status["complete"]:
+            if same and o["resume"]:
+                return "finish"
+            which = "of this same run" if same else _of_another_run(pipeline, path)
+            resume = (" or set outputs.resume: true to only rewrite its summary and figures" if same else "")
+            raise OutputExistsError(
+                f"outputs.path: {path} already holds a complete result {which}; choose another outputs.path"
+                f"{resume}, or {_OVERWRITE_HINT}."
+            )
+        if not o["resume"]:
+            raise OutputExistsError(
+                f"outputs.path: {path} holds an incomplete result and outputs.resume is false; set "
+                f"outputs.resume: true to resume it, or {_OVERWRITE_HINT}."
+            )
+        if not same:
+            raise OutputExistsError(
+                f"outputs.path: {path} holds an incomplete result {_of_another_run(pipeline, path)}; choose "
+                f"another outputs.path, or {_OVERWRITE_HINT}."
+            )
+    return check_output(path, overwrite=o["overwrite"], resume=o["resume"], key=pipeline.key())
+
+
+def _layout_error(pipeline: Pipeline, path: Path, exc: Exception) -> Exception:
+    """``write_result``'s "another region layout" refusal, in pipeline terms."""
+    from .datasets import OutputExistsError
+
+    if "region layout" not in str(exc):
+        return exc
+    attrs = _stored_attrs(path)
+    regions = attrs.get("regions") or {}
+    stored = _stored_config(attrs) or {}
+    keys = ("compute.roi_chunk", "compute.pair_chunk", "outputs.region_size")
+    old, new = _flat(stored), _flat(pipeline.config)
+    diff = [f"{k} (stored {old.get(k)!r}, now {new.get(k)!r})" for k in keys
+            if k in old and old.get(k) != new.get(k)]
+    what = "; it differs in " + "; ".join(diff) if diff else ""
+    return OutputExistsError(
+        f"outputs.path: {path} holds an incomplete result written in {regions.get('count', '?')} regions of "
+        f"{regions.get('size', '?')} {regions.get('dim', 'pair')}s, another region layout than this run's"
+        f"{what}; re-run with the settings of the interrupted run to resume it, or {_OVERWRITE_HINT}."
+    )
 
 
 # ----------------------------------------------------------------------------- running
@@ -636,13 +874,17 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
     work goes to that cluster. Writes the result store region by region (resumable), then
     the figures and the summary JSON when the pipeline asks for them.
 
+    A re-run of an interrupted run resumes it (``outputs.resume``): regions already written
+    and verified are kept; when the result was already complete (the interruption came while
+    the summary or figures were written), only those are written, nothing is recomputed.
+
     Returns
     -------
     dict
         The summary: output path, write report, sizes, wall times, and for synthetic inputs
         the recovery of the planted groups (:func:`evaluate_recovery`).
     """
-    from .datasets import open_result, write_result
+    from .datasets import OutputExistsError, open_result, result_status, write_result
 
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
@@ -653,15 +895,30 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
     say(f"input {cfg['input']['store']}: {pipeline.facts['n_rois']} rois x {pipeline.facts['n_frames']} frames "
         f"at {pipeline.facts['fs']:g} Hz; {pipeline.facts['n_scales']} scales; output {out} "
         f"({pipeline.facts['action']})")
-    ds = build_dataset(pipeline, progress=progress)
-    t_sig = time.perf_counter() - t0
-    say(f"{ds.sizes['pair']} pairs x {ds.sizes['period']} periods; significance stage {t_sig:.1f} s")
-    report = write_result(ds, out, region_size=cfg["outputs"]["region_size"], overwrite=cfg["outputs"]["overwrite"],
-                          resume=cfg["outputs"]["resume"], key=pipeline.key(), progress=progress)
+    if pipeline.facts["action"] == "finish":
+        # complete result of this same run: an earlier run was interrupted while it wrote the
+        # summary or figures; they are (re)written, nothing is recomputed
+        ds = open_result(out)
+        t_sig = 0.0
+        say(f"{out} already holds the complete result of this run; writing its summary and figures only")
+        status = result_status(out)
+        write = {"path": str(out.absolute()), "regions": status["regions"], "written": 0,
+                 "skipped": status["regions"], "resumed": True, "complete_already": True}
+    else:
+        ds = build_dataset(pipeline, progress=progress)
+        t_sig = time.perf_counter() - t0
+        say(f"{ds.sizes['pair']} pairs x {ds.sizes['period']} periods; significance stage {t_sig:.1f} s")
+        try:
+            report = write_result(ds, out, region_size=cfg["outputs"]["region_size"],
+                                  overwrite=cfg["outputs"]["overwrite"], resume=cfg["outputs"]["resume"],
+                                  key=pipeline.key(), progress=progress)
+        except OutputExistsError as exc:
+            raise _layout_error(pipeline, out, exc) from None
+        write = report.describe()
     t_write = time.perf_counter() - t0
     summary: dict[str, Any] = {
         "output": str(out),
-        "write": report.describe(),
+        "write": write,
         "pairs": int(ds.sizes["pair"]),
         "periods": int(ds.sizes["period"]),
         "period_range_s": [round(float(ds.period[0]), 4), round(float(ds.period[-1]), 4)],
@@ -761,7 +1018,12 @@ def evaluate_recovery(result: Any, truth: Mapping[str, Any], *, min_fraction: fl
 
 
 def write_figures(result: Any, cfg: Mapping[str, Any], truth: Mapping[str, Any] | None, folder: Path) -> list[str]:
-    """The standard figures of a result: summary heatmap, one pair's map, recovery (synthetic)."""
+    """The standard figures of a result: summary heatmap, one pair's map, recovery (synthetic).
+
+    The recovery figure (and the summary's rows sorted by planted group) only in reference
+    mode with planted truth: the planted lags are lags against the stimulus, meaningless for
+    pairs of rois (list / all mode).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -772,16 +1034,20 @@ def write_figures(result: Any, cfg: Mapping[str, Any], truth: Mapping[str, Any] 
 
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    order = None
-    if truth is not None:
+    reference = cfg["pairs"]["mode"] == "reference"
+    planted = truth is not None and reference  # the planted groups are defined against the stimulus
+    order = boundaries = ylabel = None
+    if planted:
         member = np.asarray(truth["group"])[np.asarray(result["index_a"].values)]
         order = np.argsort(np.where(member < 0, np.iinfo(np.int64).max, member), kind="stable")
-    fig = plot.plot_summary(result, order=order)
+        boundaries = np.cumsum([int((member == g["group"]).sum()) for g in truth["groups"]])
+        ylabel = "roi id (sorted by planted group; last: none)"
+    fig = plot.plot_summary(result, order=order, boundaries=boundaries, ylabel=ylabel)
     files.append(_save(fig, folder / "coherence_summary.png", plt))
-    if truth is not None and "significant_fraction" in result:
+    if planted and "significant_fraction" in result:
         fig = plot.plot_recovery(result, truth)
         files.append(_save(fig, folder / "recovery.png", plt))
-    if cfg["pairs"]["mode"] == "reference":
+    if reference:
         # the map of the most coherent pair, recomputed for that one roi (maps are not stored)
         k = int(np.nanargmax(np.nanmean(np.asarray(result["coherence_mean"].values), axis=1)))
         ds = _one_pair_map(result, cfg, k, coherence)

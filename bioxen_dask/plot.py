@@ -135,8 +135,15 @@ def plot_summary(
     order: Any = None,
     ax: Any = None,
     title: str | None = None,
+    ylabel: str | None = None,
+    boundaries: Any = None,
+    max_ticks: int = 25,
 ) -> Any:
     """Roi (pair) x period heatmap of a reduction, e.g. ``coherence_mean``.
+
+    Rows are pairs in ``order``; the y ticks name each labelled row's roi id (reference mode)
+    or ``roi_a-roi_b`` (list / all mode), never its row position, so a reordered figure does
+    not read as roi numbers.
 
     Parameters
     ----------
@@ -146,6 +153,15 @@ def plot_summary(
         The ``(pair, period)`` variable to show.
     order : array of int, optional
         Row order (e.g. rois sorted by planted group).
+    ax : matplotlib Axes, optional
+    title : str, optional
+    ylabel : str, optional
+        Default ``"roi id"`` / ``"pair (roi_a-roi_b)"``, with ``"(reordered)"`` when ``order``
+        is given; e.g. ``"roi id (sorted by planted group)"``.
+    boundaries : sequence of int, optional
+        Row counts after which a white line is drawn (e.g. the ends of the planted groups).
+    max_ticks : int
+        At most this many labelled rows (evenly spread).
 
     Returns
     -------
@@ -155,6 +171,7 @@ def plot_summary(
 
     values = np.asarray(ds[var].values, dtype=float)
     order = np.arange(values.shape[0]) if order is None else np.asarray(order)
+    reordered = not np.array_equal(order, np.arange(values.shape[0]))
     period = np.asarray(ds["period"].values, dtype=float)
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.5, 6), constrained_layout=True)
@@ -168,7 +185,22 @@ def plot_summary(
     ax.set_xscale("log", base=2)
     ax.set_xlabel("period (s)")
     mode = ds.attrs.get("mode", "")
-    ax.set_ylabel("roi" if mode == "reference" else "pair")
+    if ylabel is None:
+        ylabel = ("roi id" if mode == "reference" else "pair (roi_a-roi_b)") + (" (reordered)" if reordered else "")
+    ax.set_ylabel(ylabel)
+    if len(order):
+        rows = np.unique(np.linspace(0, len(order) - 1, min(len(order), max(1, max_ticks))).round().astype(int))
+        roi_a = np.asarray(ds["roi_a"].values)[order[rows]] if "roi_a" in ds.coords else order[rows]
+        if mode == "reference" or "roi_b" not in ds.coords:
+            labels = [str(a) for a in roi_a]
+        else:
+            roi_b = np.asarray(ds["roi_b"].values)[order[rows]]
+            labels = [f"{a}-{b}" for a, b in zip(roi_a, roi_b)]
+        ax.set_yticks(rows + 0.5, labels, fontsize=7 if len(rows) > 15 else None)
+    for b in () if boundaries is None else boundaries:
+        if 0 < b < len(order):
+            ax.axhline(b, color="w", lw=1)
+    ax.set_ylim(0, len(order))
     ax.invert_yaxis()
     fig.colorbar(mesh, ax=ax, label=ds[var].attrs.get("long_name", var))
     ref = f" vs {ds.attrs['reference']}" if mode == "reference" and "reference" in ds.attrs else ""

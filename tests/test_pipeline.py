@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 import zarr
 
+import bioxen_dask.pipeline
 from bioxen_dask import coherence
 from bioxen_dask.datasets import (
     IncompleteResultError,
@@ -154,7 +155,7 @@ def test_existing_output_fails_before_computing(small_store, tmp_path):
 # ----------------------------------------------------------------------------- writing
 
 
-def test_run_writes_a_complete_verified_result_and_refuses_to_overwrite(small_store, tmp_path):
+def test_run_writes_a_complete_verified_result_and_refuses_to_overwrite(small_store, tmp_path, monkeypatch):
     p = load_pipeline(_base(small_store, tmp_path))
     summary = run_pipeline(p, progress=False)
     out = tmp_path / "out.zarr"
@@ -166,9 +167,14 @@ def test_run_writes_a_complete_verified_result_and_refuses_to_overwrite(small_st
     assert set(ds.data_vars) >= {"coherence_mean", "phase_mean", "phase_consistency", "lag",
                                  "significant_fraction", "threshold"}
     assert ds.lag.attrs["units"] == "s" and "leads" in ds.lag.attrs["convention"]
+    # the same run again finds its complete result: nothing is recomputed (tests/test_pipeline_recovery.py)
+    with monkeypatch.context() as m:
+        m.setattr(bioxen_dask.pipeline, "build_dataset", _no_compute)
+        same = run_pipeline(load_pipeline(_base(small_store, tmp_path)), progress=False)
+    assert same["write"]["written"] == 0 and same["write"]["complete_already"] is True
     with dask.config.set(scheduler=_no_compute):
-        with pytest.raises(OutputExistsError, match="already holds a complete result"):
-            run_pipeline(load_pipeline(_base(small_store, tmp_path)), progress=False)
+        with pytest.raises(OutputExistsError, match="already holds a complete result of a different run"):
+            run_pipeline(load_pipeline(_base(small_store, tmp_path, grid__max_period=10.0)), progress=False)
     again = run_pipeline(load_pipeline(_base(small_store, tmp_path, outputs__overwrite=True)), progress=False)
     assert again["write"]["written"] == 5
     xr.testing.assert_identical(open_result(out).compute().drop_attrs(), ds.compute().drop_attrs())
