@@ -352,6 +352,40 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_here(run_benchmark, name: str, out: str, quick: bool) -> tuple[str | None, str | None]:
+    """``(csv path, None)``, or ``(None, why)`` for a benchmark that cannot run here."""
+    try:
+        return str(run_benchmark(name, out, quick=quick)), None
+    except (RuntimeError, ImportError) as exc:
+        return None, str(exc)
+
+
+def _bench_child(name: str, out: str, quick: bool, conn) -> None:
+    from .bench import run_benchmark
+
+    conn.send(_bench_here(run_benchmark, name, out, quick))
+    conn.close()
+
+
+def _bench_in_child(name: str, out: str, quick: bool) -> tuple[str | None, str | None]:
+    """:func:`_bench_here` in a fresh (spawned) process; a crash is reported as its exit status."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_bench_child, args=(name, out, quick, child), name=f"bench-{name}")
+    proc.start()
+    child.close()
+    try:
+        result = parent.recv()
+    except EOFError:  # the child died before it could answer
+        result = None
+    proc.join()
+    if result is None or proc.exitcode:
+        return None, f"its process ended with status {proc.exitcode} (killed for memory if -9)"
+    return result
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     """Run benchmarks of :mod:`bioxen_dask.bench` (CSV + figures), then the report."""
     from .bench import BENCHMARKS, run_benchmark
@@ -361,12 +395,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     failed = []
     for name in names:
         _eprint(f"== bench {name}")
-        try:
-            path = run_benchmark(name, args.out, quick=args.quick)
-        except (RuntimeError, ImportError) as exc:  # `gpu` without a CUDA device: reported, never a silent fallback
-            failed.append(f"{name}: {exc}")
+        if args.name == "all":  # each in a fresh process: what one leaves (fCWT leaks) cannot crowd the next
+            path, error = _bench_in_child(name, args.out, args.quick)
+        else:
+            path, error = _bench_here(run_benchmark, name, args.out, args.quick)
+        if error is not None:  # `gpu` without a CUDA device: reported, never a silent fallback
+            failed.append(f"{name}: {error}")
             if args.name == "all":  # the others go on; a benchmark asked for alone is an error
-                _eprint(f"bench {name}: not run: {exc}")
+                _eprint(f"bench {name}: not run: {error}")
             continue
         _eprint(f"wrote {path}")
     if args.name in ("all", "report") or args.report:

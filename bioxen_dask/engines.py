@@ -388,22 +388,28 @@ def _fcwt(mod: ModuleType, y: np.ndarray, grid: ScaleGrid, dtype: str, precision
             f"fCWT cannot analyse scales below {2 * f0 / (2 * np.pi):.4g} samples (its Nyquist limit); the "
             f"grid starts at {a.min():.4g} samples: raise s0."
         )
-    # Tile the period k times (exact: a k-periodic record has the same spectrum on every k-th
-    # bin of the k*P frame, and the output repeats with period P) so that fCWT's band
-    # (floor(2 kP / b) bins, rounded down to a multiple of 4) holds >= 64 bins at the largest
-    # scale and its floor-indexed mother is read on a frame of >= 2**16 bins.
-    k = 1
-    while k * P < max(_FCWT_MIN_FRAME, 32 * b.max()):
-        k *= 2
+    # Per scale, tile the period k times (exact: a k-periodic record has the same spectrum on
+    # every k-th bin of the k*P frame, and the output repeats with period P) so that fCWT's band
+    # (floor(2 kP / b) bins, rounded down to a multiple of 4) holds >= 64 bins at that scale and
+    # its floor-indexed mother is read on a frame of >= 2**16 bins. k is chosen per scale, not
+    # for the largest one: fCWT 0.1.18 leaks one frame-sized buffer per call (its convolve never
+    # frees `lastscalemem`, fastlib/fCWT#74), and one frame for every scale leaked ~2 GB per
+    # 18,000-sample transform (a benchmark run reached 24 GB); this leaks ~0.1 GB.
     morl = mod.Morlet(float(f0 / (2 * np.pi)))
     obj = mod.FCWT(morl, 1, False, True)  # one thread: its thread split drops a few bins per thread
-    y32 = np.tile(y.astype(np.float32), k)
+    y32 = y.astype(np.float32)
     out = np.zeros((a.size, P), dtype=np.complex64)
-    row = np.zeros((1, k * P), dtype=np.complex64)
+    frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # k -> (tiled record, output row)
     for i, bi in enumerate(b):
+        k = 1
+        while k * P < max(_FCWT_MIN_FRAME, 32 * bi):
+            k *= 2
+        if k not in frames:
+            frames[k] = (np.tile(y32, k), np.zeros((1, k * P), dtype=np.complex64))
+        yk, row = frames[k]
         sc = mod.Scales(morl, mod.FCWT_LINSCALES, 1, float(1 / bi), float(1 / bi), 1)
         row[...] = 0
-        obj.cwt(y32, sc, row)
+        obj.cwt(yk, sc, row)
         out[i] = row[0, :P] * np.float32(math.sqrt(a[i]))
     return out
 

@@ -206,3 +206,15 @@ def test_pycwt_fft_mode_names_pycwts_fft(monkeypatch):
     assert machine_info()["pycwt_fft"] == pycwt_fft_mode()
     monkeypatch.setattr(helpers, "fft", SimpleNamespace(__name__="pyfftw.interfaces.scipy_fftpack"))
     assert pycwt_fft_mode().startswith("pyFFTW (no power-of-two padding")
+
+
+def test_bench_all_runs_each_benchmark_in_its_own_process(tmp_path):
+    """`bench all` isolates each benchmark (fCWT leaks a buffer per call: in one process the
+    leaks of one benchmark crowded the next, and a 24 GB machine killed the run); a child that
+    dies is reported by its exit status, not taken for a result."""
+    import bioxen_dask.cli as cli
+
+    path, error = cli._bench_in_child("equivalence", str(tmp_path / "out"), True)
+    assert error is None and path.endswith("equivalence.csv") and (tmp_path / "out" / "equivalence.csv").is_file()
+    path, error = cli._bench_in_child("no-such-benchmark", str(tmp_path / "out"), True)
+    assert path is None and "its process ended with status 1" in error
