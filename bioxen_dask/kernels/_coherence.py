@@ -182,8 +182,10 @@ def coherence_ratio(re: Any, im: Any, S1: Any, S2: Any, out: Any = None, tmp: An
         t *= im
         r += t
         r /= S2
-        bad = xp.isnan(r)
-        if bad.any():
+        # a NaN anywhere makes the (pairwise, allocation-free) sum NaN: the mask below is built
+        # only then, not on every call of this hot path
+        if not xp.isfinite(r.sum()):
+            bad = xp.isnan(r)
             live = (xp.max(S1, axis=-1, keepdims=True) > 0) & (xp.max(S2, axis=-1, keepdims=True) > 0)
             r[bad & live] = 0
     return r
