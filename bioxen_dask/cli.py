@@ -271,15 +271,21 @@ def _run_on(client, config, pipeline, args: argparse.Namespace, dashboard_link) 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline YAML: check it, connect to the cluster, compute, write results."""
-    from .pipeline import check, load_pipeline, parse_overrides
+    from .pipeline import check, load_pipeline, parse_overrides, scan_inputs
 
     overrides = parse_overrides(args.set) + _cluster_overrides(args)
     pipeline = load_pipeline(args.pipeline, overrides)
     check(pipeline)  # everything verifiable without computing, before any cluster starts
     if args.check:
-        print(json.dumps({"pipeline": args.pipeline, "ok": True, "action": pipeline.facts["action"],
-                          "n_rois": pipeline.facts["n_rois"], "n_frames": pipeline.facts["n_frames"],
-                          "n_scales": pipeline.facts["n_scales"]}, indent=2))
+        facts = pipeline.facts
+        report = {"pipeline": args.pipeline, "ok": True, "action": facts["action"], "n_rois": facts["n_rois"],
+                  "n_rois_selected": facts["n_rois"] if facts["rois"] is None else int(facts["rois"].size),
+                  "n_pairs": facts["n_pairs"], "n_frames": facts["n_frames"], "n_scales": facts["n_scales"]}
+        if args.no_scan:
+            report["data"] = "not read (--no-scan: metadata only)"
+        else:
+            report.update(scan_inputs(pipeline, progress=not args.no_progress))
+        print(json.dumps(report, indent=2))
         return 0
     try:
         summary = _run_checked(pipeline, args)
@@ -426,7 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="deployment kind (overrides the pipeline's cluster.kind)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a pipeline key, e.g. --set grid.max_period=20 (repeatable)")
-    run.add_argument("--check", action="store_true", help="only validate the pipeline and its inputs")
+    run.add_argument("--check", action="store_true",
+                     help="only validate the pipeline and its inputs: metadata, then one read of the traces "
+                          "it analyses (missing samples, constant traces), without starting a cluster")
+    run.add_argument("--no-scan", action="store_true",
+                     help="with --check: metadata only, do not read the traces")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 

@@ -162,6 +162,16 @@ def _nonnegative_float(v: Any, name: str) -> float:
     return f
 
 
+def max_gap_samples(nan_policy: str, max_gap: Any, dt: float) -> int:
+    """The longest gap (samples) ``nan_policy`` fills: ``max_gap`` seconds at ``dt`` with
+    ``"interpolate"`` (required there), none with ``"raise"``."""
+    if nan_policy != "interpolate":
+        return 0
+    if max_gap is None:
+        raise ValueError("nan_policy='interpolate' needs max_gap= (the longest gap to fill, in seconds).")
+    return int(math.floor(_nonnegative_float(max_gap, "max_gap") / dt + 1e-9))
+
+
 def _fill_block(block: np.ndarray, max_gap: int) -> np.ndarray:
     return kernels.fill_gaps(block, max_gap, what="row")[0]
 
@@ -1198,11 +1208,7 @@ def coherence(
         raise ValueError(f"signals must be real numbers, got dtype {x.dtype}.")
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got {nan_policy!r}.")
-    gap_samples = 0
-    if nan_policy == "interpolate":
-        if max_gap is None:
-            raise ValueError("nan_policy='interpolate' needs max_gap= (the longest gap to fill, in seconds).")
-        gap_samples = int(math.floor(_nonnegative_float(max_gap, "max_gap") / dt + 1e-9))
+    gap_samples = max_gap_samples(nan_policy, max_gap, dt)
     need = np.unique(np.concatenate([plan.index_a, plan.index_b[plan.index_b >= 0]]))
     scan = scan_traces(x[need] if len(need) < n_rois else x)
     roi_ids = np.asarray(sig["roi"].values) if "roi" in sig.coords else np.arange(n_rois)

@@ -67,6 +67,7 @@ __all__ = [
     "repo_file",
     "run_differences",
     "run_pipeline",
+    "scan_inputs",
 ]
 
 
@@ -463,10 +464,12 @@ class Pipeline:
 
 def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a pipeline config that :meth:`Pipeline.key` hashes: what is computed, not
-    where (``outputs.path``, ``significance.cache``) or how (``compute``, ``cluster``) it runs."""
+    where (``outputs.path``, ``significance.cache``) or on what (``cluster``, ``compute`` task
+    sizes and device) it runs. ``compute.method`` is kept: the two methods agree only to the
+    float32 limit, so a result is never completed, nor reused, with the other one."""
     cfg = {k: v for k, v in config.items() if k not in ("cluster",)}
     cfg["outputs"] = {k: v for k, v in (cfg.get("outputs") or {}).items() if k in ("maps", "region_size")}
-    cfg["compute"] = {}
+    cfg["compute"] = {k: v for k, v in (cfg.get("compute") or {}).items() if k == "method"}
     cfg["significance"] = {k: v for k, v in (cfg.get("significance") or {}).items() if k != "cache"}
     return cfg
 
@@ -613,11 +616,92 @@ def check(pipeline: Pipeline) -> Pipeline:
         if ref.shape != (n,):
             raise PipelineError(f"pairs.reference_file: shape {ref.shape}, expected one value per frame ({n},).")
     _check_paths(cfg, store)
+    if pr["mode"] == "list":
+        n_pairs = len(pr["list"])
+    else:
+        k = n_rois if rois is None else rois.size
+        n_pairs = k if pr["mode"] == "reference" else k * (k - 1) // 2
     pipeline.facts.update(n_rois=n_rois, n_frames=n, fs=fs, n_scales=grid.n_scales,
-                          fingerprint=fingerprint(store), rois=rois)
+                          fingerprint=fingerprint(store), rois=rois, n_pairs=n_pairs)
     pipeline.facts["action"] = _output_action(pipeline, check_output)
     pipeline.cluster_config()
     return pipeline
+
+
+def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]:
+    """Read the traces a checked pipeline analyses, and its reference, once: refuse what the
+    run would refuse (missing samples its ``preprocessing.nan_policy`` does not fill, constant
+    traces, a non-finite or constant reference) before any cluster starts.
+
+    :func:`check` reads metadata only; this reads the data (``bioxen-dask run --check``), on
+    the local threaded scheduler.
+
+    Returns
+    -------
+    dict
+        ``rois_scanned`` (the rows the run reads), ``missing_samples`` and ``rois_with_gaps``
+        (what ``nan_policy: interpolate`` will fill and mask).
+
+    Raises
+    ------
+    PipelineError
+        Naming the first bad roi (id, position, frame) and the fix.
+    """
+    import contextlib
+
+    import dask
+
+    from ._validation import scan_traces
+    from .coherence import max_gap_samples, pair_table
+    from .io import open_signals_store
+
+    if "rois" not in pipeline.facts:
+        check(pipeline)
+    cfg = pipeline.config
+    store = Path(cfg["input"]["store"])
+    ds = open_signals_store(store)
+    sig = ds["signals"]
+    n_rois = sig.shape[0]
+    dt = 1.0 / pipeline.facts["fs"]
+    pr, pre = cfg["pairs"], cfg["preprocessing"]
+    if pr["mode"] == "list":
+        rows = np.unique(pair_table(pr["list"], n_rois))
+    else:
+        rois = pipeline.facts["rois"]
+        rows = np.arange(n_rois) if rois is None else np.unique(rois)
+    try:
+        gap = max_gap_samples(pre["nan_policy"], pre["max_gap"], dt)
+    except ValueError as exc:
+        raise PipelineError(f"preprocessing.max_gap: {exc}") from None
+    data = sig.data if rows.size == n_rois else sig.data[rows]
+    traces = [("input.store", data, f"the signals of {store}", pre["nan_policy"], gap,
+               np.asarray(sig["roi"].values)[rows] if "roi" in sig.coords else rows, rows)]
+    if pr["mode"] == "reference" and pr["reference_file"] is not None:
+        ref = _load_reference_file(Path(pr["reference_file"]))[None]
+        traces.append(("pairs.reference_file", ref, f"the reference file {pr['reference_file']}", "raise", 0,
+                       None, None))
+    elif pr["mode"] == "reference" and pr["reference"] not in (None, "mean", "population_mean"):
+        names = [str(v) for v in ds["references"]["reference"].values]
+        ref = ds["references"].data[names.index(pr["reference"]) : names.index(pr["reference"]) + 1]
+        traces.append(("pairs.reference", ref, f"the reference {pr['reference']!r}", "raise", 0, None, None))
+    bar = contextlib.nullcontext()
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        bar = ProgressBar(minimum=2.0)
+    facts: dict[str, Any] = {"rois_scanned": int(rows.size)}
+    with dask.config.set(scheduler="threads"), bar:
+        for key, values, where, policy, max_gap, ids, positions in traces:
+            scan = scan_traces(values)
+            try:
+                scan.check(nan_policy=policy, max_gap=max_gap, roi_ids=ids, positions=positions, dt=dt,
+                           constant="raise", where=where)
+            except ValueError as exc:
+                raise PipelineError(f"{key}: {exc}") from None
+            if key == "input.store":
+                facts.update(missing_samples=int(scan.n_missing.sum()),
+                             rois_with_gaps=int((scan.n_missing > 0).sum()))
+    return facts
 
 
 def _load_reference_file(path: Path) -> np.ndarray:

@@ -120,6 +120,16 @@ def test_complete_result_of_another_run_is_refused_naming_the_difference(finishe
     assert "of this same run" in str(err.value) and "overwrite=True" not in str(err.value)
 
 
+def test_a_result_of_the_other_compute_method_is_not_reused(finished, store):
+    """The methods agree only to the float32 limit: a result is neither reused nor completed
+    with the other one (task sizes, which change no number, stay out of the run's identity)."""
+    folder, _ = finished
+    with pytest.raises(OutputExistsError) as err:
+        check(load_pipeline(_cfg(store, folder, compute__method="multirate")))
+    assert "compute.method (stored 'exact', now 'multirate')" in str(err.value)
+    assert check(load_pipeline(_cfg(store, folder, compute__roi_chunk=4))).facts["action"] == "finish"
+
+
 def test_incomplete_result_refusals_name_pipeline_keys(finished, store, tmp_path):
     folder, _ = finished
     copy = tmp_path / "out.zarr"

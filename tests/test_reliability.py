@@ -637,3 +637,49 @@ def test_cli_cluster_listens_on_loopback_only():
     default = ClusterConfig.from_dask_config({})
     assert default.kind == "local" and default.dashboard_address == "127.0.0.1:0"
     assert json.loads(json.dumps(default.to_dict()))["dashboard_address"] == "127.0.0.1:0"
+
+
+def test_run_check_reads_the_traces_and_refuses_what_the_run_would(tmp_path, capsys):
+    """``run --check`` refuses, before any cluster, the missing samples and constant traces
+    the run itself refuses, with the same message; ``--no-scan`` reads metadata only."""
+    x, stim = traces(n_rois=6)
+    x[3, 100:104] = np.nan
+    x[4] = 0.25  # constant
+    store = store_from(tmp_path, x, stim, nan_policy="keep")
+
+    def check_cli(cfg, *flags):
+        path = tmp_path / "p.yaml"
+        path.write_text(json.dumps(cfg))
+        code = main(["run", str(path), "--check", "--no-progress", *flags])
+        out, err = capsys.readouterr()
+        return code, (json.loads(out) if code == 0 else None), err
+
+    cfg = config(store, tmp_path)
+    code, _, err = check_cli(cfg)
+    assert code == 2
+    assert "input.store: the signals of" in err and "roi 3 (position 3) at frame 100 (t = 3.33333 s)" in err
+    with pytest.raises(ValueError, match=r"roi 3 \(position 3\) at frame 100"):
+        run(cfg)  # the run refuses the same trace
+    code, report, _ = check_cli(cfg, "--no-scan")
+    assert code == 0 and report["data"].startswith("not read")
+
+    cfg = config(store, tmp_path, preprocessing__nan_policy="interpolate", preprocessing__max_gap=1.0)
+    code, _, err = check_cli(cfg)
+    assert code == 2 and "1 traces are constant" in err and "rois 4 (positions [4])" in err
+
+    cfg["input"]["rois"] = [0, 1, 2, 3, 5]
+    code, report, err = check_cli(cfg)
+    assert code == 0, err
+    assert (report["n_rois"], report["n_rois_selected"], report["n_pairs"]) == (6, 5, 5)
+    assert (report["rois_scanned"], report["missing_samples"], report["rois_with_gaps"]) == (5, 4, 1)
+    cfg["preprocessing"]["max_gap"] = 0.1  # 3 samples: shorter than the gap
+    code, _, err = check_cli(cfg)
+    assert code == 2 and "roi 3 (position 3) has a gap of 4 missing samples, longer than max_gap=3" in err
+
+    cfg = config(store, tmp_path, pairs__mode="all", pairs__reference=None, input__rois=[0, 1, 2, 5])
+    code, report, err = check_cli(cfg)
+    assert code == 0, err
+    assert report["n_pairs"] == 6 and report["missing_samples"] == 0
+    cfg = config(store, tmp_path, pairs__mode="list", pairs__reference=None, pairs__list=[[0, 1], [1, 4]])
+    code, _, err = check_cli(cfg)
+    assert code == 2 and "rois 4 (positions [4])" in err  # only the listed rois are read
