@@ -85,10 +85,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     """Convert suite2p / NWB / CaImAn / npy / HDF5 / Zarr traces into a signals store."""
     from .io import ingest
 
+    dff_options = {k: v for k, v in (("dff_window_s", args.dff_window), ("dff_percentile", args.dff_percentile))
+                   if v is not None}
+    if dff_options and not args.dff:
+        raise ValueError("--dff-window and --dff-percentile set the dF/F baseline: add --dff, or drop them.")
     path = ingest(args.source, args.out, format=args.format, fs=args.fs,
                   neuropil_coefficient=args.neuropil, cells_only=not args.all_rois, dff=args.dff,
                   dataset=args.dataset, overwrite=args.overwrite, allow_pickle=args.allow_pickle,
-                  nan_policy=args.nan_policy)
+                  nan_policy=args.nan_policy, layout=args.layout, **dff_options)
     print(json.dumps(_info(path), indent=2, default=str))
     return 0
 
@@ -485,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--neuropil", type=float, default=0.7, help="suite2p neuropil coefficient (F - c*Fneu)")
     ing.add_argument("--all-rois", action="store_true", help="keep non-cells too (suite2p iscell)")
     ing.add_argument("--dff", action="store_true", help="convert to dF/F with a running-percentile baseline")
+    ing.add_argument("--dff-window", type=float, default=None, metavar="SECONDS",
+                     help="with --dff: baseline window in seconds (default 60)")
+    ing.add_argument("--dff-percentile", type=float, default=None,
+                     help="with --dff: baseline percentile (default 8)")
+    ing.add_argument("--layout", choices=("roi,time", "time,roi"), default="roi,time",
+                     help="npy/HDF5/Zarr sources: axis order (default roi,time; time,roi: one column per roi)")
     ing.add_argument("--dataset", default=None, help="dataset/series name inside HDF5/NWB")
     ing.add_argument("--allow-pickle", action="store_true", help="read suite2p ops.npy (a pickle) for fs; only if trusted")
     ing.add_argument("--nan-policy", choices=("raise", "zero", "keep"), default="raise",

@@ -316,6 +316,48 @@ def test_plain_formats_roundtrip(tmp_path):
     assert [detect_format(tmp_path / n) for n in cases] == ["npy", "hdf5", "zarr", "zarr"]
 
 
+def test_time_major_sources_are_read_with_layout(tmp_path, capsys):
+    """``layout='time,roi'`` reads one column per roi, streamed in blocks (here more frames than
+    one block), for every plain format, without the layout warning; the store records it."""
+    import warnings
+
+    from bioxen_dask.cli import main
+
+    x = np.random.default_rng(6).standard_normal((3, 5000)).astype(np.float32)  # (roi, time)
+    np.save(tmp_path / "t.npy", x.T)
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f["traces"] = x.T
+    zarr.create_array(str(tmp_path / "t.zarr"), data=x.T, chunks=(700, 2))
+    for name in ("t.npy", "t.h5", "t.zarr"):
+        before = _digest(tmp_path / name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = ingest(tmp_path / name, tmp_path / f"o-{name}.zarr", fs=20.0, layout="time,roi",
+                         chunks=(2, 1024))
+        sig = open_signals(out)
+        np.testing.assert_array_equal(sig.values, x)
+        assert sig.sizes == {"roi": 3, "time": 5000} and sig.attrs["source_layout"] == "time,roi"
+        assert _digest(tmp_path / name) == before
+    with pytest.warns(UserWarning, match=r"t\.npy has 5000 rows and 3 columns, read as \(roi,time\).*"
+                                         r"layout='time,roi' \(--layout time,roi\)"):
+        ingest(tmp_path / "t.npy", tmp_path / "wrong.zarr", fs=20.0)
+    np.save(tmp_path / "w.npy", x)
+    with pytest.warns(UserWarning, match=r"read as \(time,roi\): it becomes 5000 rois x 3 frames.*layout='roi,time'"):
+        ingest(tmp_path / "w.npy", tmp_path / "wrong2.zarr", fs=20.0, layout="time,roi")
+    with pytest.raises(ValueError, match=r"unknown layout 'time_roi'; use one of \['roi,time', 'time,roi'\]"):
+        ingest(tmp_path / "t.npy", tmp_path / "o.zarr", fs=20.0, layout="time_roi")
+    F, _ = make_suite2p(tmp_path / "suite2p" / "plane0")
+    with pytest.raises(ValueError, match="layout='time,roi' applies to npy/hdf5/zarr sources; suite2p"):
+        ingest(tmp_path / "suite2p" / "plane0", tmp_path / "o.zarr", fs=20.0, layout="time,roi")
+    assert main(["ingest", str(tmp_path / "t.npy"), str(tmp_path / "cli.zarr"), "--fs", "20",
+                 "--layout", "time,roi"]) == 0
+    capsys.readouterr()
+    np.testing.assert_array_equal(open_signals(tmp_path / "cli.zarr").values, x)
+    assert main(["ingest", str(tmp_path / "t.npy"), str(tmp_path / "cli2.zarr"), "--fs", "20",
+                 "--layout", "time,roi", "--dff-window", "30"]) == 2
+    assert "--dff-window and --dff-percentile set the dF/F baseline: add --dff" in capsys.readouterr().err
+
+
 def test_plain_formats_bad_input(tmp_path):
     x = np.random.default_rng(5).standard_normal((4, 300))
     np.save(tmp_path / "x.npy", x)

@@ -54,6 +54,7 @@ class _Options:
     cells_only: bool
     dataset: str | None
     allow_pickle: bool
+    time_major: bool = False  # npy/hdf5/zarr stored (time, roi)
 
 
 @dataclass
@@ -518,26 +519,30 @@ def _read_caiman(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
                    attrs={"source_dataset": f"/{name}", "fs_source": fs_from})
 
 
-def _warn_layout(name: str, shape: tuple[int, int], fmt: str) -> None:
-    """Warn when a (roi, time) source has more rows than columns: likely stored time x roi."""
-    n_rois, n_frames = shape
+#: Axis orders of npy/HDF5/Zarr sources (``layout=``): the first name is the rows' axis.
+LAYOUTS = ("roi,time", "time,roi")
+
+
+def _warn_layout(name: str, shape: tuple[int, int], fmt: str, time_major: bool) -> None:
+    """Warn when a source becomes more rois than frames: likely read in the wrong axis order."""
+    n_rois, n_frames = shape[::-1] if time_major else shape
     if n_rois > n_frames:
+        given, other = (LAYOUTS[1], LAYOUTS[0]) if time_major else LAYOUTS
         warnings.warn(
-            f"{name} has {n_rois} rows and {n_frames} columns; {fmt} sources are read as (roi, time), so this "
-            f"becomes {n_rois} rois x {n_frames} frames. If it is stored time x roi (one column per roi), "
-            "transpose it before ingest (e.g. numpy.save(path, traces.T)); ingest has no axis-order option "
-            f"for {fmt} sources",
+            f"{name} has {shape[0]} rows and {shape[1]} columns, read as ({given}): it becomes {n_rois} rois x "
+            f"{n_frames} frames. If it is stored ({other}), pass layout={other!r} (--layout {other})",
             UserWarning, stacklevel=4,
         )
 
 
 def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str) -> _Opened:
     _require_2d(data, name)
-    _warn_layout(name, tuple(data.shape), fmt)
+    _warn_layout(name, tuple(data.shape), fmt, opt.time_major)
     fs, fs_from = resolve_rate(opt.fs, [], f"{fmt} sources carry no sampling rate; {_FS_HINT}")
-    n_rois, n_frames = data.shape
-    return _Opened(array_reader(data), (n_rois, n_frames), fs, np.arange(n_rois), units="a.u.",
-                   attrs={"source_dataset": name, "fs_source": fs_from})
+    n_rois, n_frames = data.shape[::-1] if opt.time_major else data.shape
+    return _Opened(array_reader(data, time_major=opt.time_major), (n_rois, n_frames), fs, np.arange(n_rois),
+                   units="a.u.", attrs={"source_dataset": name, "fs_source": fs_from,
+                                        "source_layout": LAYOUTS[1] if opt.time_major else LAYOUTS[0]})
 
 
 def _read_hdf5(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
@@ -565,6 +570,9 @@ def _read_zarr(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
     name, data = _exact_or_pick(node, arrays, opt.dataset, source, "2-D numeric array")
     return _plain(data, name, source, opt, "zarr")
 
+
+#: Formats without a layout of their own (``layout=`` applies).
+_PLAIN_FORMATS = ("npy", "hdf5", "zarr")
 
 _READERS: dict[str, Callable[[Path, _Options, ExitStack], _Opened]] = {
     "suite2p": _read_suite2p,
@@ -651,6 +659,7 @@ def ingest(
     allow_pickle: bool = False,
     nan_policy: str = "raise",
     chunks: Any = None,
+    layout: str = "roi,time",
 ) -> Path:
     """Convert calcium-imaging traces into a signals store, streaming, without touching the source.
 
@@ -660,7 +669,7 @@ def ingest(
         A suite2p plane folder (``F.npy``, ``Fneu.npy``, ``iscell.npy``), an NWB file
         (a ``RoiResponseSeries``, stored time × roi), a CaImAn HDF5 file
         (``/estimates/F_dff`` if present, else ``/estimates/C``), a ``.npy`` file, an
-        HDF5 file or a Zarr array/group (roi × time).
+        HDF5 file or a Zarr array/group (roi × time, or time × roi with ``layout``).
     out
         Path of the new signals store (Zarr v3).
     format
@@ -696,6 +705,10 @@ def ingest(
         ``"raise"``/``"zero"`` are allowed (the running baseline needs every sample).
     chunks
         Store chunking, see :func:`write_signals`.
+    layout : {"roi,time", "time,roi"}
+        npy/HDF5/Zarr only: the source's axis order (``"time,roi"``: one column per roi, as
+        many tools save traces). The other formats have a known layout (NWB is read time x roi
+        by itself).
 
     Returns
     -------
@@ -715,8 +728,8 @@ def ingest(
     Warns
     -----
     UserWarning
-        An npy/HDF5/Zarr source with more rows than columns: it is read as (roi, time),
-        so a time × roi array would become many rois of few frames (transpose it first).
+        An npy/HDF5/Zarr source that would become more rois than frames: probably read in
+        the wrong axis order (the warning names the ``layout`` to pass).
 
     Examples
     --------
@@ -755,7 +768,12 @@ def ingest(
     if src.is_dir() != (fmt in _DIRECTORY_FORMATS):
         kind = "a folder" if fmt in _DIRECTORY_FORMATS else "a file"
         raise ValueError(f"format {fmt!r} expects {kind}, but {src} is not one")
-    opts = _Options(fs, neuropil_coefficient, cells_only, dataset, allow_pickle)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {list(LAYOUTS)} (the source's axis order)")
+    if layout != LAYOUTS[0] and fmt not in _PLAIN_FORMATS:
+        raise ValueError(f"layout={layout!r} applies to {'/'.join(_PLAIN_FORMATS)} sources; {fmt} sources have a "
+                         "known axis order (drop layout=)")
+    opts = _Options(fs, neuropil_coefficient, cells_only, dataset, allow_pickle, time_major=layout == LAYOUTS[1])
 
     with ExitStack() as stack:
         src_data = _READERS[fmt](src, opts, stack)
