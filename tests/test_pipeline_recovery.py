@@ -272,6 +272,8 @@ def test_ctrl_c_during_compute_is_one_line_and_exit_130(store, tmp_path, capsys,
     monkeypatch.setattr(bioxen_dask.cluster, "dashboard_link", lambda client: None)
     monkeypatch.setattr(bioxen_dask.pipeline, "run_pipeline", interrupted)
     handler = signal.getsignal(signal.SIGINT)
+    import distributed  # noqa: F401  (importing it sets its loggers' levels: before they are read)
+
     level = logging.getLogger("distributed").level
     out = tmp_path / "o.zarr"
     try:
