@@ -105,11 +105,17 @@ def _info(path: str | Path) -> dict:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     """What a signals store (or a coherence result store) holds."""
-    from .datasets import result_info, result_status
+    from .datasets import result_info, result_status, verify_result
 
     if result_status(args.store)["is_result"]:
-        print(json.dumps(result_info(args.store), indent=2, default=str))
-        return 0
+        info = result_info(args.store)
+        if args.verify:
+            info["verified"] = info.get("complete") is True and verify_result(args.store)
+        print(json.dumps(info, indent=2, default=str))
+        return 0 if not args.verify or info["verified"] else 1
+    if args.verify:
+        raise ValueError(f"--verify re-reads a coherence result against its checksums; {args.store} is not one "
+                         "(a signals store is checked whenever it is opened).")
     print(json.dumps(_info(args.store), indent=2, default=str))
     return 0
 
@@ -505,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="describe a signals store or a coherence result")
     info.add_argument("store")
+    info.add_argument("--verify", action="store_true",
+                      help="coherence results: re-read every region and compare with the checksums recorded when "
+                           "it was written (exit status 1 on a mismatch)")
     info.set_defaults(func=_cmd_info)
     return parser
 

@@ -968,7 +968,7 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
         The summary: output path, write report, sizes, wall times, and for synthetic inputs
         the recovery of the planted groups (:func:`evaluate_recovery`).
     """
-    from .datasets import OutputExistsError, open_result, result_status, write_result
+    from .datasets import OutputExistsError, open_result, result_status, verify_result, write_result
 
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
@@ -982,9 +982,15 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
     if pipeline.facts["action"] == "finish":
         # complete result of this same run: an earlier run was interrupted while it wrote the
         # summary or figures; they are (re)written, nothing is recomputed
+        if cfg["outputs"]["maps"]:  # re-reading maps is re-reading most of the run's output
+            say(f"{out}: maps not re-verified (bioxen-dask info --verify {out} re-reads every region)")
+        elif not verify_result(out):
+            raise OutputExistsError(
+                f"outputs.path: {out} is marked complete, but its data no longer match the checksums recorded "
+                f"when it was written (changed or damaged since); {_OVERWRITE_HINT} by a new run.")
         ds = open_result(out)
         t_sig = 0.0
-        say(f"{out} already holds the complete result of this run; writing its summary and figures only")
+        say(f"{out} already holds the complete result of this run (verified); writing its summary and figures only")
         status = result_status(out)
         write = {"path": str(out.absolute()), "regions": status["regions"], "written": 0,
                  "skipped": status["regions"], "resumed": True, "complete_already": True}

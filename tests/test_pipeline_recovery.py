@@ -102,6 +102,29 @@ def test_cli_check_reports_finish_for_a_complete_result_of_the_same_run(finished
     assert json.loads(captured.out)["action"] == "finish"
 
 
+def test_a_finish_rerun_verifies_the_stored_result(finished, store, tmp_path, capsys):
+    """A complete result changed after it was written is not finished with a summary of wrong
+    numbers: the re-run refuses it, and ``info --verify`` says so (exit 1)."""
+    import shutil
+
+    folder, _ = finished
+    copy = tmp_path / "out.zarr"
+    shutil.copytree(folder / "out.zarr", copy)
+    assert cli.main(["info", str(copy), "--verify"]) == 0
+    assert json.loads(capsys.readouterr().out)["verified"] is True
+    z = zarr.open_group(str(copy), mode="r+")
+    z["coherence_mean"][3, 2] = float(z["coherence_mean"][3, 2]) + 0.25  # a value changed on disk
+    assert cli.main(["info", str(copy), "--verify"]) == 1
+    assert json.loads(capsys.readouterr().out)["verified"] is False
+    cfg = _cfg(store, folder, outputs__path=str(copy), outputs__summary=str(tmp_path / "s.json"),
+               outputs__figures=None)
+    with pytest.raises(OutputExistsError, match="no longer match the checksums recorded when it was written"):
+        run_pipeline(load_pipeline(cfg), progress=False)
+    assert not (tmp_path / "s.json").exists()
+    assert cli.main(["info", str(store), "--verify"]) == 2
+    assert "is not one (a signals store is checked whenever it is opened)" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- 5. refusals in pipeline terms
 
 
