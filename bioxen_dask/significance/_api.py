@@ -16,6 +16,7 @@ from ._montecarlo import (
     MonteCarloSpec,
     SignificanceResult,
     _check_count,
+    _whole,
     _levels_array,
     _result,
     _topk_size,
@@ -102,8 +103,13 @@ def make_spec(
                 "the data: pass n_samples=len(data) (or AR1Null(g1, g2, length=len(data)))."
             )
         n_samples = surrogate_length(grid) if own_length is None else own_length
-    elif own_length is not None and int(n_samples) != own_length:
-        raise ValueError(f"{type(null).__name__} surrogates have {own_length} samples, not n_samples={n_samples}.")
+    else:
+        try:
+            n_samples = _whole(n_samples, "n_samples", minimum=4)
+        except ValueError:
+            raise ValueError(f"surrogates need a whole number of at least 4 samples, got n_samples={n_samples!r}.") from None
+        if own_length is not None and n_samples != own_length:
+            raise ValueError(f"{type(null).__name__} surrogates have {own_length} samples, not n_samples={n_samples}.")
     n_samples = int(n_samples)
     if n_samples < 4:
         raise ValueError(f"surrogates need at least 4 samples, got n_samples={n_samples}.")
@@ -118,10 +124,12 @@ def make_spec(
                              "(or 'auto'), or cwt_engine='bioxen' for the multirate engine.")
         require_engine(cwt_engine)  # fail here, with the install hint, not inside a task
         engine = "exact"
-    if int(nbins) < 2:
-        raise ValueError(f"nbins must be at least 2, got {nbins!r}.")
-    if interior is not None and int(interior) < 1:
-        raise ValueError(f"interior must be a positive integer or None, got {interior!r}.")
+    nbins = _whole(nbins, "nbins", minimum=2)
+    if interior is not None:
+        try:
+            interior = _whole(interior, "interior")
+        except ValueError:
+            raise ValueError(f"interior must be a positive integer or None, got {interior!r}.") from None
     needs_fields = pointwise or time_averaged
     dtype = str(np.dtype(dtype))
     if dtype not in ("float32", "float64"):
@@ -268,9 +276,7 @@ def surrogate_significance(
         cwt_engine=cwt_engine,
     )
     mc = int(mc_count)
-    bs = default_batch_size(spec, mc) if batch_size is None else int(batch_size)
-    if bs < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    bs = default_batch_size(spec, mc) if batch_size is None else _whole(batch_size, "batch_size")
     (merged,) = run_specs([(spec, mc, bs)], scheduler=scheduler, progress=progress)
     return _result(spec, merged, _levels_array(levels), mc, _attrs(spec, mc, bs))
 
@@ -333,7 +339,7 @@ def ar1_thresholds(
         grid, AR1Null(g1, g2), mc_count=mc_count, levels=levels, seed=seed, n_samples=n_samples,
         batch_size=batch_size, scheduler=scheduler, progress=progress, **options,
     )
-    return res.thresholds[0] if np.isscalar(levels) else res.thresholds
+    return res.thresholds[0] if np.ndim(levels) == 0 else res.thresholds
 
 
 ar1_thresholds.__doc__ = ar1_thresholds.__doc__.replace("    {shared}", _SHARED_DOC.strip("\n"))

@@ -31,6 +31,11 @@ def _lag_covariances(x: Any) -> tuple[np.ndarray, float, float, int]:
 def ar1_allen_smith(x: Any) -> tuple[float, float, float]:
     """Bias-corrected lag-1 autocorrelation of Allen & Smith (1996), as pycwt's ``ar1``.
 
+    Parameters
+    ----------
+    x : array-like, 1-D
+        Finite, non-constant series of at least 3 samples (not modified).
+
     Returns
     -------
     g : float
@@ -74,12 +79,28 @@ def ar1_allen_smith(x: Any) -> tuple[float, float, float]:
 def ar1_naive(x: Any) -> tuple[float, float]:
     """Naive lag-1 autocorrelation ``g = c1/c0`` (Grinsted's ``ar1nv``).
 
+    Parameters
+    ----------
+    x : array-like, 1-D
+        Finite, non-constant series of at least 3 samples (not modified).
+
     Returns
     -------
     g : float
         AR(1) coefficient.
     a : float
         Innovation amplitude ``sqrt((1 - g**2) * c0)``.
+
+    Raises
+    ------
+    ValueError
+        When the estimate is outside ``(-1, 1)`` (a trend or a non-stationary series).
+
+    Examples
+    --------
+    >>> x = rednoise(5000, 0.7, rng=0)
+    >>> round(ar1_naive(x)[0], 2)
+    0.7
     """
     _, c0, c1, _ = _lag_covariances(x)
     g = c1 / c0
@@ -89,7 +110,20 @@ def ar1_naive(x: Any) -> tuple[float, float]:
 
 
 def estimate_ar1(x: Any, estimator: str = "allen_smith") -> float:
-    """AR(1) coefficient by name: ``"allen_smith"`` (pycwt) or ``"naive"`` (Grinsted)."""
+    """AR(1) coefficient by name: ``"allen_smith"`` (pycwt) or ``"naive"`` (Grinsted).
+
+    Parameters
+    ----------
+    x : array-like, 1-D
+        The series (not modified).
+    estimator : {"allen_smith", "naive"}
+        :func:`ar1_allen_smith` or :func:`ar1_naive`.
+
+    Returns
+    -------
+    float
+        The lag-1 coefficient ``g``.
+    """
     if estimator == "allen_smith":
         return ar1_allen_smith(x)[0]
     if estimator == "naive":
@@ -113,10 +147,12 @@ def rednoise(
     size : int or tuple
         Leading batch shape.
     rng : numpy.random.Generator or seed, optional
+        Source of the innovations.
 
     Returns
     -------
     ndarray, shape ``size + (n,)``
+        The series, starting after the burn-in.
 
     Examples
     --------
@@ -125,6 +161,8 @@ def rednoise(
     """
     if not -1 < g < 1:
         raise ValueError(f"AR(1) coefficient must be in (-1, 1), got {g!r}.")
+    if not math.isfinite(a):
+        raise ValueError(f"the innovation amplitude a must be a finite number, got {a!r}.")
     if isinstance(n, bool) or not float(n).is_integer() or n < 1:
         raise ValueError(f"n must be a positive whole number of samples, got {n!r}.")
     n = int(n)
@@ -138,6 +176,19 @@ def rednoise(
 
 
 def ar1_spectrum(freqs: Any, g: float) -> np.ndarray:
-    """Theoretical normalised AR(1) power spectrum at frequencies in cycles per sample."""
+    """Theoretical normalised AR(1) power spectrum at frequencies in cycles per sample.
+
+    Parameters
+    ----------
+    freqs : array-like
+        Frequencies in cycles per sample.
+    g : float
+        AR(1) coefficient.
+
+    Returns
+    -------
+    ndarray
+        ``(1 - g**2) / |1 - g exp(-2 pi i f)|**2`` (1 for white noise).
+    """
     f = np.asarray(freqs, dtype=float)
     return (1 - g**2) / np.abs(1 - g * np.exp(-2j * np.pi * f)) ** 2

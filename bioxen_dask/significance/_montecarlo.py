@@ -66,6 +66,16 @@ _NO_PHASE = {"with_phase": False} if "with_phase" in inspect.signature(coherence
 def surrogate_length(grid: ScaleGrid) -> int:
     """Samples per surrogate in pycwt's test: ``ceil(6 * largest scale / dt)``.
 
+    Parameters
+    ----------
+    grid : ScaleGrid
+        Scale grid of the test.
+
+    Returns
+    -------
+    int
+        Samples per surrogate.
+
     Examples
     --------
     >>> from bioxen_dask.grid import make_grid
@@ -76,7 +86,20 @@ def surrogate_length(grid: ScaleGrid) -> int:
 
 
 def outside_coi_mask(grid: ScaleGrid, n: int) -> np.ndarray:
-    """``(n_scales, n)`` boolean: True where the period is outside the cone of influence."""
+    """Where the period is outside the cone of influence (the points pycwt's test counts).
+
+    Parameters
+    ----------
+    grid : ScaleGrid
+        Scale grid.
+    n : int
+        Record length.
+
+    Returns
+    -------
+    ndarray of bool, shape ``(n_scales, n)``
+        True outside the COI.
+    """
     return grid.periods[:, None] <= grid.coi(n)[None, :]
 
 
@@ -102,7 +125,10 @@ def time_averaged_coherence(R2: Any, grid: ScaleGrid) -> np.ndarray:
 
 
 def _levels_array(levels: float | Iterable[float]) -> np.ndarray:
-    lv = np.atleast_1d(np.asarray(list(levels) if not np.isscalar(levels) else [levels], dtype=float))
+    try:
+        lv = np.atleast_1d(np.asarray(levels if np.ndim(levels) else [levels], dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"significance levels must be numbers in (0, 1), e.g. 0.95; got {levels!r}.") from None
     if lv.ndim != 1 or lv.size == 0 or np.any(~np.isfinite(lv)) or np.any((lv <= 0) | (lv >= 1)):
         raise ValueError(f"significance levels must be numbers in (0, 1), e.g. 0.95; got {lv.tolist()}.")
     return lv
@@ -246,6 +272,19 @@ def _keep_top(values: np.ndarray, k: int) -> np.ndarray:
     if values.shape[0] <= k:
         return values
     return np.partition(values, values.shape[0] - k, axis=0)[values.shape[0] - k :]
+
+
+def _pad_top(values: np.ndarray, k: int) -> np.ndarray:
+    """``values`` with ``-inf`` rows appended up to ``k`` rows.
+
+    A batch of fewer than ``k`` surrogates must still hand on ``k`` rows: the merge keeps as
+    many rows as its largest part, and a level that needs the ``k`` largest of all values
+    would otherwise find fewer. ``-inf`` never displaces a real value.
+    """
+    if values.shape[0] >= k:
+        return values
+    pad = np.full((k - values.shape[0],) + values.shape[1:], -np.inf, dtype=values.dtype)
+    return np.concatenate([values, pad], axis=0)
 
 
 def merge_partials(*parts: Partial) -> Partial:
@@ -445,7 +484,7 @@ class MonteCarloSpec:
                 fields.append(np.where(np.isfinite(R2), R2, -np.inf).astype(np.float32))
             if means is not None:
                 means[a] = time_averaged_coherence(R2, grid)
-        topk = _keep_top(np.stack(fields), self.topk) if fields else None
+        topk = _pad_top(_keep_top(np.stack(fields), self.topk), self.topk) if fields else None
         counts = to_numpy(counts).reshape(S, 1, nb) if counts is not None else None
         return Partial(counts, topk, idx, means)
 
@@ -574,7 +613,14 @@ def _result(spec: MonteCarloSpec, merged: Partial, levels: np.ndarray, mc_count:
     return SignificanceResult(levels, thresholds, histogram, pointwise, null_means, spec.grid, attrs)
 
 
+def _whole(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int if it is a whole number ``>= minimum``, else a ValueError naming it."""
+    ok = not isinstance(value, (bool, str, bytes)) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not math.isfinite(value) or value != int(value) or value < minimum:
+        raise ValueError(f"{name} must be a{' positive' if minimum == 1 else ''} integer"
+                         f"{'' if minimum == 1 else f' of at least {minimum}'}, got {value!r}.")
+    return int(value)
+
+
 def _check_count(mc_count: Any) -> int:
-    if isinstance(mc_count, bool) or int(mc_count) != mc_count or mc_count < 1:
-        raise ValueError(f"mc_count must be a positive integer, got {mc_count!r}.")
-    return int(mc_count)
+    return _whole(mc_count, "mc_count")

@@ -53,6 +53,18 @@ def surrogate_seed(root: np.random.SeedSequence, index: int) -> np.random.SeedSe
     Computed directly from ``(entropy, spawn_key + (index,))``, so it does not depend on how
     many children were spawned before (``SeedSequence.spawn`` is stateful).
 
+    Parameters
+    ----------
+    root : numpy.random.SeedSequence
+        The run's root seed.
+    index : int
+        Surrogate index.
+
+    Returns
+    -------
+    numpy.random.SeedSequence
+        The surrogate's own seed.
+
     Examples
     --------
     >>> import numpy as np
@@ -68,7 +80,20 @@ def surrogate_seed(root: np.random.SeedSequence, index: int) -> np.random.SeedSe
 
 
 def surrogate_seeds(seed: int | np.random.SeedSequence | None, count: int) -> list[np.random.SeedSequence]:
-    """One independent ``SeedSequence`` per surrogate index (batch-size independent)."""
+    """One independent ``SeedSequence`` per surrogate index (batch-size independent).
+
+    Parameters
+    ----------
+    seed : int, SeedSequence or None
+        Root seed.
+    count : int
+        Number of surrogates.
+
+    Returns
+    -------
+    list of numpy.random.SeedSequence
+        ``surrogate_seed(root, i)`` for ``i`` in ``range(count)``.
+    """
     root = as_seed_sequence(seed)
     return [surrogate_seed(root, i) for i in range(int(count))]
 
@@ -133,8 +158,12 @@ class AR1Null(NullModel):
         lo, hi = sorted(gs)
         object.__setattr__(self, "g1", lo)
         object.__setattr__(self, "g2", hi)
-        if self.length is not None and int(self.length) < 4:
-            raise ValueError(f"length must be at least 4 samples, got {self.length!r}.")
+        if self.length is not None:
+            n = self.length
+            if (isinstance(n, (bool, str, bytes)) or not isinstance(n, (int, float, np.integer, np.floating))
+                    or not np.isfinite(n) or n != int(n) or n < 4):
+                raise ValueError(f"length must be a whole number of at least 4 samples, got {n!r}.")
+            object.__setattr__(self, "length", int(n))
 
     @property
     def n_samples(self) -> int:
@@ -160,13 +189,17 @@ def _digest(*arrays: np.ndarray) -> str:
 
 
 def _as_trace(x: Any, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=float)
+    """A private, read-only float64 copy of a trace (the caller may reuse its buffer)."""
+    if np.iscomplexobj(x):
+        raise ValueError(f"{name} is complex; pass a real trace (e.g. its real part or amplitude).")
+    a = np.array(x, dtype=float)  # always a copy
     if a.ndim != 1 or a.size < 4:
         raise ValueError(f"{name} must be a 1-D series of at least 4 samples, got shape {a.shape}.")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} has NaN or inf samples; fill or drop them first.")
     if np.ptp(a) == 0:
         raise ValueError(f"{name} is constant: its coherence with anything is undefined.")
+    a.setflags(write=False)
     return a
 
 
@@ -181,7 +214,8 @@ class FourierNull(NullModel):
     Parameters
     ----------
     x1, x2 : array-like, 1-D, same length
-        The two traces being tested.
+        The two traces being tested: real, finite, not constant, at least 4 samples. They are
+        copied, so the caller may reuse its buffers.
 
     Examples
     --------
@@ -242,6 +276,7 @@ class IAAFTNull(FourierNull):
     Parameters
     ----------
     x1, x2 : array-like, 1-D, same length
+        The two traces being tested (copied).
     n_iter : int
         Iterations (default 100; the spectrum error stops improving long before).
 
@@ -255,6 +290,15 @@ class IAAFTNull(FourierNull):
     """
 
     n_iter: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        n = self.n_iter
+        if (isinstance(n, (bool, str, bytes)) or not isinstance(n, (int, float, np.integer, np.floating))
+                or not np.isfinite(n) or n != int(n) or n < 1):
+            raise ValueError(f"n_iter must be a positive whole number of iterations (default 100), got {n!r}; "
+                             "use FourierNull for plain phase randomisation.")
+        object.__setattr__(self, "n_iter", int(n))
 
     def pair(self, rng: np.random.Generator, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         self._check_length(n_samples)

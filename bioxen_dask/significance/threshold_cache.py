@@ -11,7 +11,11 @@ entry, written to a temporary name and renamed, so a crash never leaves a half e
 by a digest of *every* input of the Monte Carlo run: both (bucketed) coefficients, the scale
 grid (dt, every scale, dj, mother wavelet and its parameters), the conventions (scale
 kernel, boundary, dtype, mean removal), the surrogate length and count, the seed, the
-histogram bins, the engine and its version. The significance *level* is deliberately not
+histogram bins, the engine and its version (and the transform engine and spectral tolerance
+where they are not the defaults). Each entry also stores a SHA-256 digest of its histogram,
+checked on every read: an entry that is unreadable, has the wrong shape or whose numbers do
+not match the digest (a lost chunk reads back as the fill value) is deleted and recomputed,
+never used. The significance *level* is deliberately not
 part of the key: it is not an input of the Monte Carlo run but of reading levels off its
 histogram, so one cached run serves 0.95, 0.99 or any other level exactly as a fresh run
 with the same seed would (pycwt's cache key, by contrast, ignores ``mc_count`` and the
@@ -51,7 +55,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..grid import ScaleGrid
+from ..grid import DEFAULT_TOL, ScaleGrid
 from ._api import make_spec
 from ._distributed import default_batch_size, run_specs
 from ._montecarlo import ENGINE_VERSION, _levels_array, levels_from_histograms
@@ -89,6 +93,18 @@ def ar1_bucket(g: Any, width: float = DEFAULT_BUCKET_WIDTH) -> Any:
     Uniform in ``atanh(g)``, so buckets are narrow where thresholds change fastest (``g``
     near 1) and wide near 0.
 
+    Parameters
+    ----------
+    g : float or array-like
+        AR(1) coefficients in ``(-1, 1)``.
+    width : float
+        Bucket width in ``atanh(g)``.
+
+    Returns
+    -------
+    int or ndarray of int64
+        Bucket indices.
+
     Examples
     --------
     >>> int(ar1_bucket(0.5)), round(bucket_centre(ar1_bucket(0.5)), 4)
@@ -104,7 +120,20 @@ def ar1_bucket(g: Any, width: float = DEFAULT_BUCKET_WIDTH) -> Any:
 
 
 def bucket_centre(index: Any, width: float = DEFAULT_BUCKET_WIDTH) -> Any:
-    """Representative coefficient of a bucket: ``tanh(index * width)``."""
+    """Representative coefficient of a bucket: ``tanh(index * width)``.
+
+    Parameters
+    ----------
+    index : int or array-like
+        Bucket indices (:func:`ar1_bucket`).
+    width : float
+        Bucket width in ``atanh(g)``.
+
+    Returns
+    -------
+    float or ndarray
+        The bucket centres.
+    """
     c = np.tanh(np.asarray(index, dtype=float) * width)
     return c if c.ndim else float(c)
 
@@ -112,6 +141,20 @@ def bucket_centre(index: Any, width: float = DEFAULT_BUCKET_WIDTH) -> Any:
 def _grid_desc(grid: ScaleGrid) -> dict[str, Any]:
     return {"dt": grid.dt, "dj": grid.dj, "scales": [float(s) for s in grid.scales],
             "wavelet": grid.wavelet.describe()}
+
+
+def _digest(histogram: np.ndarray) -> str:
+    a = np.ascontiguousarray(histogram, dtype=np.float64)
+    return hashlib.sha256(str(a.shape).encode() + a.tobytes()).hexdigest()
+
+
+def _expected_shape(desc: dict[str, Any]) -> tuple[int, int]:
+    return len(desc["grid"]["scales"]), int(desc["nbins"])
+
+
+#: Options of :func:`ar1_thresholds_many` passed on to the Monte Carlo run (all in the key).
+_RUN_OPTIONS = ("scale_kernel", "boundary", "engine", "interior", "nbins", "dtype", "remove_mean",
+                "cwt_engine", "tol")
 
 
 def threshold_key(desc: dict[str, Any]) -> str:
@@ -157,18 +200,29 @@ class ThresholdCache:
         return self.directory / f"coherence-null-{threshold_key(desc)}.zarr"
 
     def load(self, desc: dict[str, Any]) -> np.ndarray | None:
-        """The stored histogram for exactly ``desc``, or None (counts a hit or a miss)."""
+        """The stored histogram for exactly ``desc``, or None (counts a hit or a miss).
+
+        An entry that cannot be read, has the wrong shape, or whose histogram does not match
+        the digest stored with it, is deleted (and so recomputed by the caller).
+        """
         path = self.path(desc)
         if path.exists():
+            valid = False
             try:
                 import xarray as xr
 
                 with xr.open_zarr(path, consolidated=False) as ds:
                     if ds.attrs.get("description") == json.dumps(desc, sort_keys=True, default=str):
-                        hist = np.asarray(ds["histogram"].values)
-                        self.hits += 1
-                        return hist
-            except Exception:  # unreadable entry: drop it and recompute
+                        hist = np.asarray(ds["histogram"].values, dtype=np.float64)
+                        stored = ds.attrs.get("histogram_sha256")
+                        valid = (hist.shape == _expected_shape(desc) and bool(np.isfinite(hist).all())
+                                 and stored == json.dumps(_digest(hist)))
+                        if valid:
+                            self.hits += 1
+                            return hist
+            except Exception:  # unreadable entry
+                valid = False
+            if not valid:  # damaged or incomplete: drop it, the caller recomputes and stores it again
                 shutil.rmtree(path, ignore_errors=True)
         self.misses += 1
         return None
@@ -180,11 +234,16 @@ class ThresholdCache:
         path = self.path(desc)
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
+        histogram = np.asarray(histogram, dtype=np.float64)
+        if histogram.shape != _expected_shape(desc):
+            raise ValueError(f"histogram of shape {histogram.shape} does not match the description "
+                             f"{_expected_shape(desc)} (scales, bins).")
         ds = xr.Dataset(
-            {"histogram": (("scale", "bin"), np.asarray(histogram, dtype=np.float64))},
+            {"histogram": (("scale", "bin"), histogram)},
             coords={"scale": desc["grid"]["scales"]},
             attrs={"description": json.dumps(desc, sort_keys=True, default=str),
-                   **{k: json.dumps(v, default=str) for k, v in (attrs or {}).items()}},
+                   **{k: json.dumps(v, default=str) for k, v in {**(attrs or {}),
+                                                                 "histogram_sha256": _digest(histogram)}.items()}},
         )
         try:
             ds.to_zarr(tmp, mode="w", consolidated=False)
@@ -204,7 +263,7 @@ def _resolve_cache(cache: ThresholdCache | str | os.PathLike | None) -> Threshol
 
 
 def _description(spec, mc_count: int) -> dict[str, Any]:
-    return {
+    desc = {
         "kind": "coherence-null/ar1/pooled",
         "g": [spec.null.g1, spec.null.g2],
         "grid": _grid_desc(spec.grid),
@@ -220,6 +279,12 @@ def _description(spec, mc_count: int) -> dict[str, Any]:
         "engine_version": ENGINE_VERSION,
         "interior": spec.interior if spec.engine == "multirate" else None,
     }
+    # inputs added later: only where they differ from the defaults, so existing keys still hold
+    if spec.cwt_engine != "bioxen":
+        desc["cwt_engine"] = spec.cwt_engine
+    if spec.engine == "exact" and spec.tol != DEFAULT_TOL:  # the multirate engine has its own
+        desc["tol"] = spec.tol
+    return desc
 
 
 def ar1_thresholds_many(
@@ -280,6 +345,11 @@ def ar1_thresholds_many(
     """
     if seed is None:
         raise ValueError("cached thresholds need a fixed seed (an int or SeedSequence), not None.")
+    unknown = sorted(set(options) - set(_RUN_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for cached AR(1) thresholds; the options are "
+                         f"{list(_RUN_OPTIONS)} (pooled thresholds only: per-point thresholds and "
+                         "p-values come from surrogate_significance).")
     lv = _levels_array(levels)
     store = _resolve_cache(cache)
     G1, G2 = np.broadcast_arrays(np.asarray(g1, dtype=float), np.asarray(g2, dtype=float))
@@ -316,7 +386,7 @@ def ar1_thresholds_many(
     out = np.empty(lo.shape + (lv.size, grid.n_scales))
     for index in np.ndindex(lo.shape):
         out[index] = table[(float(lo[index]), float(hi[index]))]
-    return out[..., 0, :] if np.isscalar(levels) else out
+    return out[..., 0, :] if np.ndim(levels) == 0 else out
 
 
 def cached_ar1_thresholds(
@@ -332,6 +402,18 @@ def cached_ar1_thresholds(
     **kwargs: Any,
 ) -> np.ndarray:
     """AR(1) thresholds of one pair through the cache (see :func:`ar1_thresholds_many`).
+
+    Parameters
+    ----------
+    grid : ScaleGrid
+        Scale grid of the coherence being tested.
+    g1, g2 : float
+        AR(1) coefficients of the two signals.
+    levels, mc_count, seed, bucket_width, cache :
+        As for :func:`ar1_thresholds_many`.
+    **kwargs
+        ``n_samples``, ``batch_size``, ``scheduler``, ``progress`` and the run options of
+        :func:`ar1_thresholds_many`.
 
     Returns
     -------
