@@ -18,6 +18,7 @@ from typing import Any
 
 import dask
 import yaml
+from dask.utils import parse_timedelta
 
 __all__ = [
     "DEFAULT_JOBQUEUE_FILE",
@@ -180,9 +181,55 @@ def load_jobqueue_section(
         found = dask.config.get(f"jobqueue.{section}", default={}) or {}
         where = f"dask config: jobqueue.{section}"
 
-    for origin, layer in ((where, found), ("cluster.jobqueue.overrides", overrides or {})):
-        merged.update(validated_items(kind, layer, origin, allowed))
+    merged.update(validated_items(kind, found, where, allowed))
+    walltime_before = merged.get("walltime")
+    merged.update(validated_items(kind, overrides or {}, "cluster.jobqueue.overrides", allowed))
+    given = {_canonical(k) for k in (overrides or {})}
+    if "walltime" in given and "worker-extra-args" not in given:
+        merged["worker-extra-args"] = _lifetime_for_walltime(
+            merged.get("worker-extra-args"), walltime_before, merged.get("walltime"))
     return merged
+
+
+def _walltime_seconds(value: Any) -> float | None:
+    """``[D-]HH:MM:SS``, ``HH:MM`` or ``MM`` (SLURM/PBS) in seconds; None if not one of those."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    days, _, clock = value.strip().rpartition("-")
+    try:
+        parts = [float(p) for p in clock.split(":")]
+        d = float(days) if days else 0.0
+    except ValueError:
+        return None
+    if not 1 <= len(parts) <= 3:
+        return None
+    if len(parts) == 1:  # minutes
+        parts = [0.0, parts[0], 0.0]
+    elif len(parts) == 2:
+        parts = [parts[0], parts[1], 0.0]
+    h, m, sec = parts
+    return d * 86400 + h * 3600 + m * 60 + sec
+
+
+def _lifetime_for_walltime(args: Any, old_walltime: Any, new_walltime: Any) -> Any:
+    """``worker-extra-args`` with ``--lifetime`` moved with a new walltime: workers keep
+    retiring the same margin before the job ends (the YAML's 230m of a 4 h job: 10 min), so
+    a longer job is not cut to the old lifetime, nor a shorter one killed mid-task."""
+    if not isinstance(args, (list, tuple)) or "--lifetime" not in args:
+        return args
+    i = list(args).index("--lifetime") + 1
+    old, new = _walltime_seconds(old_walltime), _walltime_seconds(new_walltime)
+    if i >= len(args) or old is None or new is None:
+        return args
+    try:
+        lifetime = parse_timedelta(args[i], default="s")
+    except (ValueError, TypeError, KeyError):
+        return args
+    margin = max(old - lifetime, 0.0)
+    minutes = max(1, int((new - margin) // 60))
+    out = list(args)
+    out[i] = f"{minutes}m"
+    return out
 
 
 def jobqueue_kwargs(

@@ -64,7 +64,7 @@ def _demo_ao_baltic(args: argparse.Namespace) -> int:
         "period_with_most_significant_coherence_yr": round(float(best), 2),
         "significant_fraction_there": round(float(sig.max()), 3),
         "wall_time_s": round(time.perf_counter() - t0, 2),
-        "outputs": sorted(str(p.relative_to(out)) for p in pair_dir.iterdir()),
+        "outputs": sorted(str(p) for p in pair_dir.iterdir()),
     }
     (pair_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
@@ -360,8 +360,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "cluster": summary.get("cluster"),
         "machine": {"cpus": dask.system.CPU_COUNT, "python": platform.python_version(),
                     "load_average_1min": {"start": load0, "end": os.getloadavg()[0] if load0 is not None else None}},
-        "outputs": sorted(str(p.relative_to(out)) for p in out.iterdir() if p.name != "summary.json")
-        + ["summary.json"],
+        "outputs": sorted(str(p) for p in out.iterdir() if p.name != "summary.json") + [str(out / "summary.json")],
     }
     (out / "summary.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
@@ -452,18 +451,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="synthesise calcium data, run the reference pipeline, report recovery")
     demo.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    demo.add_argument("--rois", type=int, default=2000)
-    demo.add_argument("--frames", type=int, default=18000)
-    demo.add_argument("--fs", type=float, default=30.0, help="frame rate (Hz)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed of the synthetic data")
+    demo.add_argument("--rois", type=int, default=2000, help="synthetic rois (default 2000)")
+    demo.add_argument("--frames", type=int, default=18000, help="frames per roi (default 18000: 10 min at 30 Hz)")
+    demo.add_argument("--fs", type=float, default=30.0, help="frame rate (Hz, default 30)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the synthetic data (default 0)")
     demo.add_argument("--pipeline", default=None, help="pipeline file (default pipelines/calcium_coherence.yaml)")
     demo.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler")
-    demo.add_argument("--cluster", choices=("local", "address", "slurm", "pbs", "gateway", "cuda"))
+    demo.add_argument("--cluster", choices=("local", "address", "slurm", "pbs", "gateway", "cuda"),
+                      help="deployment kind (default: the pipeline's cluster.kind, local)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline key")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--ao-baltic", action="store_true",
                       help="instead: the single-pair AO/Baltic example (Grinsted et al. 2004)")
-    demo.add_argument("--surrogates", type=int, default=300, help="--ao-baltic: Monte Carlo surrogate pairs")
+    demo.add_argument("--surrogates", type=int, default=300,
+                      help="--ao-baltic: Monte Carlo surrogate pairs (default 300, as pycwt)")
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks against pycwt, PyWavelets, ssqueezepy and fCWT; the report",
@@ -480,10 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="write synthetic calcium data with planted coherent groups")
     synth.add_argument("out", help="output signals store (.zarr)")
-    synth.add_argument("--rois", type=int, default=200)
-    synth.add_argument("--frames", type=int, default=18000)
-    synth.add_argument("--fs", type=float, default=30.0, help="frame rate (Hz)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--rois", type=int, default=200, help="rois (default 200)")
+    synth.add_argument("--frames", type=int, default=18000, help="frames per roi (default 18000)")
+    synth.add_argument("--fs", type=float, default=30.0, help="frame rate (Hz, default 30)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing output")
     synth.set_defaults(func=_cmd_synth)
 
@@ -492,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("out", help="output signals store (.zarr)")
     ing.add_argument("--format", default="auto", help="source format (default: detected)")
     ing.add_argument("--fs", type=float, default=None, help="frame rate (Hz), when the source lacks it")
-    ing.add_argument("--neuropil", type=float, default=0.7, help="suite2p neuropil coefficient (F - c*Fneu)")
+    ing.add_argument("--neuropil", type=float, default=0.7,
+                     help="suite2p neuropil coefficient c of F - c*Fneu (default 0.7)")
     ing.add_argument("--all-rois", action="store_true", help="keep non-cells too (suite2p iscell)")
     ing.add_argument("--dff", action="store_true", help="convert to dF/F with a running-percentile baseline")
     ing.add_argument("--dff-window", type=float, default=None, metavar="SECONDS",
@@ -510,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing.set_defaults(func=_cmd_ingest)
 
     info = sub.add_parser("info", help="describe a signals store or a coherence result")
-    info.add_argument("store")
+    info.add_argument("store", help="a signals store or a coherence result (.zarr)")
     info.add_argument("--verify", action="store_true",
                       help="coherence results: re-read every region and compare with the checksums recorded when "
                            "it was written (exit status 1 on a mismatch)")

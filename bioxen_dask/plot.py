@@ -256,6 +256,7 @@ def plot_recovery(ds: xr.Dataset, truth: Any, *, min_fraction: float = 0.5) -> A
         a2.scatter(i + jitter[~ok], lag[~ok], s=6, alpha=0.6, marker="x", color="0.5")
         a2.plot([i - 0.3, i + 0.3], [expected, expected], color="k", lw=2)
     a2.set_xticks(range(len(groups)), [f"{g['period_s']:g} s\n(lag {g['lag_s']:g} s)" for g in groups])
+    a2.set_xlabel("planted group (its period and planted lag)")
     a2.set_ylabel("recovered lag (s); negative: roi follows the stimulus")
     a2.set_title("lag at the planted period (black: planted + calcium delay)")
     a2.axhline(0, color="0.7", lw=0.8)

@@ -38,8 +38,10 @@ if [ "$(id -u)" != "0" ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Offline, `apt-get update` would otherwise wait out the default timeouts and retries.
+APT_NET="-o Acquire::Retries=0 -o Acquire::http::Timeout=15 -o Acquire::https::Timeout=15"
 if apt-get install -y -qq --no-install-recommends $PKGS >/dev/null 2>&1 \
-   || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends $PKGS >/dev/null 2>&1; }; then
+   || { apt-get update -qq $APT_NET >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends $APT_NET $PKGS >/dev/null 2>&1; }; then
     echo "install-system-deps: installed $PKGS"
 else
     echo "install-system-deps: could not install $PKGS with apt-get (offline?); fCWT stays unavailable." \

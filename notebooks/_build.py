@@ -158,20 +158,26 @@ fig.savefig(figures / "recovery.png", dpi=100)
 """),
     ("code", """
 # population: mean coherence and significant fraction per planted group, against period
+VARIABLES = {  # result variable -> axis label (both are unitless fractions in [0, 1])
+    "coherence_mean": "squared wavelet coherence with the stimulus\\n(time mean outside the COI)",
+    "significant_fraction": f"fraction of time significant\\n(AR(1) Monte Carlo, {result.attrs['significance_level']:g} level)",
+}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, sharex=True)
 period = result["period"].values
 for g in [-1] + [int(x["group"]) for x in truth["groups"]]:
     sel = member == g
     label = "unrelated" if g < 0 else f"group {g} ({truth['groups'][g]['period_s']:g} s)"
-    for ax, var in zip(axes, ("coherence_mean", "significant_fraction")):
-        ax.plot(period, np.nanmean(result[var].values[sel], axis=0), label=label)
-for ax, var in zip(axes, ("coherence_mean", "significant_fraction")):
+    for ax, var in zip(axes, VARIABLES):
+        ax.plot(period, np.nanmean(result[var].values[sel], axis=0), label=f"{label}, {sel.sum()} rois")
+for ax, (var, ylabel) in zip(axes, VARIABLES.items()):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("period (s)")
-    ax.set_ylabel(var)
-    for x in truth["groups"]:
-        ax.axvline(x["period_s"], color="0.7", lw=0.8, ls="--")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, 1.02)
+    for i, x in enumerate(truth["groups"]):
+        ax.axvline(x["period_s"], color="0.7", lw=0.8, ls="--", label="planted periods" if i == 0 else None)
 axes[0].legend(fontsize=8)
+fig.suptitle("population mean per planted group")
 fig.savefig(figures / "population.png", dpi=100)
 """),
     ("code", """
@@ -304,6 +310,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import xarray as xr
 
@@ -347,15 +354,23 @@ per_minute
 """),
     ("code", """
 gws = global_wavelet_spectrum(x, time_chunk=TIME_CHUNK, **grid).compute()
+units = x.attrs.get("units", "a.u.")  # the trace's units; wavelet power is in units squared
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
 for b, (lo, hi) in enumerate(BANDS):
-    axes[0].plot(per_minute["minute"] / 60, per_minute.isel(roi=0, band=b), label=f"{lo:g}-{hi:g} s")
-axes[0].set_xlabel("hours")
-axes[0].set_ylabel("band power (per-minute mean)")
+    axes[0].plot(per_minute["minute"] / 60, per_minute.isel(roi=0, band=b), label=f"periods {lo:g}-{hi:g} s")
+axes[0].set_xlabel("time (h)")
+axes[0].set_ylabel(f"scale-averaged power ({units}²)\\nper-minute mean")
+axes[0].set_title("band power (Torrence & Compo eq. 24)")
 axes[0].legend()
-axes[1].loglog(gws["period"], gws.isel(roi=0))
+axes[1].plot(gws["period"], gws.isel(roi=0))
+axes[1].set_xscale("log", base=2)
+axes[1].set_yscale("log")
+axes[1].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
 axes[1].set_xlabel("period (s)")
-axes[1].set_ylabel("global wavelet spectrum")
+axes[1].set_ylabel(f"time-averaged wavelet power ({units}²)")
+axes[1].set_title("global wavelet spectrum, outside the COI")
+for lo, hi in BANDS:
+    axes[1].axvspan(lo, hi, color="0.9", zorder=0)
 fig.savefig(work / "long_recording.png", dpi=100)
 """),
 ]
@@ -408,11 +423,13 @@ for md in reports:
     display(Markdown(f"### {md.name}\\n\\n" + md.read_text()))
 """),
     ("code", """
-frames = []
+frames, machines = [], {}
 for path in csvs:
     rows, info, notes = read_csv(path)
     print(path.name, *(f"{k}: {v}" for k, v in info.items()), sep="\\n  ")
-    frames.append(pd.DataFrame(rows).assign(source=path.name))
+    source = str(path.relative_to(repo)) if path.is_relative_to(repo) else path.name
+    machines[source] = f"{info.get('cpu', '?')}, {info.get('cores', '?')}, {info.get('date', '?')}"
+    frames.append(pd.DataFrame(rows).assign(source=source))
 bench = pd.concat(frames, ignore_index=True)
 ours = bench[(bench["engine"] == "bioxen-dask") & (bench["status"] == "ok")].copy()
 ratios = (ours.groupby(["source", "dtype", "variant", "n_scales", "n"], as_index=False)["pycwt_over_this"]
@@ -423,11 +440,13 @@ ratios
     ("code", """
 fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
 for (source, dtype, variant, n_scales), g in ratios.groupby(["source", "dtype", "variant", "n_scales"]):
-    ax.plot(g["n"], g["speedup_over_pycwt"], marker="o", label=f"{dtype} {variant}, {n_scales} scales")
+    prefix = f"{source}: " if len(machines) > 1 else ""
+    ax.plot(g["n"], g["speedup_over_pycwt"], marker="o", label=f"{prefix}{dtype} {variant}, {n_scales} scales")
 ax.axhline(1, color="0.5", lw=0.8)
 ax.set_xscale("log")
 ax.set_xlabel("record length N (samples)")
-ax.set_ylabel("pycwt time / bioxen-dask time")
+ax.set_ylabel("speed-up over pycwt (pycwt time / bioxen-dask time)")
+ax.set_title("CWT benchmark (bioxen-dask bench cwt): " + "; ".join(f"{s} ({m})" for s, m in machines.items()), fontsize=9)
 ax.legend(fontsize=8)
 fig.savefig(work / "speedup.png", dpi=100)
 """),

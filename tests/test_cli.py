@@ -98,7 +98,23 @@ def test_demo_on_a_small_recording(tmp_path, capsys, monkeypatch):
     assert json.loads((out / "summary.json").read_text())["precision"] == summary["precision"]
     for name in ("signals.zarr", "coherence.zarr", "coherence_summary.png", "recovery.png", "pair_coherence.png"):
         assert (out / name).exists(), name
+    assert str(out / "recovery.png") in summary["outputs"] and all(Path(p).exists() for p in summary["outputs"])
     assert main(["info", str(out / "coherence.zarr")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["complete"] is True and info["parameters"]["mode"] == "reference"
     assert info["variables"]["coherence_mean"]["dims"] == ["pair", "period"]
+
+
+def test_demo_ao_baltic_writes_what_its_summary_lists(tmp_path, capsys):
+    out = tmp_path / "ao"
+    code, stdout, err = _run(["demo", "--ao-baltic", "--surrogates", "10", "--out", str(out)], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert str(out / "ao_baltic" / "coherence.png") in summary["outputs"]
+    assert all(Path(p).exists() for p in summary["outputs"])
+    import pycwt
+
+    from bioxen_dask import sample_data
+
+    _, ao, baltic = sample_data.load_ao_baltic()
+    assert summary["ar1"] == {"ao": round(float(pycwt.ar1(ao)[0]), 4), "baltic": round(float(pycwt.ar1(baltic)[0]), 4)}

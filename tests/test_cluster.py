@@ -22,6 +22,8 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+
+import bioxen_dask._cluster_jobqueue
 from _cluster_fixtures import free_port  # the cluster fixtures come from conftest.py
 
 from bioxen_dask import cluster as bc
@@ -409,10 +411,28 @@ def test_slurm_job_script_from_deploy_yaml(no_submission):
         assert line in script.splitlines(), (line, script)
     assert "-m distributed.cli.dask_worker tcp://127.0.0.1:" in script
     for fragment in ["--nworkers 4", "--nthreads 4", "--memory-limit 16.00GiB",
-                     "--lifetime 3h50m", "--lifetime-stagger 4m", "--local-directory $TMPDIR",
+                     "--lifetime 230m", "--lifetime-stagger 4m", "--local-directory $TMPDIR",
                      "--death-timeout 120", sys.executable]:
         assert fragment in script
     assert no_submission == []
+
+
+@pytest.mark.parametrize("walltime, lifetime", [("08:00:00", "470m"), ("1-00:00:00", "1430m"), ("90", "80m")])
+def test_a_walltime_override_moves_the_worker_lifetime_with_it(no_submission, walltime, lifetime):
+    """Workers keep retiring the YAML's margin (10 min of its 4 h) before the job ends, whatever
+    walltime a run asks for, unless the run sets worker-extra-args itself."""
+    import dask.utils
+
+    def script(**overrides):
+        return job_script({"kind": "slurm", "jobqueue": {"config_file": str(JOBQUEUE_YAML),
+                                                         "overrides": {**LOOPBACK_SCHEDULER, **overrides}}})
+
+    text = script(walltime=walltime)
+    assert f"--lifetime {lifetime} --lifetime-stagger 4m" in text
+    seconds = dask.utils.parse_timedelta(lifetime) + dask.utils.parse_timedelta("4m")
+    assert seconds < bioxen_dask._cluster_jobqueue._walltime_seconds(walltime)
+    explicit = script(walltime=walltime, **{"worker-extra-args": ["--lifetime", "30m"]})
+    assert "--lifetime 30m" in explicit and "--lifetime-stagger" not in explicit
 
 
 def test_pbs_job_script_from_deploy_yaml(no_submission):

@@ -130,6 +130,19 @@ def test_daskcluster_manifest_matches_the_operator_schema():
         assert port["port"] == ports[port["targetPort"]]
 
 
+def test_docs_name_the_scheduler_service_the_operator_creates():
+    """The operator names the scheduler Service ``<cluster>-scheduler`` (SCHEDULER_NAME_TEMPLATE)."""
+    name = dig(load("kubernetes/daskcluster.yaml"), "metadata.name")
+    texts = {"README.md": (DEPLOY / "README.md").read_text(),
+             "kubernetes/daskcluster.yaml": (DEPLOY / "kubernetes" / "daskcluster.yaml").read_text()}
+    for where, text in texts.items():
+        services = re.findall(r"svc/([a-z0-9-]+)", text)
+        addresses = re.findall(r"tcp://([a-z0-9-]+)\.<namespace>", text)
+        assert services and addresses, where
+        for found in services + addresses:
+            assert found == f"{name}-scheduler", f"{where}: {found!r} is not the scheduler Service"
+
+
 def test_gpu_worker_group_joins_the_daskcluster():
     cluster = load("kubernetes/daskcluster.yaml")
     doc = load("gpu/daskworkergroup-gpu.yaml")
@@ -267,6 +280,63 @@ def test_jobqueue_yaml_uses_current_dask_jobqueue_keys():
         assert isinstance(section["job-script-prologue"], list)
 
 
+def _lifetime_and_walltime(script: str) -> tuple[float, float]:
+    from dask.utils import parse_timedelta
+
+    words = script.split()
+    durations = []
+    for flag in ("--lifetime", "--lifetime-stagger"):
+        value = words[words.index(flag) + 1]
+        try:  # what distributed.Worker does with it: an unparsable value kills every worker
+            durations.append(parse_timedelta(value))
+        except ValueError as e:
+            pytest.fail(f"{flag} {value}: distributed cannot parse it ({e}); use e.g. 230m")
+    lifetime, stagger = durations
+    match = re.search(r"(?:#SBATCH -t |walltime=)(\d+):(\d\d):(\d\d)", script)
+    assert match, script
+    h, m, s = map(int, match.groups())
+    return lifetime + stagger, h * 3600 + m * 60 + s
+
+
+def _readme_jobqueue_example() -> dict:
+    readme = (DEPLOY / "README.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.S)]
+    (example,) = [b["cluster"] for b in blocks if isinstance(b, dict) and "jobqueue" in b.get("cluster", {})]
+    return example
+
+
+@pytest.mark.parametrize("source", ["jobqueue.yaml", "README example"])
+def test_workers_retire_before_the_walltime(source):
+    """``--lifetime`` (+ stagger) must end before the job's walltime, also when a run overrides it."""
+    pytest.importorskip("dask_jobqueue")
+    from bioxen_dask.cluster import job_script
+
+    configs = ([{"kind": kind} for kind in ("slurm", "pbs")] if source == "jobqueue.yaml"
+               else [_readme_jobqueue_example()])
+    for cfg in configs:
+        cfg = dict(cfg)
+        cfg["jobqueue"] = {k: v for k, v in cfg.get("jobqueue", {}).items() if k in ("overrides", "config_file")}
+        script = job_script(cfg)
+        retire, walltime = _lifetime_and_walltime(script)
+        assert 0.9 * walltime < retire < walltime, (
+            f"{source} ({cfg['kind']}): workers retire after {retire:.0f} s of a {walltime:.0f} s job")
+
+
+def test_jobqueue_memory_is_what_the_job_requests():
+    """The file's per-job memory is what the batch system is asked for (no unit surprises)."""
+    pytest.importorskip("dask_jobqueue")
+    from dask.utils import parse_bytes
+
+    from bioxen_dask.cluster import job_script
+
+    ours = load("jobqueue.yaml")["jobqueue"]
+    slurm = job_script({"kind": "slurm"})
+    assert f"#SBATCH --mem={parse_bytes(ours['slurm']['memory']) // 2**30}G" in slurm, slurm
+    pbs = job_script({"kind": "pbs"})
+    # PBS Pro reads "gb" as 2**30 bytes
+    assert f"mem={parse_bytes(ours['pbs']['memory']) // 2**30}GB" in pbs, pbs
+
+
 # --------------------------------------------------------------------------- dask config
 
 
@@ -377,6 +447,16 @@ def test_dockerfile_pins_everything():
     assert any(word == "USER" and rest != "root" for word, rest in instructions)
 
 
+def _dockerfile_pins() -> dict[str, str]:
+    pins = {}
+    for word, rest in _dockerfile_instructions():
+        if word == "RUN":
+            for req in _pip_requirements(rest):
+                name, _, version = req.partition("==")
+                pins[re.sub(r"\[.*\]", "", name).lower()] = version
+    return pins
+
+
 @pytest.mark.parametrize("package", ["dask", "distributed", "numpy", "xarray", "zarr",
                                      "dask-gateway", "dask-jobqueue"])
 def test_dockerfile_pins_match_the_tested_environment(package):
@@ -385,16 +465,35 @@ def test_dockerfile_pins_match_the_tested_environment(package):
         tested = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         pytest.skip(f"{package} not installed")
-    instructions = _dockerfile_instructions()
-    pins = {}
-    for word, rest in instructions:
-        if word == "RUN":
-            for req in _pip_requirements(rest):
-                name, _, version = req.partition("==")
-                pins[re.sub(r"\[.*\]", "", name).lower()] = version
+    pins = _dockerfile_pins()
     assert pins.get(package) == tested, (
         f"deploy/Dockerfile pins {package}=={pins.get(package)} but tests ran {tested}"
     )
+
+
+def test_dockerfile_pins_what_distributed_compares_and_the_tested_versions():
+    """Every package distributed's version check compares is pinned (not left to pip's
+    resolver, which would drift between builds), and every pin installed here is the
+    version the tests ran."""
+    from distributed.versions import optional_packages, required_packages
+
+    pins = _dockerfile_pins()
+    checked = set(required_packages) | set(optional_packages)
+    for package in sorted(checked):
+        try:
+            importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # e.g. lz4: absent here and in the image
+        assert package in pins, f"deploy/Dockerfile does not pin {package} (distributed compares it)"
+    wrong = {}
+    for package, version in pins.items():
+        try:
+            tested = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # notebook/GPU-only packages the test environment does not have
+        if tested != version:
+            wrong[package] = f"Dockerfile {version}, tests ran {tested}"
+    assert not wrong, f"deploy/Dockerfile pins differ from the tested environment: {wrong}"
 
 
 # --------------------------------------------------------------------------- GPU scripts
@@ -434,3 +533,67 @@ def test_slurm_gpu_job_requests_gpus_and_uses_the_worker_script():
     assert "dask scheduler --scheduler-file" in text
     assert "dask-cuda-worker.sh\" --scheduler-file" in text
     assert "--dashboard-address 127.0.0.1:" in text
+
+
+def _fake_slurm_tools(bin_dir: Path, log: Path) -> dict[str, str]:
+    """`dask`, `srun`, `python` and `bioxen-dask` stand-ins that log their arguments."""
+    bin_dir.mkdir()
+    scripts = {
+        # `dask scheduler --scheduler-file F ...`: write F, then idle like a scheduler
+        "dask": 'echo "dask $*" >>"$LOG"\n'
+                'while [ $# -gt 0 ]; do [ "$1" = --scheduler-file ] && f=$2; shift; done\n'
+                'printf \'{"address": "tcp://10.0.0.1:8786"}\' >"$f"\nexec sleep 30\n',
+        # srun must be handed a worker script that exists on the compute nodes
+        "srun": 'echo "srun $*" >>"$LOG"\nfor a in "$@"; do case $a in */dask-cuda-worker.sh)\n'
+                '  [ -x "$a" ] && echo "worker-script-ok $a" >>"$LOG";; esac; done\n',
+        # the heredoc waits for workers and prints the address from the scheduler file
+        "python": 'cat >/dev/null\nsed -e \'s/.*"address": "\\([^"]*\\)".*/\\1/\' "$2"\n',  # python - FILE N
+        "bioxen-dask": 'echo "bioxen-dask $*" >>"$LOG"\n',
+    }
+    for name, body in scripts.items():
+        path = bin_dir / name
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log)}
+
+
+def test_slurm_gpu_job_finds_the_worker_script_when_sbatch_runs_a_copy(tmp_path):
+    """sbatch executes a copy of the script from slurmd's spool folder, not the checkout."""
+    spool = tmp_path / "spool" / "job123"
+    spool.mkdir(parents=True)
+    (spool / "slurm_script").write_text((DEPLOY / "gpu" / "slurm-gpu-job.sh").read_text())
+    submit = tmp_path / "submit"  # the repository root the job was submitted from
+    submit.mkdir()
+    (submit / "deploy").symlink_to(DEPLOY)
+    log = tmp_path / "calls.log"
+    env = _fake_slurm_tools(tmp_path / "bin", log) | {
+        "SLURM_SUBMIT_DIR": str(submit), "SLURM_JOB_ID": "123", "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_GPUS_PER_NODE": "a100:4",
+    }
+    result = subprocess.run(["bash", str(spool / "slurm_script"), "pipelines/p.yaml"], cwd=submit,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text()
+    assert f"worker-script-ok {submit}/deploy/gpu/dask-cuda-worker.sh" in calls, calls
+    assert "dask scheduler --scheduler-file" in calls and "--dashboard-address 127.0.0.1:8787" in calls
+    assert "bioxen-dask run pipelines/p.yaml --scheduler tcp://10.0.0.1:8786" in calls
+    assert (submit / "dask-123" / "scheduler.json").is_file()
+
+    # Submitted from elsewhere: a clear error instead of srun failing on every node.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(["bash", str(spool / "slurm_script"), "p.yaml"], cwd=elsewhere,
+                            env=env | {"SLURM_SUBMIT_DIR": str(elsewhere)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "BIOXEN_GPU_DIR" in result.stderr, result.stderr
+
+
+def test_slurm_gpu_job_stops_when_the_scheduler_does_not_start(tmp_path):
+    log = tmp_path / "calls.log"
+    env = _fake_slurm_tools(tmp_path / "bin", log)
+    (tmp_path / "bin" / "dask").write_text("#!/bin/sh\necho 'address already in use' >&2\nexit 1\n")
+    result = subprocess.run(["bash", str(DEPLOY / "gpu" / "slurm-gpu-job.sh"), "p.yaml"], cwd=tmp_path,
+                            env=env | {"SLURM_SUBMIT_DIR": str(tmp_path), "SLURM_JOB_ID": "7"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "scheduler exited" in result.stderr and "address already in use" in result.stderr

@@ -8,8 +8,12 @@ same environment as the tests whatever kernels the user has installed.
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -39,7 +43,40 @@ def kernel_dir(tmp_path_factory):
     return folder
 
 
-def _execute(name: str, params: dict, cwd: Path, kernel_dir: Path, monkeypatch, timeout: int = 90):
+# Appended to a notebook under test: prints the labels of every figure it left open.
+FIGURE_REPORT = """
+import json as _json, matplotlib.pyplot as _plt
+print("FIGURES " + _json.dumps([
+    {"suptitle": (f._suptitle.get_text() if f._suptitle else ""),
+     "axes": [{"x": a.get_xlabel(), "y": a.get_ylabel(), "title": a.get_title(),
+               "xticks": [t.get_text() for t in a.get_xticklabels()],
+               "colorbar": a.get_label() == "<colorbar>"} for a in f.axes]}
+    for f in map(_plt.figure, _plt.get_fignums())]))
+"""
+
+
+def _figures(nb) -> list[dict]:
+    (line,) = [x for x in _outputs_text(nb).splitlines() if x.startswith("FIGURES ")]
+    return json.loads(line[len("FIGURES "):])
+
+
+def _assert_labelled(figures: list[dict]) -> None:
+    """Every plotting axes says what is on it: a y label, an x label (or named x ticks),
+    and no raw variable names (``coherence_mean``) as labels."""
+    assert figures
+    for f in figures:
+        for a in f["axes"]:
+            if a["colorbar"]:
+                assert a["y"] or a["x"], f
+                continue
+            assert a["y"], f"axes without a y label: {a}"
+            assert a["x"] or any(a["xticks"]), f"axes without an x label: {a}"
+            for label in (a["x"], a["y"]):
+                assert not re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", label.strip()), f"raw variable name as label: {label!r}"
+
+
+def _execute(name: str, params: dict, cwd: Path, kernel_dir: Path, monkeypatch, timeout: int = 90,
+             append: str | None = None):
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 
@@ -50,6 +87,8 @@ def _execute(name: str, params: dict, cwd: Path, kernel_dir: Path, monkeypatch, 
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     source = "\n".join(f"{k} = {v!r}" for k, v in params.items())
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+    if append:
+        nb.cells.append(nbformat.v4.new_code_cell(append))
     km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]))
     client = nbclient.NotebookClient(nb, km=km, kernel_name="python3", timeout=timeout,
                                      resources={"metadata": {"path": str(cwd)}})
@@ -97,13 +136,42 @@ def test_notebooks_are_generated_by_build_script(tmp_path):
         assert "parameters" in first_code.metadata.get("tags", [])
 
 
+def test_notebooks_use_only_the_public_api():
+    """Notebooks are examples for users: every ``bioxen_dask`` name they import is public
+    (listed in its module's ``__all__``, or a public submodule), none starts with ``_``."""
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bioxen_dask"):
+                    assert not any(part.startswith("_") for part in node.module.split(".")), (path.name, node.module)
+                    module = importlib.import_module(node.module)
+                    public = set(getattr(module, "__all__", ()))
+                    for alias in node.names:
+                        name = alias.name
+                        is_submodule = importlib.util.find_spec(f"{node.module}.{name}") is not None \
+                            if hasattr(module, "__path__") else False
+                        assert not name.startswith("_") and (name in public or is_submodule), (
+                            f"{path.name}: from {node.module} import {name} is not public API")
+                elif isinstance(node, ast.Import):
+                    for alias in node.names:
+                        assert not any(p.startswith("_") for p in alias.name.split(".")), (path.name, alias.name)
+                elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                    base = node.value
+                    if isinstance(base, ast.Name) and base.id in ("bioxen_dask", "bd", "plot", "compat"):
+                        raise AssertionError(f"{path.name}: private attribute {base.id}.{node.attr}")
+
+
 def test_01_quickstart(tmp_path, kernel_dir, monkeypatch):
     from bioxen_dask.datasets import open_result
     from bioxen_dask.io import open_signals_store
     from bioxen_dask.pipeline import evaluate_recovery
 
-    _execute("01_quickstart.ipynb", {"N_ROIS": 30, "N_FRAMES": 3000, "MC_COUNT": 20, "N_WORKERS": 2,
-                                     "WORKDIR": "qs"}, tmp_path, kernel_dir, monkeypatch)
+    nb = _execute("01_quickstart.ipynb", {"N_ROIS": 30, "N_FRAMES": 3000, "MC_COUNT": 20, "N_WORKERS": 2,
+                                          "WORKDIR": "qs"}, tmp_path, kernel_dir, monkeypatch, append=FIGURE_REPORT)
+    _assert_labelled(_figures(nb))
     work = tmp_path / "qs"
     result = open_result(work / "coherence.zarr").compute()
     assert result.sizes["pair"] == 30 and result.attrs["mode"] == "reference"
@@ -142,8 +210,13 @@ def test_02_suite2p_ingest(tmp_path, kernel_dir, monkeypatch):
 def test_03_long_recordings(tmp_path, kernel_dir, monkeypatch):
     import xarray as xr
 
-    _execute("03_long_recordings.ipynb", {"N_FRAMES": 36_000, "TIME_CHUNK": 8192, "FS": 10.0, "WORKDIR": "long"},
-             tmp_path, kernel_dir, monkeypatch)
+    nb = _execute("03_long_recordings.ipynb", {"N_FRAMES": 36_000, "TIME_CHUNK": 8192, "FS": 10.0, "WORKDIR": "long"},
+                  tmp_path, kernel_dir, monkeypatch, append=FIGURE_REPORT)
+    (figure,) = _figures(nb)
+    _assert_labelled([figure])
+    for axes in figure["axes"]:  # power of a trace stored in a.u. is in a.u.^2; time and period in s or h
+        assert "a.u.²" in axes["y"], axes
+        assert axes["x"] in ("time (h)", "period (s)"), axes
     bp = xr.open_zarr(tmp_path / "long" / "band_power.zarr")["band_power"].load()
     assert bp.sizes["band"] == 2 and bp.sizes["time"] == 36_000 // 600
     v = bp.isel(roi=0).values  # (band, minute)
@@ -159,12 +232,19 @@ def test_04_performance_runs_the_benchmark_when_no_results(tmp_path, kernel_dir,
     import pandas as pd
 
     (tmp_path / "empty").mkdir()
-    _execute("04_performance.ipynb", {
+    nb = _execute("04_performance.ipynb", {
         "SEARCH_DIRS": [str(tmp_path / "empty")], "REPO_ROOT": str(REPO), "WORKDIR": "perf",
         "BENCH_KWARGS": {"quick": True, "sizes": [1000], "scales": [20], "memory": False,
                          "engines": [("bioxen-dask", "float32", "linear"), ("bioxen-dask", "float32", "circular"),
                                      ("bioxen-dask", "float64", "pycwt"), ("pycwt", "float64", "pycwt")]},
-    }, tmp_path, kernel_dir, monkeypatch)
+    }, tmp_path, kernel_dir, monkeypatch, append=FIGURE_REPORT)
+    (figure,) = _figures(nb)
+    _assert_labelled([figure])
+    from bioxen_dask.bench import read_csv
+
+    info = read_csv(tmp_path / "perf" / "cwt.csv")[1]
+    # a timing plot names the machine and date it was measured on
+    assert info["cpu"] in figure["axes"][0]["title"] and info["date"] in figure["axes"][0]["title"]
     ratios = pd.read_csv(tmp_path / "perf" / "ratios.csv")
     assert len(ratios) == 3 and set(ratios["n"]) == {1000} and set(ratios["n_scales"]) == {20}
     assert np.isfinite(ratios["speedup_over_pycwt"]).all() and (ratios["speedup_over_pycwt"] > 0).all()

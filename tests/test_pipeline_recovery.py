@@ -363,3 +363,23 @@ def test_yaml_merge_keys_may_be_overridden(tmp_path):
     path = tmp_path / "merge.yaml"
     path.write_text("base: &b {dj: 0.5, max_period: 10}\ngrid:\n  <<: *b\n  dj: 0.25\n")
     assert read_yaml(path)["grid"] == {"dj": 0.25, "max_period": 10}
+
+
+def test_every_panel_of_the_pipeline_figures_says_what_its_axes_are(finished, store, tmp_path, monkeypatch):
+    folder, _ = finished
+    seen = {}
+
+    def keep(fig, path, plt):
+        seen[Path(path).name] = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes
+                                 if ax.get_label() != "<colorbar>"]
+        plt.close(fig)
+        return str(path)
+
+    monkeypatch.setattr(bioxen_dask.pipeline, "_save", keep)
+    cfg = load_pipeline(_cfg(store, folder)).config
+    bioxen_dask.pipeline.write_figures(bioxen_dask.datasets.open_result(folder / "out.zarr"), cfg,
+                                       bioxen_dask.pipeline.planted_truth(store), tmp_path)
+    assert sorted(seen) == ["coherence_summary.png", "pair_coherence.png", "recovery.png"]
+    for name, axes in seen.items():
+        for x, y in axes:
+            assert x.strip() and y.strip(), (name, x, y)

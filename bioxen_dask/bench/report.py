@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -241,6 +242,12 @@ def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
                 table.append((f"{n:,}", r["n_scales"], e, _fmt(r["wall_median_s"], ".4f"),
                               _fmt(r.get("pycwt_over_this"), ".1f"), _fmt(r.get("wct_over_2cwt"), ".1f")))
     out += [_table(["N", "scales", "engine", "wall (s)", "x pycwt", "WCT / 2 CWT"], table), ""]
+    errors = [(n, m.group(1)) for n in sizes if (MULTIRATE, "wct", n) in get
+              for m in [re.search(r"max \|coherence - exact float64 path\| = ([0-9.eE+-]+)",
+                                  get[(MULTIRATE, "wct", n)].get("note") or "")] if m]
+    if errors:
+        out += ["Largest difference between the multirate coherence (float32) and the exact float64 path: "
+                + ", ".join(f"{float(e):.1e} at N = {n:,}" for n, e in errors) + ".", ""]
     series = {e: [(n, get[(e, "wct", n)]["wall_median_s"]) for n in sizes if (e, "wct", n) in get] for e in engines}
     _loglog_figure(fig_dir / "wct_pair.png", series, "N (samples)", "wall time per pair (s)",
                    f"WCT of one pair - {machine_label(info)}")

@@ -6,7 +6,7 @@
 #      the LocalCUDACluster test) -- a skip here means the GPU stack is broken: it fails,
 #   3. runs the CPU vs GPU benchmark and writes its CSV, figure and Markdown summary.
 #
-#   deploy/gpu/check-gpu.sh [OUT_DIR]        # default gpu-check/
+#   deploy/gpu/check-gpu.sh [OUT_DIR]        # default gpu-check/ in the repository root
 #   QUICK=1 deploy/gpu/check-gpu.sh          # tiny benchmark sizes (a smoke run, seconds)
 #   PYTHON=/path/to/python deploy/gpu/check-gpu.sh
 #   PIP_FIND_LINKS=wheels/ PIP_NO_INDEX=1 deploy/gpu/check-gpu.sh   # offline, from local wheels
@@ -14,9 +14,18 @@
 # Outputs in OUT_DIR: nvidia-smi.txt, pytest-gpu.txt, gpu.csv (break-even in its '# note:'
 # lines), gpu.png, gpu.md (paste into docs/benchmarks with the device name and date it names).
 set -euo pipefail
+OUT="${1:-}"
+if [ -n "$OUT" ]; then
+    mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"    # relative to where it was called from
+fi
+PY="${PYTHON:-}"
+if [ -n "$PY" ]; then
+    # PYTHON=python3 (a command name) as well as PYTHON=/path/to/python; never replaced silently
+    PY="$(command -v "$PY" 2>/dev/null)" || { echo "check-gpu: PYTHON=$PYTHON is not an executable" >&2; exit 2; }
+fi
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-OUT="${1:-gpu-check}"
-PY="${PYTHON:-.venv/bin/python}"
+OUT="${OUT:-gpu-check}"
+PY="${PY:-.venv/bin/python}"
 QUICK="${QUICK:-0}"
 mkdir -p "$OUT"
 
