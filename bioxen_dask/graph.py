@@ -7,12 +7,21 @@ edges get no halo and are handled exactly as the in-memory ``linear``/``symmetri
 modes handle them). Each block runs the plain kernels and crops its halo, so a chunked result
 equals the unchunked one to the truncation tolerance. Rois are batched per block.
 
+Signals are checked as the in-memory API checks them: their dtype (real, numeric) when the
+graph is built, their samples (finite) lazily, block by block, with the roi and frame named.
+When the halo of the largest scale makes blocks far larger than :data:`BLOCK_BYTES` (the
+default grid's largest scale spans the record, so its halo covers it), a ``UserWarning``
+says so and gives the ``J`` that streams.
+
 Nothing here does numerics beyond cropping and summing; the kernels do the math.
 """
 
 from __future__ import annotations
 
+import operator
+import warnings
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Sequence
 
 import dask.array as da
@@ -86,6 +95,8 @@ def plan_chunks(
     True
     """
     _, cplx = kernels.resolve_dtype(dtype)
+    time_chunk = _check_count(time_chunk, "time_chunk", "samples per block, e.g. time_chunk=250_000")
+    roi_chunk = _check_count(roi_chunk, "roi_chunk", "rois per block, e.g. roi_chunk=64")
     halo = grid.halo(tol, smoothing=smoothing)
     per_sample = grid.n_scales * cplx.itemsize * (4 if smoothing else 2)  # transform + temporaries
     if time_chunk is None:
@@ -166,17 +177,135 @@ def _transform_block(
     return W
 
 
-def _as_roi_time(x: xr.DataArray) -> xr.DataArray:
-    if "time" not in x.dims or x.ndim != 2:
+# --------------------------------------------------------------------------- input checks
+#: Scale-grid keywords the streamed reductions pass on to :func:`bioxen_dask.grid.make_grid`.
+GRID_KEYWORDS = ("dj", "s0", "J", "wavelet", "preset", "freqs")
+
+
+def _check_count(value: Any, name: str, hint: str) -> int | None:
+    """``None`` or a positive integer (integral floats allowed); anything else is an error."""
+    if value is None:
+        return None
+    try:
+        v = operator.index(value)
+    except TypeError:
+        v = int(value) if isinstance(value, (float, np.floating)) and float(value).is_integer() else None
+    if v is None or isinstance(value, (bool, np.bool_)) or v < 1:
+        raise ValueError(f"{name} must be a positive integer ({hint}), got {value!r}; or leave it unset "
+                         "for the planner's choice.")
+    return int(v)
+
+
+def _check_grid_keywords(func: str, grid_kw: dict[str, Any]) -> None:
+    unknown = sorted(set(grid_kw) - set(GRID_KEYWORDS))
+    if unknown:
+        hint = ""
+        if "boundary" in unknown:
+            hint = (" The streamed reductions always use boundary='linear' (exact linear convolution, "
+                    "halo-exact across blocks); for another boundary reduce wavelet_transform(...) instead.")
+        raise TypeError(
+            f"{func}() got unknown option(s) {unknown}; the scale grid takes {list(GRID_KEYWORDS)}, and "
+            f"{func} itself dt, dtype, tol, time_chunk and roi_chunk.{hint}"
+        )
+
+
+def _as_roi_time(x: Any) -> tuple[xr.DataArray, bool]:
+    """``x`` as a ``(roi, time)`` DataArray, and whether it was 1-D (a single record).
+
+    Plain NumPy/Dask arrays are taken as ``(time,)`` or ``(roi, time)`` (``dt`` must then be
+    passed); a 1-D DataArray with a ``time`` dim becomes one roi.
+    """
+    if not isinstance(x, xr.DataArray):
+        ndim = getattr(x, "ndim", None)
+        if ndim is None:
+            x = np.asarray(x)
+            ndim = x.ndim
+        if ndim not in (1, 2):
+            raise ValueError(
+                f"chunked transforms need (roi, time) signals, got an array of shape {getattr(x, 'shape', '?')}; "
+                "pass a 1-D record or a 2-D (roi, time) array, or stack extra dims into 'roi'."
+            )
+        x = xr.DataArray(x, dims=("roi", "time")[2 - ndim:])
+    if "time" not in x.dims or x.ndim not in (1, 2):
         raise ValueError(
             f"chunked transforms need a 2-D (roi, time) DataArray, got dims {x.dims}; "
             "use bioxen_dask.open_signals(...) or stack extra dims into 'roi'."
         )
-    return x.transpose(..., "time")
+    if x.ndim == 1:
+        return x.expand_dims("roi"), True
+    return x.transpose(..., "time"), False
 
 
+def _signal_data(x: xr.DataArray) -> da.Array:
+    """The Dask array of real signals, float64 when they are integer/boolean (as in memory).
+
+    Its dtype is checked now; finiteness is checked lazily, block by block, so nothing is read
+    before the computation (:func:`_check_finite_block`).
+    """
+    data = x.data if isinstance(x.data, da.Array) else da.from_array(np.asarray(x.data))
+    dt = data.dtype
+    if dt == object or not (np.issubdtype(dt, np.number) or dt == bool):
+        raise ValueError(f"the signals must be numeric, got dtype {dt}; convert them with .astype('float32').")
+    if np.issubdtype(dt, np.complexfloating):
+        raise ValueError(f"the signals must be real-valued, got complex dtype {dt}; pass x.real or abs(x).")
+    if not np.issubdtype(dt, np.floating):
+        data = data.astype(np.float64)
+    return data.map_blocks(_check_finite_block, dtype=data.dtype, meta=np.empty((0, 0), dtype=data.dtype))
+
+
+def _check_finite_block(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+    """Raise, naming roi position and frame, if this block holds NaN or infinite samples."""
+    bad = ~np.isfinite(block)
+    if bad.any():
+        r, t = np.unravel_index(int(np.argmax(bad)), block.shape)
+        loc = block_info[0]["array-location"] if block_info else ((0, 0), (0, 0))
+        raise ValueError(
+            f"the signals contain non-finite samples ({int(bad.sum())} NaN/inf in this block): roi "
+            f"position {loc[0][0] + r}, frame {loc[1][0] + t} holds {block[r, t]!r}. Wavelet transforms need "
+            "finite samples: interpolate short gaps (bioxen_dask.kernels.fill_gaps), exclude the roi, or "
+            "cut the record before the transform."
+        )
+    return block
+
+
+def _demean(data: da.Array) -> da.Array:
+    # Every block then depends on its roi's mean over the whole record: Dask keeps the input
+    # blocks until that mean is known (input-sized memory, not transform-sized).
+    return data - data.mean(axis=1, keepdims=True)
+
+
+def _warn_if_oversized(func: str, plan: ChunkPlan, grid: ScaleGrid, n: int, *, dtype: Any, tol: float,
+                       requested: int | None, block_bytes: int = BLOCK_BYTES, stacklevel: int = 3) -> None:
+    """Warn when the halo (not the caller) forces blocks far beyond their memory budget."""
+    _, cplx = kernels.resolve_dtype(dtype)
+    width = min(n, plan.time_chunk + 2 * plan.halo)
+    nbytes = plan.roi_chunk * width * grid.n_scales * cplx.itemsize * 2
+    if nbytes <= block_bytes or (requested is not None and requested >= plan.time_chunk):
+        return
+    halo = grid.halo(tol)
+    fix = "pass a larger tol or fewer, smaller scales"
+    s = grid.scales
+    if np.allclose(np.log2(s / s[0]), np.arange(len(s)) * grid.dj, rtol=0, atol=1e-9):  # an s0/J grid
+        halos = grid.wavelet_support(tol)
+        for J in range(grid.n_scales - 2, -1, -1):  # the plan_chunks rule, for the grid cut at J
+            h, per_sample = int(halos[J]), (J + 1) * cplx.itemsize * 2
+            tc = min(max(4 * h, int(block_bytes // per_sample) - 2 * h, h, 1), n)
+            if tc + 2 * h < n and (tc + 2 * h) * per_sample <= block_bytes:
+                fix = (f"cap the largest scale with J={J} (largest period {float(grid.periods[J]):.4g}, halo "
+                       f"{h} samples), or pass a larger tol")
+                break
+    warnings.warn(
+        f"{func}: the largest scale (period {float(grid.periods[-1]):.4g}) needs a halo of {halo} samples on each "
+        f"side of a block, so each block spans {width} samples"
+        f"{' (the whole record)' if width == n else ''} and holds {nbytes / 1e9:.3g} GB of transform (budget "
+        f"{block_bytes / 2**20:.0f} MiB): memory grows with the record. To stream it, {fix}.",
+        UserWarning, stacklevel=stacklevel,
+    )
+
+
+# --------------------------------------------------------------------------- the transform
 def wavelet_transform_dask(
-    x: xr.DataArray,
+    x: Any,
     dt: float,
     *,
     dj: float = 1 / 12,
@@ -190,51 +319,86 @@ def wavelet_transform_dask(
     time_chunk: int | None = None,
     roi_chunk: int | None = None,
 ) -> xr.DataArray:
-    """Lazy, chunked CWT of a Dask-backed ``(roi, time)`` DataArray (see
-    :func:`bioxen_dask.wavelet_transform`, which dispatches here).
+    """Lazy, chunked CWT of Dask-backed ``(roi, time)`` signals.
 
+    :func:`bioxen_dask.wavelet_transform` dispatches here for Dask-backed DataArrays.
     ``linear``, ``symmetric`` and ``valid`` are computed blockwise with halos and equal the
-    in-memory transform; ``circular`` and ``pycwt`` wrap around the whole record, so the time
-    axis is first gathered into one chunk (memory grows with the record length).
+    in-memory transform to rounding; ``circular``, ``pycwt`` and ``grinsted`` wrap around the
+    whole record, so the time axis is first gathered into one chunk (memory grows with the
+    record length).
+
+    Parameters
+    ----------
+    x : xarray.DataArray ``(roi, time)`` or ``(time,)``, or a NumPy/Dask array
+        Real, finite signals (integers and booleans are transformed as float64). NaN or
+        infinite samples raise when the block holding them is computed.
+    dt : float
+        Sampling interval.
+    dj, s0, J, wavelet, preset
+        The scale grid and conventions, as :func:`bioxen_dask.wavelet_transform`.
+    boundary : {"linear", "symmetric", "valid", "circular", "pycwt", "grinsted"}
+        Edge handling (see :func:`bioxen_dask.kernels.cwt`).
+    dtype : {"float32", "float64"}
+        Working precision.
+    tol : float
+        Wavelet truncation tolerance: sets the halo (:meth:`ScaleGrid.halo`).
+    time_chunk, roi_chunk : int, optional
+        Block sizes (samples, rois); by default chosen by :func:`plan_chunks`. A time chunk
+        shorter than the halo is enlarged to it.
 
     Returns
     -------
     xarray.DataArray
-        Lazy complex ``wavelet`` ``(roi, period, time)``.
+        Lazy complex ``wavelet`` ``(roi, period, time)`` (``(period, time)`` for a 1-D
+        record); attrs record the plan (``roi_chunk``, ``time_chunk``, ``halo``).
+
+    Warns
+    -----
+    UserWarning
+        When the halo of the largest scale forces blocks far beyond :data:`BLOCK_BYTES`
+        (the message gives the ``J`` that streams).
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, xarray as xr
+    >>> x = np.random.default_rng(0).standard_normal((2, 4000))
+    >>> sig = xr.DataArray(da.from_array(x, chunks=(1, 1000)), dims=("roi", "time"))
+    >>> W = wavelet_transform_dask(sig, 1.0, dj=0.25, J=16, dtype="float64", time_chunk=500)
+    >>> W.dims, W.attrs["halo"], len(W.data.chunks[2]) > 1
+    (('roi', 'period', 'time'), 211, True)
+    >>> from bioxen_dask import wavelet_transform
+    >>> ref = wavelet_transform(x, dt=1.0, dj=0.25, J=16, dtype="float64")
+    >>> bool(np.abs(W.values - ref.values).max() < 1e-12 * np.abs(ref.values).max())
+    True
     """
     from ._api import _attrs, grid_coords
+    from ._validation import check_length
 
     boundary = check_boundary(boundary)
     p = get_preset(preset)
-    x = _as_roi_time(x)
+    x, squeeze = _as_roi_time(x)
+    roi_chunk = _check_count(roi_chunk, "roi_chunk", "rois per block, e.g. roi_chunk=64")
+    time_chunk = _check_count(time_chunk, "time_chunk", "samples per block, e.g. time_chunk=250_000")
     n_rois, n = x.shape
     grid = make_grid(n, dt, dj=dj, s0=s0, J=J, wavelet=wavelet, preset=p)
-    from ._validation import check_length
-
     check_length(n, grid)
-    data = x.data if isinstance(x.data, da.Array) else da.from_array(x.data)
-    mean = None
-    if p.remove_mean:
-        mean = data.mean(axis=1, keepdims=True)
+    data = _signal_data(x)
     _, cplx = kernels.resolve_dtype(dtype)
     if boundary in ("circular", "pycwt", "grinsted"):
         plan = ChunkPlan(roi_chunk or max(1, data.chunksize[0]), n, 0)
     else:
         plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
+        _warn_if_oversized("wavelet_transform_dask", plan, grid, n, dtype=dtype, tol=tol, requested=time_chunk)
     data = data.rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
-    if mean is not None:
-        data = data - mean.rechunk({0: plan.roi_chunk})
+    if p.remove_mean:
+        data = _demean(data)
     if plan.halo == 0 or boundary in ("circular", "pycwt", "grinsted"):
-        from functools import partial
-
         W = data.map_blocks(
             partial(_whole_record_cwt, grid=grid, boundary=boundary, tol=tol, dtype=dtype),
             new_axis=[1], chunks=(data.chunks[0], (grid.n_scales,), data.chunks[1]), dtype=cplx,
             meta=np.empty((0, 0, 0), dtype=cplx),
         )
     else:
-        from functools import partial
-
         fn = partial(_transform_block, grid=grid, boundary=boundary, tol=tol, dtype=dtype,
                      remove_mean_value=None, halo=plan.halo)
         W = map_time_blocks(data, fn, halo=plan.halo, out_shape_tail=(grid.n_scales,), dtype=cplx)
@@ -245,11 +409,12 @@ def wavelet_transform_dask(
     for k, v in x.coords.items():
         if v.dims == (roi_dim,):
             coords[k] = v
-    return xr.DataArray(
+    out = xr.DataArray(
         W, dims=(roi_dim, "period", "time"), coords=coords, name="wavelet",
         attrs=_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol,
                      long_name="continuous wavelet transform", **plan.describe()),
     )
+    return out.isel({roi_dim: 0}, drop=True) if squeeze else out
 
 
 def _whole_record_cwt(block: np.ndarray, *, grid: ScaleGrid, boundary: str, tol: float, dtype: Any) -> np.ndarray:
@@ -270,16 +435,47 @@ def _regular_chunks(n: int, size: int, min_last: int = 1) -> tuple[int, ...]:
     return (n,)  # pragma: no cover - k == 1 always returns
 
 
-def _grid_for(x: xr.DataArray, dt: float | None, **grid_kw: Any) -> tuple[xr.DataArray, float, ScaleGrid]:
-    from ._api import _time_axis
 
-    x = _as_roi_time(x)
+# --------------------------------------------------------------------------- streamed reductions
+def _prepare(func: str, signals: Any, dt: float | None, *, dtype: Any, tol: float, time_chunk: Any,
+             roi_chunk: Any, grid_kw: dict[str, Any]):
+    """Checks and plan shared by the streamed reductions."""
+    from ._api import _time_axis
+    from ._validation import check_length
+
+    _check_grid_keywords(func, grid_kw)
+    time_chunk = _check_count(time_chunk, "time_chunk", "samples per block, e.g. time_chunk=250_000")
+    roi_chunk = _check_count(roi_chunk, "roi_chunk", "rois per block, e.g. roi_chunk=64")
+    x, squeeze = _as_roi_time(signals)
     _, dt, _, _ = _time_axis(x, dt)
-    return x, dt, make_grid(x.sizes["time"], dt, **grid_kw)
+    p = get_preset(grid_kw.get("preset", "pycwt"))
+    n_rois, n = x.shape
+    grid = make_grid(n, dt, **grid_kw)
+    check_length(n, grid)
+    data = _signal_data(x)
+    plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
+    _warn_if_oversized(func, plan, grid, n, dtype=dtype, tol=tol, requested=time_chunk, stacklevel=4)
+    data = data.rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
+    if p.remove_mean:
+        data = _demean(data)
+    return x, squeeze, dt, p, grid, plan, data
+
+
+def _coi_slice(grid: ScaleGrid, n: int, t0: int, length: int, convention: str) -> np.ndarray:
+    """``grid.coi(n, convention)[t0:t0 + length]``, without building the record-long COI."""
+    i = np.arange(t0, t0 + length)
+    if convention == "grinsted":
+        dist = np.minimum(i, n - 1 - i).astype(float)
+        dist[(i == 0) | (i == n - 1)] = 1e-5
+    elif convention == "pycwt":
+        dist = n / 2 - np.abs(i - (n - 1) / 2)
+    else:
+        raise ValueError(f"unknown COI convention {convention!r}; choose 'pycwt' or 'grinsted'.")
+    return grid.wavelet.fourier_factor * grid.wavelet.coi_factor * grid.dt * dist
 
 
 def global_wavelet_spectrum(
-    signals: xr.DataArray,
+    signals: Any,
     dt: float | None = None,
     *,
     outside_coi: bool = True,
@@ -291,28 +487,66 @@ def global_wavelet_spectrum(
 ) -> xr.DataArray:
     """Time-averaged wavelet power ``mean_t |W|**2`` per roi and period, streamed.
 
-    Each block transforms its rois on its time span (with halos), sums ``|W|**2`` over its
-    own samples (outside the COI when ``outside_coi``) and returns only those sums, so the
-    full transform never exists in memory.
+    Each block transforms its rois on its time span (with halos, ``boundary="linear"``),
+    sums ``|W|**2`` over its own samples (outside the COI when ``outside_coi``) and returns
+    only those sums, so the full transform never exists in memory. Equals
+    ``(abs(W)**2).where(W.period <= W.coi).mean("time")`` of the in-memory
+    :func:`bioxen_dask.wavelet_transform` (same preset: mean removal and COI convention) to
+    rounding; NaN at periods with no sample outside the COI.
+
+    Parameters
+    ----------
+    signals : xarray.DataArray ``(roi, time)`` or ``(time,)``, or a NumPy/Dask array
+        Real, finite signals, Dask-backed or in memory. NaN or infinite samples raise when
+        their block is computed.
+    dt : float, optional
+        Sampling interval (from the time coordinate or ``fs`` attr when omitted).
+    outside_coi : bool
+        Average only the coefficients outside the cone of influence (default), or all.
+    dtype : {"float32", "float64"}
+        Working precision of the transform (the sums are float64).
+    tol : float
+        Wavelet truncation tolerance: sets the halo.
+    time_chunk, roi_chunk : int, optional
+        Block sizes; by default chosen by :func:`plan_chunks`.
+    **grid_kw
+        ``dj``, ``s0``, ``J``, ``wavelet``, ``preset``, ``freqs``
+        (:func:`bioxen_dask.grid.make_grid`). With the default ``J`` the largest scale spans
+        the record, whose halo makes the record one block: cap ``J`` for long records.
 
     Returns
     -------
-    xarray.DataArray ``(roi, period)`` named ``global_wavelet_spectrum`` (lazy).
+    xarray.DataArray ``(roi, period)`` named ``global_wavelet_spectrum`` (lazy); ``(period,)``
+    for a 1-D record. attrs record the grid and the plan.
+
+    Warns
+    -----
+    UserWarning
+        When the halo of the largest scale forces blocks far beyond :data:`BLOCK_BYTES`.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, xarray as xr
+    >>> t = np.arange(20000)
+    >>> x = np.sin(2 * np.pi * t / 50) + np.random.default_rng(0).standard_normal((2, t.size))
+    >>> sig = xr.DataArray(da.from_array(x, chunks=(1, 5000)), dims=("roi", "time"))
+    >>> gws = global_wavelet_spectrum(sig, dt=1.0, dj=0.25, J=24, time_chunk=4000)
+    >>> gws.dims, gws.attrs["time_chunk"], gws.attrs["halo"]
+    (('roi', 'period'), 4000, 841)
+    >>> [round(float(p), 1) for p in gws.idxmax("period").values]  # grid period nearest the sine's 50
+    [53.8, 53.8]
     """
-    x, dt, grid = _grid_for(signals, dt, **grid_kw)
+    x, squeeze, dt, p, grid, plan, data = _prepare(
+        "global_wavelet_spectrum", signals, dt, dtype=dtype, tol=tol, time_chunk=time_chunk,
+        roi_chunk=roi_chunk, grid_kw=grid_kw)
     n_rois, n = x.shape
-    plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
-    data = _dask_data(x).rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
     starts = np.cumsum((0,) + data.chunks[1][:-1])
-    coi_per_sample = grid.wavelet.fourier_factor * grid.wavelet.coi_factor * grid.dt
 
     def outside_mask(t0: int, length: int) -> np.ndarray:
         """COI mask of samples [t0, t0+length), computed per block (never for the whole record)."""
         if not outside_coi:
             return np.ones((grid.n_scales, length), bool)
-        i = np.arange(t0, t0 + length)
-        coi = coi_per_sample * (n / 2 - np.abs(i - (n - 1) / 2))
-        return grid.periods[:, None] <= coi[None, :]
+        return grid.periods[:, None] <= _coi_slice(grid, n, t0, length, p.coi)[None, :]
 
     def reduce_block(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
         at_start, at_end = _edges(block_info, 1)
@@ -323,7 +557,8 @@ def global_wavelet_spectrum(
         t0 = int(starts[block_info[0]["chunk-location"][1]])
         mask = outside_mask(t0, W.shape[-1])
         power = (W.real**2 + W.imag**2) * mask
-        return np.stack([power.sum(axis=-1), np.broadcast_to(mask.sum(axis=-1), power.shape[:-1])], axis=-1)
+        return np.stack([power.sum(axis=-1, dtype=np.float64),
+                         np.broadcast_to(mask.sum(axis=-1), power.shape[:-1]).astype(np.float64)], axis=-1)
 
     ov = da.overlap.overlap(data, depth={0: 0, 1: plan.halo}, boundary="none") if plan.halo else data
     sums = ov.map_blocks(
@@ -332,14 +567,41 @@ def global_wavelet_spectrum(
         meta=np.empty((0, 0, 0)),
     )
     total = sums.reshape(n_rois, grid.n_scales, -1, 2).sum(axis=2) if len(data.chunks[1]) > 1 else sums
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gws = total[..., 0] / total[..., 1]
-    return _label_roi_period(x, grid, gws, "global_wavelet_spectrum",
-                             "time-averaged wavelet power" + (" outside the COI" if outside_coi else ""))
+    counts = total[..., 1]
+    gws = total[..., 0] / da.where(counts > 0, counts, np.nan)
+    out = _label_roi_period(x, grid, gws, "global_wavelet_spectrum",
+                            "time-averaged wavelet power" + (" outside the COI" if outside_coi else ""))
+    out.attrs.update(plan.describe(), preset=p.name, outside_coi=int(outside_coi), tol=tol, dtype=str(dtype))
+    return out.isel({x.dims[0]: 0}, drop=True) if squeeze else out
+
+
+def _check_bands(bands: Any) -> list[tuple[float, float]]:
+    example = "e.g. bands=[(0.5, 1.0), (2.0, 8.0)]"
+    try:
+        pairs = [tuple(b) for b in bands]
+    except TypeError:
+        raise ValueError(f"bands must be a sequence of (pmin, pmax) pairs of periods, got {bands!r}; "
+                         f"{example} (one band: [(pmin, pmax)]).") from None
+    if not pairs:
+        raise ValueError(f"bands must hold at least one (pmin, pmax) pair; {example}.")
+    out = []
+    for b, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ValueError(f"band {b} is {pair!r}; bands are (pmin, pmax) pairs of periods, {example}.")
+        try:
+            lo, hi = float(pair[0]), float(pair[1])
+        except (TypeError, ValueError):
+            raise ValueError(f"band {b} ({pair!r}) must hold two positive finite periods; {example}.") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi > 0):
+            raise ValueError(f"band {b} ({pair!r}) must hold two positive finite periods; {example}.")
+        if lo > hi:
+            raise ValueError(f"band {b} ({lo:g}, {hi:g}) needs pmin <= pmax; write it as ({hi:g}, {lo:g}).")
+        out.append((lo, hi))
+    return out
 
 
 def band_power(
-    signals: xr.DataArray,
+    signals: Any,
     bands: Sequence[tuple[float, float]],
     dt: float | None = None,
     *,
@@ -352,26 +614,64 @@ def band_power(
     """Scale-averaged wavelet power time series per period band, streamed.
 
     Torrence & Compo (1998) eq. 24: ``dj*dt/C_delta * sum_j |W_j|**2 / s_j`` over the scales
-    whose period lies in ``[pmin, pmax]``. Memory per block is one block's transform; the
-    output is ``(roi, band, time)``, small next to the transform.
+    whose period lies in ``[pmin, pmax]`` (``boundary="linear"``, the preset's mean
+    removal). Memory per block is one block's transform; the output is
+    ``(roi, band, time)``, small next to the transform.
 
     Parameters
     ----------
-    signals : xarray.DataArray ``(roi, time)``, Dask-backed or in memory
+    signals : xarray.DataArray ``(roi, time)`` or ``(time,)``, or a NumPy/Dask array
+        Real, finite signals, Dask-backed or in memory. NaN or infinite samples raise when
+        their block is computed.
     bands : sequence of (pmin, pmax)
-        Period bands in seconds.
+        Period bands in seconds, ``0 < pmin <= pmax``; each must contain a scale of the grid.
     dt : float, optional
         Sampling interval (from the time coordinate or ``fs`` attr when omitted).
+    dtype : {"float32", "float64"}
+        Working precision (also of the output).
+    tol : float
+        Wavelet truncation tolerance: sets the halo.
+    time_chunk, roi_chunk : int, optional
+        Block sizes; by default chosen by :func:`plan_chunks`.
+    **grid_kw
+        ``dj``, ``s0``, ``J``, ``wavelet``, ``preset``, ``freqs``
+        (:func:`bioxen_dask.grid.make_grid`); the wavelet needs a known ``C_delta``
+        (Morlet(6), Paul(4), DOG(2), DOG(6)). Cap ``J`` for long records (see
+        :func:`global_wavelet_spectrum`).
 
     Returns
     -------
-    xarray.DataArray ``(roi, band, time)`` named ``band_power`` (lazy).
+    xarray.DataArray ``(roi, band, time)`` named ``band_power`` (lazy); ``(band, time)`` for
+    a 1-D record.
+
+    Warns
+    -----
+    UserWarning
+        When the halo of the largest scale forces blocks far beyond :data:`BLOCK_BYTES`.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, xarray as xr
+    >>> x = np.random.default_rng(0).standard_normal((1, 40000)).astype("float32")
+    >>> sig = xr.DataArray(da.from_array(x, chunks=(1, 10000)), dims=("roi", "time"))
+    >>> bp = band_power(sig, [(4.0, 16.0)], dt=1.0, dj=0.25, J=23, time_chunk=8000)
+    >>> bp.dims, bp.shape
+    (('roi', 'band', 'time'), (1, 1, 40000))
+    >>> from bioxen_dask.grid import make_grid  # white noise: E|W|^2 = 1 at every scale
+    >>> g = make_grid(40000, 1.0, dj=0.25, J=23)
+    >>> in_band = (g.periods >= 4.0) & (g.periods <= 16.0)
+    >>> expected = 0.25 * 1.0 / 0.776 * np.sum(1 / g.scales[in_band])  # eq. 24 of E|W|^2 = 1
+    >>> print(round(float(bp.mean()) / expected, 1))
+    1.0
     """
-    x, dt, grid = _grid_for(signals, dt, **grid_kw)
-    n_rois, n = x.shape
+    x, squeeze, dt, p, grid, plan, data = _prepare(
+        "band_power", signals, dt, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk,
+        grid_kw=grid_kw)
+    bands = _check_bands(bands)
     cdelta = grid.wavelet.cdelta
     if cdelta is None:
-        raise ValueError(f"the reconstruction factor C_delta is unknown for {grid.wavelet!r}; use Morlet(6).")
+        raise ValueError(f"the reconstruction factor C_delta is unknown for {grid.wavelet!r}; use Morlet(6), "
+                         "Paul(4), DOG(2) or DOG(6).")
     periods = grid.periods
     weights = np.zeros((len(bands), grid.n_scales))
     for b, (lo, hi) in enumerate(bands):
@@ -382,8 +682,6 @@ def band_power(
                 f"{periods[0]:.3g}-{periods[-1]:.3g} s); widen it or refine dj."
             )
         weights[b, sel] = grid.dj * grid.dt / cdelta / grid.scales[sel]
-    plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
-    data = _dask_data(x).rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
     real, _ = kernels.resolve_dtype(dtype)
     w = weights.astype(real)
 
@@ -395,17 +693,15 @@ def band_power(
     out = map_time_blocks(data, fn, halo=plan.halo, out_shape_tail=(len(bands),), dtype=real)
     roi_dim = x.dims[0]
     coords = {k: v for k, v in x.coords.items() if v.dims in ((roi_dim,), ("time",))}
-    coords["band_min_period"] = ("band", [float(lo) for lo, _ in bands], {"units": "s"})
-    coords["band_max_period"] = ("band", [float(hi) for _, hi in bands], {"units": "s"})
+    coords["band_min_period"] = ("band", [lo for lo, _ in bands], {"units": "s"})
+    coords["band_max_period"] = ("band", [hi for _, hi in bands], {"units": "s"})
     # No time coordinate is invented when the input has none: at 1e9 samples it alone would
     # take 8 GB. Time is ``arange(n) * dt`` (``dt`` in attrs).
-    return xr.DataArray(out, dims=(roi_dim, "band", "time"), coords=coords, name="band_power",
-                        attrs={"long_name": "scale-averaged wavelet power (Torrence & Compo eq. 24)",
-                               **grid.describe(), **plan.describe(), "wavelet": grid.wavelet.name})
-
-
-def _dask_data(x: xr.DataArray) -> da.Array:
-    return x.data if isinstance(x.data, da.Array) else da.from_array(np.asarray(x.data))
+    res = xr.DataArray(out, dims=(roi_dim, "band", "time"), coords=coords, name="band_power",
+                       attrs={"long_name": "scale-averaged wavelet power (Torrence & Compo eq. 24)",
+                              **grid.describe(), **plan.describe(), "wavelet": grid.wavelet.name,
+                              "preset": p.name, "tol": tol, "dtype": str(dtype)})
+    return res.isel({roi_dim: 0}, drop=True) if squeeze else res
 
 
 def _label_roi_period(x: xr.DataArray, grid: ScaleGrid, values: da.Array, name: str, long_name: str) -> xr.DataArray:
