@@ -104,14 +104,23 @@ def check_variance(x: np.ndarray, name: str = "x") -> None:
         )
 
 
-def check_float32_range(x: np.ndarray, dtype: Any, grid: ScaleGrid, name: str = "x") -> None:
-    """Refuse values whose wavelet power overflows float32 (``|W|**2 <= max|x|**2 * s/dt``;
-    the bound keeps 1e36, room for the smoothing sums). Inf/NaN coefficients would otherwise
-    come back without a word."""
+def float32_bound(dtype: Any, grid: ScaleGrid) -> float | None:
+    """Largest ``|value|`` whose wavelet power stays inside float32 on ``grid``
+    (``|W|**2 <= max|x|**2 * s/dt``; the bound keeps 1e36, room for the smoothing sums), or
+    None when ``dtype`` is not single precision."""
     if str(np.dtype(dtype)) not in ("float32", "complex64"):
+        return None
+    return 1e18 / math.sqrt(max(1.0, float(grid.scales[-1]) / grid.dt))
+
+
+def check_float32_range(x: np.ndarray, dtype: Any, grid: ScaleGrid, name: str = "x",
+                        bound: float | None = None) -> None:
+    """Refuse values whose wavelet power overflows float32 (:func:`float32_bound`; ``bound``:
+    that value, computed once). Inf/NaN coefficients would otherwise come back without a word."""
+    bound = float32_bound(dtype, grid) if bound is None else bound
+    if bound is None:
         return
-    peak = float(np.max(np.abs(x)))
-    bound = 1e18 / math.sqrt(max(1.0, float(grid.scales[-1]) / grid.dt))
+    peak = float(np.max(np.abs(x))) if np.size(x) else 0.0
     if peak > bound:
         raise ValueError(
             f"{name} reaches |value| {peak:.3g}: its wavelet power at the largest scales would overflow "

@@ -236,12 +236,15 @@ def _as_roi_time(x: Any) -> tuple[xr.DataArray, bool]:
     return x.transpose(..., "time"), False
 
 
-def _signal_data(x: xr.DataArray) -> da.Array:
+def _signal_data(x: xr.DataArray, dtype: Any, grid: ScaleGrid) -> da.Array:
     """The Dask array of real signals, float64 when they are integer/boolean (as in memory).
 
-    Its dtype is checked now; finiteness is checked lazily, block by block, so nothing is read
-    before the computation (:func:`_check_finite_block`).
+    Its dtype is checked now; finiteness (and, in float32, a magnitude whose wavelet power
+    fits: :func:`bioxen_dask._validation.float32_bound`) is checked lazily, block by block, so
+    nothing is read before the computation (:func:`_check_finite_block`).
     """
+    from ._validation import float32_bound
+
     data = x.data if isinstance(x.data, da.Array) else da.from_array(np.asarray(x.data))
     dt = data.dtype
     if dt == object or not (np.issubdtype(dt, np.number) or dt == bool):
@@ -250,11 +253,16 @@ def _signal_data(x: xr.DataArray) -> da.Array:
         raise ValueError(f"the signals must be real-valued, got complex dtype {dt}; pass x.real or abs(x).")
     if not np.issubdtype(dt, np.floating):
         data = data.astype(np.float64)
-    return data.map_blocks(_check_finite_block, dtype=data.dtype, meta=np.empty((0, 0), dtype=data.dtype))
+    return data.map_blocks(_check_finite_block, bound=float32_bound(dtype, grid), dtype=data.dtype,
+                           meta=np.empty((0, 0), dtype=data.dtype))
 
 
-def _check_finite_block(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-    """Raise, naming roi position and frame, if this block holds NaN or infinite samples."""
+def _check_finite_block(block: np.ndarray, block_info: dict | None = None, bound: float | None = None
+                        ) -> np.ndarray:
+    """Raise, naming roi position and frame, if this block holds NaN or infinite samples (or,
+    with ``bound``, values whose float32 wavelet power would overflow)."""
+    from ._validation import check_float32_range
+
     bad = ~np.isfinite(block)
     if bad.any():
         r, t = np.unravel_index(int(np.argmax(bad)), block.shape)
@@ -265,6 +273,8 @@ def _check_finite_block(block: np.ndarray, block_info: dict | None = None) -> np
             "finite samples: interpolate short gaps (bioxen_dask.kernels.fill_gaps), exclude the roi, or "
             "cut the record before the transform."
         )
+    if bound is not None:
+        check_float32_range(block, "float32", None, "a signal", bound=bound)  # type: ignore[arg-type]
     return block
 
 
@@ -382,7 +392,7 @@ def wavelet_transform_dask(
     n_rois, n = x.shape
     grid = make_grid(n, dt, dj=dj, s0=s0, J=J, wavelet=wavelet, preset=p)
     check_length(n, grid)
-    data = _signal_data(x)
+    data = _signal_data(x, dtype, grid)
     _, cplx = kernels.resolve_dtype(dtype)
     if boundary in ("circular", "pycwt", "grinsted"):
         plan = ChunkPlan(roi_chunk or max(1, data.chunksize[0]), n, 0)
@@ -452,7 +462,7 @@ def _prepare(func: str, signals: Any, dt: float | None, *, dtype: Any, tol: floa
     n_rois, n = x.shape
     grid = make_grid(n, dt, **grid_kw)
     check_length(n, grid)
-    data = _signal_data(x)
+    data = _signal_data(x, dtype, grid)
     plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
     _warn_if_oversized(func, plan, grid, n, dtype=dtype, tol=tol, requested=time_chunk, stacklevel=4)
     data = data.rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})

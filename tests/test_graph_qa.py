@@ -285,3 +285,30 @@ def test_reductions_without_c_delta_say_which_wavelets_have_it():
 
     with pytest.raises(ValueError, match="C_delta"):
         band_power(sig, [(0.5, 1.0)], J=20, wavelet=Paul(6))
+
+
+def test_float32_power_overflow_is_refused_in_dask_input_as_in_memory():
+    """|x| whose float32 power would overflow: the in-memory path refuses it, and so does each
+    Dask block when it is computed (no inf/NaN coefficients without a word)."""
+    from bioxen_dask import wavelet_transform
+
+    x = np.random.default_rng(3).standard_normal((2, 600)) * 1e20
+    with pytest.raises(ValueError, match="would overflow float32"):
+        wavelet_transform(x, dt=1.0, dj=0.5)
+    lazy = wavelet_transform(xr.DataArray(da.from_array(x, chunks=(1, 300)), dims=("roi", "time")), dt=1.0, dj=0.5)
+    with pytest.raises(ValueError, match="a signal reaches .* would overflow float32"):
+        lazy.values
+    ok = wavelet_transform(xr.DataArray(da.from_array(x, chunks=(1, 300)), dims=("roi", "time")), dt=1.0, dj=0.5,
+                           dtype="float64")
+    assert np.isfinite(ok.values).all()
+
+
+def test_a_one_dimensional_dask_record_stays_lazy_and_equals_the_in_memory_transform():
+    from bioxen_dask import wavelet_transform
+
+    x = np.random.default_rng(4).standard_normal(3000)
+    lazy = wavelet_transform(xr.DataArray(da.from_array(x, chunks=700), dims=("time",)), dt=0.1, dj=0.25, J=20,
+                             dtype="float64")
+    assert isinstance(lazy.data, da.Array) and lazy.dims == ("period", "time")
+    ref = wavelet_transform(x, dt=0.1, dj=0.25, J=20, dtype="float64")
+    np.testing.assert_allclose(lazy.values, ref.values, rtol=0, atol=1e-12 * float(np.abs(ref.values).max()))
