@@ -32,6 +32,14 @@ computed per distinct bucket pair by :func:`bioxen_dask.significance.ar1_thresho
 (cached on disk), in parallel on the active Dask scheduler. That step runs when
 the Dataset is built (it is small: a pass over the data for the AR(1)s, and
 ``mc_count`` surrogate pairs per bucket pair); the coherence itself stays lazy.
+
+The surrogates are as long as the record (pycwt and Grinsted use ``6 x`` the largest scale
+whatever the record): the test then counts the same edge effects as the data's coherence
+outside the cone of influence. With pycwt's length, independent AR(1) pairs exceed the 95%
+threshold far more often than 5% at the largest scales of a record shorter than that length,
+and less often on records several times longer; with the record's length, 5% within the
+Monte Carlo error (``tests/test_significance_calibration.py`` measures both on 256-sample
+records). Thresholds of records of different lengths are cached apart.
 """
 
 from __future__ import annotations
@@ -904,7 +912,7 @@ def _significance(
         options = dict(scale_kernel=p.scale_kernel, boundary=boundary, dtype=dtype, remove_mean=p.remove_mean)
         thr[ok] = ar1_thresholds_many(grid, ga[ok], gb[ok], levels=float(level), mc_count=int(mc_count),
                                       seed=int(seed), bucket_width=bucket, cache=cache, progress=progress,
-                                      **options)
+                                      n_samples=int(x_norm.shape[1]), **options)
         if bucket is not None:
             b1, b2 = bucket_of(ga[ok], bucket), bucket_of(gb[ok], bucket)
             n_buckets = len({(min(a, b), max(a, b)) for a, b in zip(b1.tolist(), b2.tolist())})
@@ -921,6 +929,7 @@ def _significance(
         "ar1_reference": g_ref if ref is not None else "n/a",
         "ar1_fallback_to_naive": int(fallback[need].sum()),
         "ar1_undefined": int((~ok).sum()),
+        "surrogate_length": int(x_norm.shape[1]),
     }
     return thr, ga, gb, attrs
 
@@ -1033,8 +1042,8 @@ def coherence(
         Also return the full ``coherence`` and ``phase`` maps ``(pair, period, time)``
         (large: 8 bytes per pair, scale and sample in float32).
     significance : {"ar1", None} or array-like
-        ``"ar1"``: Monte Carlo thresholds from AR(1) surrogate pairs (computed now, see the
-        module notes); ``None``: no ``threshold``/``significant_fraction``; an array
+        ``"ar1"``: Monte Carlo thresholds from AR(1) surrogate pairs as long as the record
+        (computed now, see the module notes); ``None``: no ``threshold``/``significant_fraction``; an array
         ``(period,)`` or ``(pair, period)``: thresholds to use as given.
     mc_count, level, seed
         Surrogate pairs per AR(1) bucket pair, significance level (preset default 0.95),
