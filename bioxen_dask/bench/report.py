@@ -409,7 +409,8 @@ def _decision_section(facts: dict) -> str:
         return "\n".join(out + ["Needs `wct.csv` with at least two sizes (`bioxen-dask bench wct`)."])
     ns = [r["n"] for r in rows]
     ts = [r["wall_median_s"] for r in rows]
-    eff = facts.get("efficiency", 0.9)
+    measured_eff = facts.get("efficiency", 0.9)
+    eff = min(measured_eff, 1.0)  # a superlinear 2-worker run is VM noise: never extrapolated
     cores = 2
     cases = [
         ("one pair, 10 min at 30 Hz", 1, 18_000, one_pair, "a laptop, one thread", 1),
@@ -441,7 +442,10 @@ def _decision_section(facts: dict) -> str:
              "0.5-30 s grid), scaled to other record lengths like the measured one-pair coherence (`wct.csv`)"
              if roi_cost else "the measured one-pair coherence on pycwt's default grid (`wct.csv`)")
     out += [f"Expected times are extrapolated from {basis}, divided over the workers with a parallel "
-            f"efficiency of {eff:.2f}" + (" measured at 2 workers and, beyond, the simulated efficiency of the "
+            f"efficiency of {eff:.2f}"
+            + (f" (measured {measured_eff:.2f}: capped at 1, a speed-up beyond the worker count is noise)"
+               if measured_eff > 1 else "")
+            + (" measured at 2 workers and, beyond, the simulated efficiency of the "
                                           "10,000-roi job (pessimistic for larger jobs, which have more tasks per "
                                           "worker)" if "efficiency" in facts
                                           else " (assumed; `bioxen-dask bench pipeline` measures it)")
