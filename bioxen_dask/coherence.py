@@ -39,7 +39,12 @@ outside the cone of influence. With pycwt's length, independent AR(1) pairs exce
 threshold far more often than 5% at the largest scales of a record shorter than that length,
 and less often on records several times longer; with the record's length, 5% within the
 Monte Carlo error (``tests/test_significance_calibration.py`` measures both on 256-sample
-records). Thresholds of records of different lengths are cached apart.
+records). Thresholds of records of different lengths are cached apart. With the ``linear``
+boundary, the smallest scales, whose wavelets reach the Nyquist band (periods below about
+4 dt), take their thresholds from the exact Monte Carlo engine: the fast engine's
+frequency-defined kernels differ from the data's time-sampled ones there, and its thresholds
+came out too high (the same test measures it); the attribute
+``significance_exact_engine_periods`` says how many.
 """
 
 from __future__ import annotations
@@ -872,6 +877,18 @@ def _ar1_block(block: np.ndarray, estimator: str) -> np.ndarray:
     return out
 
 
+def _broadband_rows(grid: ScaleGrid, boundary: str) -> int:
+    """How many of the smallest scales reach the Nyquist band (``|psi_ft|`` above the default
+    tolerance at pi/dt): there the ``linear`` boundary's time-sampled kernels and the Monte
+    Carlo fast engine's frequency-defined ones differ, so do their coherence distributions."""
+    if boundary != "linear":
+        return 0
+    from .kernels._multirate import mother_band
+
+    u_hi = mother_band(grid.wavelet, DEFAULT_TOL)[1]
+    return int(np.count_nonzero(grid.scales / grid.dt * math.pi < u_hi))
+
+
 def _significance(
     x_norm: da.Array, ref: da.Array | None, plan: _PairPlan, grid: ScaleGrid, p: Preset, *,
     mc_count: int, level: float, seed: int, bucket: float | None, boundary: str, dtype: str,
@@ -908,11 +925,22 @@ def _significance(
     ok = np.isfinite(ga) & np.isfinite(gb) & (np.abs(ga) < 1) & (np.abs(gb) < 1)
     thr = np.full((len(ga), grid.n_scales), np.nan)
     n_buckets = 0
+    broadband = _broadband_rows(grid, boundary)
     if ok.any():
-        options = dict(scale_kernel=p.scale_kernel, boundary=boundary, dtype=dtype, remove_mean=p.remove_mean)
-        thr[ok] = ar1_thresholds_many(grid, ga[ok], gb[ok], levels=float(level), mc_count=int(mc_count),
-                                      seed=int(seed), bucket_width=bucket, cache=cache, progress=progress,
-                                      n_samples=int(x_norm.shape[1]), **options)
+        run = partial(ar1_thresholds_many, levels=float(level), mc_count=int(mc_count), seed=int(seed),
+                      bucket_width=bucket, cache=cache, progress=progress, n_samples=int(x_norm.shape[1]),
+                      scale_kernel=p.scale_kernel, boundary=boundary, dtype=dtype, remove_mean=p.remove_mean)
+        thr[ok] = run(grid, ga[ok], gb[ok])
+        if broadband:
+            # the fast engine builds these scales' kernels in frequency, the data's linear
+            # coherence samples them in time: their thresholds come from the exact engine
+            # (on the scales their scale smoothing reaches)
+            from .kernels._smooth import scale_kernel as scale_weights
+
+            reach = (len(scale_weights(p.scale_kernel, grid)) - 1) // 2
+            sub = ScaleGrid(grid.dt, tuple(grid.scales[: min(grid.n_scales, broadband + reach)]), grid.dj,
+                            grid.wavelet)
+            thr[np.ix_(ok, np.arange(broadband))] = run(sub, ga[ok], gb[ok], engine="exact")[:, :broadband]
         if bucket is not None:
             b1, b2 = bucket_of(ga[ok], bucket), bucket_of(gb[ok], bucket)
             n_buckets = len({(min(a, b), max(a, b)) for a, b in zip(b1.tolist(), b2.tolist())})
@@ -930,6 +958,7 @@ def _significance(
         "ar1_fallback_to_naive": int(fallback[need].sum()),
         "ar1_undefined": int((~ok).sum()),
         "surrogate_length": int(x_norm.shape[1]),
+        "significance_exact_engine_periods": int(broadband),
     }
     return thr, ga, gb, attrs
 
