@@ -11,7 +11,8 @@ Signals are checked as the in-memory API checks them: their dtype (real, numeric
 graph is built, their samples (finite) lazily, block by block, with the roi and frame named.
 When the halo of the largest scale makes blocks far larger than :data:`BLOCK_BYTES` (the
 default grid's largest scale spans the record, so its halo covers it), a ``UserWarning``
-says so and gives the ``J`` that streams.
+says so and gives the ``J`` that streams. Presets that remove the mean (``grinsted``) compute
+each roi's mean when the graph is built, in one streaming pass, so that no block waits for it.
 
 Nothing here does numerics beyond cropping and summing; the kernels do the math.
 """
@@ -279,9 +280,15 @@ def _check_finite_block(block: np.ndarray, block_info: dict | None = None, bound
 
 
 def _demean(data: da.Array) -> da.Array:
-    # Every block then depends on its roi's mean over the whole record: Dask keeps the input
-    # blocks until that mean is known (input-sized memory, not transform-sized).
-    return data - data.mean(axis=1, keepdims=True)
+    """``data`` minus each roi's mean over the whole record (presets that remove the mean).
+
+    The means are computed *now*, in one streaming pass (per-block partial sums, on the active
+    scheduler), and subtracted as numbers. A lazy mean would make every block of the transform
+    wait for it, and Dask would keep the record's input blocks in memory meanwhile (memory
+    growing with the record). The input is read once more instead.
+    """
+    means = np.asarray(data.mean(axis=1, keepdims=True).compute())
+    return data - da.from_array(means, chunks=(data.chunks[0], (1,)))
 
 
 def _warn_if_oversized(func: str, plan: ChunkPlan, grid: ScaleGrid, n: int, *, dtype: Any, tol: float,
@@ -335,7 +342,8 @@ def wavelet_transform_dask(
     ``linear``, ``symmetric`` and ``valid`` are computed blockwise with halos and equal the
     in-memory transform to rounding; ``circular``, ``pycwt`` and ``grinsted`` wrap around the
     whole record, so the time axis is first gathered into one chunk (memory grows with the
-    record length).
+    record length). With a preset that removes the mean, the per-roi means are computed in
+    this call (one streaming pass over the input).
 
     Parameters
     ----------
