@@ -433,8 +433,11 @@ def _reduce_scale(
         inv *= valid
         rr = np.where(valid, rr, 0.0)
     out[_SUM_R2, j] = rr.sum()  # pairwise summation: rounding ~log2(n) eps, below the map's own
-    # sums of cos and sin of the phase: one product of 1/|c| with the (re, im) pairs of c
-    out[_SUM_COS : _SUM_SIN + 1, j] = inv @ c.view(inv.dtype).reshape(-1, 2)
+    # sums of cos and sin of the phase: one product of 1/|c| with the (re, im) pairs of c, in
+    # float64 (a float32 dot product accumulates ~sqrt(n) eps: 1.2e-5 of phase consistency at
+    # 131,072 samples, 3e-8 here)
+    out[_SUM_COS : _SUM_SIN + 1, j] = (inv.astype(np.float64, copy=False)
+                                       @ c.view(inv.dtype).reshape(-1, 2).astype(np.float64, copy=False))
     out[_N_OUT, j] = hi - lo if masked_j is None else np.count_nonzero(valid)
     if thr_kj is not None:
         above = rr >= thr_kj
@@ -616,9 +619,15 @@ class _PairPlan:
 
 def _check_positions(values: Any, n_rois: int, what: str) -> np.ndarray:
     arr = np.asarray(values)
+    if arr.ndim == 0 and arr.dtype != bool:  # one roi given as a number
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D list of roi positions (or a boolean mask), got shape {arr.shape}.")
     if arr.dtype == bool:
         if arr.shape != (n_rois,):
             raise ValueError(f"{what}: a boolean mask must have one entry per roi ({n_rois}), got {arr.shape}.")
+        if not arr.any():
+            raise ValueError(f"{what} selects no roi (the boolean mask is all False); select at least one roi.")
         return np.flatnonzero(arr)
     if arr.size == 0:
         raise ValueError(f"{what} is empty; select at least one roi.")
@@ -781,10 +790,15 @@ def _dt_of(sig: xr.DataArray, dt: float | None) -> float:
                              "and lags would be off by their ratio; drop dt= (it is read from the coordinate) "
                              "or fix the coordinate.")
         return step
+    if "fs" in sig.attrs:
+        from_fs = check_dt(1.0 / float(sig.attrs["fs"]))
+        if given is not None and not math.isclose(given, from_fs, rel_tol=1e-6):
+            raise ValueError(f"dt={given:g} contradicts the signals' fs attribute ({float(sig.attrs['fs']):g} Hz, "
+                             f"dt={from_fs:g}): periods and lags would be off by their ratio; drop dt= (it is "
+                             "read from fs) or fix the attribute.")
+        return from_fs
     if given is not None:
         return given
-    if "fs" in sig.attrs:
-        return check_dt(1.0 / float(sig.attrs["fs"]))
     raise ValueError("dt is not given and cannot be read from the signals (no time coordinate or fs attr); pass dt=.")
 
 
@@ -814,13 +828,17 @@ def _normalise(x: da.Array, normalize: bool, remove_mean: bool, detrend: bool = 
     return x
 
 
+#: Names of the population-mean reference.
+_MEAN_REFERENCES = ("mean", "population_mean", "population-mean")
+
+
 def _resolve_reference(
     reference: Any, sig: xr.DataArray, ds: xr.Dataset | None, x_norm: da.Array, n: int,
 ) -> tuple[da.Array, str]:
     """(reference trace (n,) lazily, its name)."""
     if isinstance(reference, str):
         key = reference.strip()
-        if key.lower() in ("mean", "population_mean", "population-mean"):
+        if key.lower() in _MEAN_REFERENCES:
             return x_norm.mean(axis=0), "population_mean"
         refs = None
         if ds is not None and "references" in ds:
@@ -838,8 +856,21 @@ def _resolve_reference(
     if isinstance(reference, xr.DataArray):
         if reference.ndim != 1:
             raise ValueError(f"an external reference must be 1-D (time), got dims {reference.dims}.")
-        name = str(reference.name) if reference.name is not None else "external"
         values = reference.data
+        # xarray names a DataArray after its dask array ('array-<token>') when none is given
+        unnamed = reference.name is None or (isinstance(values, da.Array) and reference.name == values.name)
+        name = "external" if unnamed else str(reference.name)
+        if "time" in reference.coords and "time" in sig.coords and reference.sizes.get("time") == n:
+            rt = np.asarray(reference["time"].values, dtype=float)
+            st = np.asarray(sig["time"].values, dtype=float)
+            step = abs(float(st[1] - st[0])) if n > 1 else 1.0
+            if not np.allclose(rt, st, rtol=0, atol=1e-6 * step):
+                k = int(np.flatnonzero(~np.isclose(rt, st, rtol=0, atol=1e-6 * step))[0])
+                raise ValueError(
+                    f"the reference's time coordinate differs from the signals' (frame {k}: {rt[k]:g} s against "
+                    f"{st[k]:g} s): align it to the signals (e.g. reference.interp(time=signals.time)) or pass "
+                    "its values (reference.values) if the frames correspond."
+                )
     else:
         name = "external"
         values = reference
@@ -851,9 +882,24 @@ def _resolve_reference(
         raise ValueError(
             f"the reference has shape {tuple(values.shape)}; it needs one value per frame ({n},)."
         )
-    if not isinstance(values, da.Array) and not np.all(np.isfinite(values)):
-        raise ValueError("the reference has NaN or infinite samples; fill the gaps first.")
     return _as_dask(values), name
+
+
+def _check_reference(trace: da.Array, name: str, *, constant: str, dt: float) -> None:
+    """A stored or external reference is finite (it is never interpolated) and, with
+    ``constant='raise'``, not constant (one read of the trace)."""
+    what = "the reference" if name == "external" else f"the reference {name!r}"
+    scan = scan_traces(trace.reshape(1, -1))
+    if scan.n_missing[0]:
+        k = int(scan.first_missing[0])
+        raise ValueError(
+            f"{what} has non-finite samples (NaN/inf): {int(scan.n_missing[0])} of them, the first at frame {k} "
+            f"(t = {k * dt:.6g} s). References are not interpolated (nan_policy applies to the rois): fill or "
+            "cut the gaps in the reference first."
+        )
+    if scan.constant[0] and constant == "raise":
+        raise ValueError(f"{what} is constant (zero variance): every pair's coherence would be 0/0; pass a "
+                         "varying reference.")
 
 
 # ------------------------------------------------------------------------------ significance
@@ -967,6 +1013,8 @@ def _significance(
 
 
 def _mode_of(reference: Any, pairs: Any, all_pairs: bool) -> str:
+    if not isinstance(all_pairs, (bool, np.bool_)):
+        raise ValueError(f"all_pairs must be True or False, got {all_pairs!r}; select rois with rois=.")
     given = [name for name, on in (("reference", reference is not None), ("pairs", pairs is not None),
                                    ("all_pairs", bool(all_pairs))) if on]
     if len(given) != 1:
@@ -1032,10 +1080,14 @@ def coherence(
     pairs : sequence of (int, int), optional
         **List mode**: explicit ``(roi_a, roi_b)`` pairs, as roi *positions* (0-based).
     all_pairs : bool
-        **All-pairs mode**: every pair ``a < b`` within ``rois``, tiled so that each roi's
-        transform is computed once per tile and reused by every pair in it.
-    rois : sequence of int or boolean mask, optional
-        Roi positions to analyse (reference and all-pairs modes); default all.
+        **All-pairs mode**: every pair ``a < b`` within ``rois`` (``roi_a`` before ``roi_b`` in
+        the signals' roi order, whatever the order of ``rois``; a roi listed twice is an
+        error), tiled so that each roi's transform is computed once per tile and reused by
+        every pair in it.
+    rois : int, sequence of int or boolean mask, optional
+        Roi positions to analyse (reference and all-pairs modes); default all. Reference mode
+        keeps their order (and repeats). Rois outside the selection are not analysed: their
+        gaps and constancy do not matter.
     dt : float, optional
         Sampling interval (s), when the signals carry no time coordinate or ``fs``.
     grid : ScaleGrid, optional
@@ -1117,7 +1169,9 @@ def coherence(
         COI, rad), ``phase_consistency`` (mean resultant length, 0..1), ``lag`` (s, see
         :data:`LAG_CONVENTION`), and with significance ``significant_fraction`` (share of
         the time outside the COI with coherence >= threshold) and ``threshold``; with
-        ``maps`` also ``coherence`` and ``phase`` on ``(pair, period, time)``. Coordinates:
+        ``maps`` also ``coherence`` and ``phase`` on ``(pair, period, time)``; with
+        ``nan_policy="interpolate"`` also ``samples`` (the samples behind each pair's
+        reductions: ``coi_samples`` less those a gap reaches). Coordinates:
         ``roi_a``, ``roi_b`` (roi ids, or the reference's name), ``index_a``, ``index_b``
         (positions; -1 = reference) on ``pair``, and ``period``, ``scale``, ``frequency``,
         ``coi_samples`` on ``period`` (samples outside the COI). ``ds.set_index(pair=["roi_a",
@@ -1181,9 +1235,23 @@ def coherence(
             raise ValueError("method='multirate' runs on the CPU; use method='exact' with device='gpu'.")
 
     # --- pairs
-    sel = np.arange(n_rois) if rois is None else _check_positions(rois, n_rois, "rois")
+    for name, value in (("roi_chunk", roi_chunk), ("pair_chunk", pair_chunk)):
+        if value is not None and not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+                                      and value >= 1):
+            raise ValueError(f"{name} must be a positive integer (or None for the default), got {value!r}.")
     if mode == "pairs" and rois is not None:
         raise ValueError("rois= selects rois for reference and all-pairs modes; in list mode give the pairs only.")
+    sel = np.arange(n_rois) if rois is None else _check_positions(rois, n_rois, "rois")
+    if mode == "all_pairs":
+        uniq, counts = np.unique(sel, return_counts=True)
+        if (counts > 1).any():
+            pos = int(uniq[counts > 1][0])
+            ids = np.asarray(sig["roi"].values) if "roi" in sig.coords else np.arange(n_rois)
+            raise ValueError(
+                f"all_pairs: rois lists roi {ids[pos].item()!r} (position {pos}) more than once; its pairs would "
+                "be repeated and it would be paired with itself. Pass each roi once (e.g. np.unique(rois))."
+            )
+        sel = uniq  # every pair (a, b) with a before b in the signals' roi order
 
     # --- time plan
     single = time_chunk is None and n <= MAX_SINGLE_TIME_BLOCK
@@ -1255,6 +1323,10 @@ def coherence(
     missing = None
     if scan.n_missing.any():  # nan_policy == "interpolate" here
         missing = ~da.isfinite(x)
+        if len(need) < n_rois:  # rows outside the analysis may hold any gaps: never filled, never read
+            keep = np.zeros((n_rois, 1), bool)
+            keep[need] = True
+            x = da.where(keep, x, 0.0)
         x = _fill_gaps(x, gap_samples)
     gap_attrs = {"nan_policy": nan_policy, "max_gap_s": "none" if max_gap is None else float(max_gap),
                  "missing_samples": int(scan.n_missing.sum()), "rois_with_gaps": int((scan.n_missing > 0).sum())}
@@ -1265,6 +1337,8 @@ def coherence(
     if mode == "reference":
         x_for_mean = x_norm[sel] if len(sel) < n_rois else x_norm
         ref_trace, ref_name = _resolve_reference(reference, sig, ds_in, x_for_mean, n)
+        if not (isinstance(reference, str) and reference.strip().lower() in _MEAN_REFERENCES):
+            _check_reference(ref_trace, ref_name, constant=constant, dt=dt)
         ref_trace = _normalise(ref_trace, normalize, p.remove_mean and not single_mean, detrend)
 
     # --- thresholds
@@ -1400,6 +1474,9 @@ def _assemble(
         "lag": (dims, lag, {"long_name": "time lag from the mean phase", "units": "s",
                             "convention": LAG_CONVENTION}),
     }
+    if params.get("nan_policy") == "interpolate":  # gaps take samples out of each pair's reductions
+        data_vars["samples"] = (dims, n_out.astype(np.int64), {
+            "long_name": "samples behind each reduction: outside the COI and not reached by a gap", "units": "1"})
     if thr is not None:
         data_vars["significant_fraction"] = (dims, frac, {
             "long_name": "share of the time outside the COI with coherence above the threshold",

@@ -547,6 +547,10 @@ def _roi_positions(spec: Any, n_rois: int) -> np.ndarray | None:
         )
     if idx.size == 0:
         raise PipelineError("input.rois: the selection is empty.")
+    values, counts = np.unique(idx, return_counts=True)
+    if np.any(counts > 1):
+        raise PipelineError(f"input.rois: roi index {int(values[counts > 1][0])} is listed more than once; list "
+                            "each roi once.")
     return idx
 
 

@@ -124,6 +124,7 @@ def test_yaml_file_and_set_overrides(tmp_path):
         ({"grid__min_period": 0.01}, PipelineError, r"grid: min_period=0\.01 s is below the Nyquist period"),
         ({"grid__max_period": 1000.0}, PipelineError, r"grid: max_period=1000 s is longer than the record"),
         ({"input__rois": [0, 99]}, PipelineError, r"input\.rois: roi index 99 is out of range; the store has 24"),
+        ({"input__rois": [0, 3, 1, 3]}, PipelineError, r"input\.rois: roi index 3 is listed more than once"),
         ({"pairs__reference": "behaviour"}, PipelineError, r"pairs\.reference: 'behaviour' is not in the store"),
     ],
 )
