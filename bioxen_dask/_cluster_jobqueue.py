@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import dask
+import dask.utils
 import yaml
 from dask.utils import parse_timedelta
 
@@ -185,40 +187,96 @@ def load_jobqueue_section(
     walltime_before = merged.get("walltime")
     merged.update(validated_items(kind, overrides or {}, "cluster.jobqueue.overrides", allowed))
     given = {_canonical(k) for k in (overrides or {})}
+    _check_sizes(merged, lambda key: f"cluster.jobqueue.overrides.{key}" if key in given else f"{where}.{key}")
     if "walltime" in given and "worker-extra-args" not in given:
         merged["worker-extra-args"] = _lifetime_for_walltime(
-            merged.get("worker-extra-args"), walltime_before, merged.get("walltime"))
+            merged.get("worker-extra-args"), walltime_before, merged.get("walltime"), kind)
     return merged
 
 
-def _walltime_seconds(value: Any) -> float | None:
-    """``[D-]HH:MM:SS``, ``HH:MM`` or ``MM`` (SLURM/PBS) in seconds; None if not one of those."""
+def _check_sizes(options: Mapping[str, Any], origin: Any) -> None:
+    """Reject cores/processes/memory/walltime values dask-jobqueue or the batch system misread.
+
+    dask-jobqueue accepts ``processes > cores`` or ``cores: 2.5`` and writes ``--nthreads 0``
+    workers, fails on ``memory: 0`` or ``cores: 'x'`` with a TypeError, and writes a numeric
+    walltime verbatim: YAML 1.1 reads an unquoted ``12:00:00`` as the base-60 integer 43200,
+    which SLURM reads as 43200 minutes.
+    """
+    def is_int(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    cores, processes = options.get("cores"), options.get("processes")
+    if cores is not None and not (is_int(cores) and cores >= 1):
+        raise ValueError(
+            f"{origin('cores')}: must be a whole number of CPU cores >= 1 per job, got {cores!r}.")
+    if processes is not None:
+        if not (is_int(processes) and processes >= 1):
+            raise ValueError(f"{origin('processes')}: must be a whole number of worker processes >= 1 "
+                             f"per job, got {processes!r}.")
+        if cores is not None and processes > cores:
+            raise ValueError(f"{origin('processes')}: {processes} worker processes cannot share "
+                             f"{cores} cores (each needs >= 1 thread); lower processes or raise cores.")
+    memory = options.get("memory")
+    if memory is not None:
+        try:
+            nbytes = dask.utils.parse_bytes(memory) if isinstance(memory, str) else memory
+            ok = not isinstance(memory, bool) and isinstance(nbytes, numbers.Real) and nbytes > 0
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{origin('memory')}: must be the memory per job as a size like '64GiB', "
+                             f"got {memory!r}.")
+    walltime = options.get("walltime")
+    if walltime is not None and not isinstance(walltime, str):
+        hint = ""
+        if is_int(walltime) and walltime > 0:
+            h, rest = divmod(int(walltime), 3600)
+            hint = (f" (YAML reads an unquoted H:MM:SS as a base-60 number: 12:00:00 -> 43200; "
+                    f"if you wrote {h:02d}:{rest // 60:02d}:{rest % 60:02d}, quote it: "
+                    f"walltime: '{h:02d}:{rest // 60:02d}:{rest % 60:02d}')")
+        raise ValueError(f"{origin('walltime')}: must be a string in the batch system's format, e.g. "
+                         f"'04:00:00', got the number {walltime!r}{hint}; quote it.")
+
+
+def _walltime_seconds(value: Any, kind: str = "slurm") -> float | None:
+    """A walltime in seconds, read as the batch system does; None if it is not one of its forms.
+
+    SLURM (sbatch ``--time``): ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``.
+    PBS (``-l walltime``): ``S``, ``M:S``, ``H:M:S``.
+    """
     if not isinstance(value, str) or not value.strip():
         return None
-    days, _, clock = value.strip().rpartition("-")
+    days, dash, clock = value.strip().rpartition("-")
+    if dash and (kind != "slurm" or not days):
+        return None
     try:
         parts = [float(p) for p in clock.split(":")]
         d = float(days) if days else 0.0
     except ValueError:
         return None
-    if not 1 <= len(parts) <= 3:
+    if not 1 <= len(parts) <= 3 or min(parts + [d]) < 0:
         return None
-    if len(parts) == 1:  # minutes
-        parts = [0.0, parts[0], 0.0]
-    elif len(parts) == 2:
-        parts = [parts[0], parts[1], 0.0]
-    h, m, sec = parts
+    if days:  # D-H, D-H:M, D-H:M:S
+        h, m, sec = (parts + [0.0, 0.0])[:3]
+    elif len(parts) == 3:
+        h, m, sec = parts
+    elif len(parts) == 2:  # minutes:seconds for both
+        h, (m, sec) = 0.0, parts
+    elif kind == "slurm":  # minutes
+        h, m, sec = 0.0, parts[0], 0.0
+    else:  # PBS: seconds
+        h, m, sec = 0.0, 0.0, parts[0]
     return d * 86400 + h * 3600 + m * 60 + sec
 
 
-def _lifetime_for_walltime(args: Any, old_walltime: Any, new_walltime: Any) -> Any:
+def _lifetime_for_walltime(args: Any, old_walltime: Any, new_walltime: Any, kind: str = "slurm") -> Any:
     """``worker-extra-args`` with ``--lifetime`` moved with a new walltime: workers keep
     retiring the same margin before the job ends (the YAML's 230m of a 4 h job: 10 min), so
     a longer job is not cut to the old lifetime, nor a shorter one killed mid-task."""
     if not isinstance(args, (list, tuple)) or "--lifetime" not in args:
         return args
     i = list(args).index("--lifetime") + 1
-    old, new = _walltime_seconds(old_walltime), _walltime_seconds(new_walltime)
+    old, new = _walltime_seconds(old_walltime, kind), _walltime_seconds(new_walltime, kind)
     if i >= len(args) or old is None or new is None:
         return args
     try:

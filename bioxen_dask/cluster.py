@@ -59,6 +59,7 @@ __all__ = [
     "CLUSTER_KINDS",
     "active_client",
     "MIN_MEMORY_PER_THREAD",
+    "MIN_WORKER_MEMORY",
     "ClusterConfig",
     "ClusterConnectionError",
     "CudaOptions",
@@ -83,6 +84,11 @@ CLUSTER_KINDS: tuple[str, ...] = ("local", "address", "slurm", "pbs", "gateway",
 #: the fused CWT → smoothing → coherence kernel holds about five arrays of that size.
 MIN_MEMORY_PER_THREAD: int = 2 * 2**30
 
+#: Smallest per-worker ``memory_limit`` accepted (bytes). [measured] An idle worker with
+#: ``bioxen_dask.kernels`` imported holds ~121 MiB; distributed pauses a worker at 80 % of
+#: its limit and restarts it at 95 %, so below this no task gets to run.
+MIN_WORKER_MEMORY: int = 256 * 2**20
+
 _SCHEDULER_SCHEMES = ("tcp", "tls", "ucx", "ucxx", "inproc", "ws", "wss")
 _GATEWAY_AUTH = ("basic", "kerberos", "jupyterhub")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0:0:0:0:0:0:0:1"}
@@ -97,6 +103,10 @@ _QUIET_HTTP_ADDRESS = "127.0.0.1:0"
 
 class ClusterConnectionError(ConnectionError):
     """A scheduler or gateway could not be reached within ``connect_timeout``."""
+
+
+class _NotADaskScheduler(ConnectionError):
+    """The address answers, but not with distributed's protocol."""
 
 
 # --------------------------------------------------------------------------- validation
@@ -155,7 +165,8 @@ def _check_choice(where: str, value: Any, choices: Iterable[str], *, allow_none:
         return None
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices) + (", null" if allow_none else "")
-        close = difflib.get_close_matches(str(value), choices, n=1)
+        close = [c for c in choices if c.lower() == str(value).lower()]
+        close = close or difflib.get_close_matches(str(value), choices, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise _fail(where, f"{value!r} is not allowed.{hint} Allowed values: {allowed}.")
     return value
@@ -182,6 +193,37 @@ def _check_bytes(where: str, value: Any, *, allow_auto: bool = True) -> Any:
         f"must be null, {auto}a byte count, a fraction of total memory (0-1] or a "
         f"size string like '4GiB'; got {value!r} ({type(value).__name__})",
     )
+
+
+def _check_worker_memory(where: str, value: Any) -> None:
+    """Reject a (valid-looking) per-worker limit that distributed reads as a few bytes.
+
+    distributed reads a number (or numeric string) up to 1 as a fraction of the machine's
+    memory and anything larger as bytes, so ``memory_limit: 1.5`` meant 1 byte per worker:
+    the nanny restarted its worker forever and every compute hung.
+    """
+    if value is None or value == "auto" or isinstance(value, bool):
+        return
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is not None:
+        if 0 <= number <= 1:
+            return  # a fraction of the machine's memory (0: no limit)
+        nbytes = int(number)
+    else:
+        nbytes = dask.utils.parse_bytes(value)
+    if nbytes < MIN_WORKER_MEMORY:
+        raise _fail(
+            where,
+            f"{value!r} means {nbytes} bytes per worker to distributed (numbers up to 1 are "
+            "fractions of the machine's memory, larger ones byte counts), below the "
+            f"{MIN_WORKER_MEMORY // 2**20} MiB a worker needs to run at all. Write a size like "
+            "'1.5GiB' or a fraction like 0.5.",
+        )
 
 
 def _check_mapping(where: str, value: Any) -> dict[str, Any]:
@@ -530,6 +572,7 @@ class ClusterConfig:
             _check_int("cluster.threads_per_worker", self.threads_per_worker, minimum=1),
         )
         _check_bytes("cluster.memory_limit", self.memory_limit)
+        _check_worker_memory("cluster.memory_limit", self.memory_limit)
         _check_bool("cluster.processes", self.processes)
         dash = _check_str("cluster.dashboard_address", self.dashboard_address)
         if dash is not None and ":" not in dash:
@@ -908,14 +951,28 @@ def _probe_scheduler(address: str, timeout: float) -> None:
 
     async def probe() -> None:
         kwargs = Security().get_connection_args("client")
-        comm = await asyncio.wait_for(comm_connect(address, timeout=timeout, **kwargs), timeout)
+        try:
+            comm = await asyncio.wait_for(comm_connect(address, timeout=timeout, **kwargs), timeout)
+        except (OSError, asyncio.TimeoutError, TimeoutError):
+            raise
+        except Exception:  # bytes that are not Dask's protocol (e.g. an SSH banner read
+            # as a frame size: "MemoryError: Unable to allocate 3.07 EiB")
+            raise _NotADaskScheduler(
+                f"something answered at {address}, but it is not a Dask scheduler (its reply is "
+                "not Dask's protocol); is it another service's port (SSH, "
+                "HTTP, a proxy) instead of the scheduler's (8786 by default)?"
+            ) from None
         await comm.close()
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bioxen-probe") as pool:
         try:
             pool.submit(asyncio.run, probe()).result(timeout=timeout + 5)
         except concurrent.futures.TimeoutError:
-            raise TimeoutError(f"no handshake from {address} within {timeout:g} s") from None
+            raise TimeoutError(
+                f"no handshake from {address} within {timeout:g} s: something accepted the "
+                "connection but did not answer as a Dask scheduler -- a hung scheduler, or "
+                "another port, e.g. the dashboard's (8787) instead of the scheduler's (8786)"
+            ) from None
 
 
 def _start_address(config: ClusterConfig, stack: contextlib.ExitStack) -> Client:
@@ -955,6 +1012,12 @@ def _start_address(config: ClusterConfig, stack: contextlib.ExitStack) -> Client
         if probe_address:
             _probe_scheduler(probe_address, config.connect_timeout)
         client = Client(timeout=config.connect_timeout, **kwargs)
+    except _NotADaskScheduler as exc:
+        raise ClusterConnectionError(
+            f"could not connect to the Dask scheduler at {target}: {exc} Fix the address: "
+            "`--scheduler tcp://HOST:PORT` on the command line, cluster.address in the "
+            "pipeline file, or DASK_SCHEDULER_ADDRESS."
+        ) from None
     except Exception as exc:  # OSError/TimeoutError, or garbage from a non-Dask port
         raise _address_error(target, config, exc) from exc
     stack.enter_context(client)  # the scheduler is not ours: only the client is closed

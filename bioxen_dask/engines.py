@@ -68,17 +68,21 @@ Matching ``sigma (b w - 2 pi) = a w - f0`` for all ``w`` gives ``sigma = f0 / (2
 ``b = 2 pi a / f0`` (``a = s / dt``); the amplitudes differ by ``sqrt(a)`` (fCWT's inverse FFT
 is normalised by ``1/P``, no scale factor). fCWT takes an integer sampling rate and builds
 scales ``fs / f`` from frequencies;
-here ``fs = 1`` and one ``FCWT_LINSCALES`` scale per call (``f = 1 / b``), in pycwt's scale
-order (rows written with a shrinking band would keep stale bins of the previous scale). fCWT
+here ``fs = 1`` and ``FCWT_LOGSCALES`` runs of scales from the largest down (``f = 1 / b``;
+fCWT zeroes its work buffer once per call, so rows written with a shrinking band would keep
+stale bins of the previous scale; grids that are not log-spaced go one scale per call). fCWT
 fills only ``4 floor(E / 4)`` bins, ``E = floor(2 P / b)``, which at ``P = 512`` leaves the
 largest scales empty, and reads its mother at ``floor`` indices (a frequency error of up to
 ``2 pi / P``, ~1e-2 relative in the coefficients at ``P = 512``). The adapter therefore
 hands fCWT the padded record tiled ``k`` times (``k P >= max(2**16, 32 b)``): a ``P``-periodic
 record has its spectrum on every ``k``-th bin of the ``kP`` frame, where fCWT's filter takes
 the same values, so the output repeats pycwt's circular transform with period ``P`` exactly,
-with >= 64 bins in every band and the frequency error divided by ``k``. What remains: single
-precision, that frequency error (~1e-4 relative) and ``b >= 2`` (``a >= 2 f0 / (2 pi)``,
-fCWT's Nyquist limit).
+with >= 64 bins in every band and the frequency error divided by ``k``. Scales sharing a frame
+go through one fCWT call, largest first (fCWT 0.1.18 leaks 12 bytes per frame bin on every
+call, fastlib/fCWT#74: measured RSS growth per transform ~0.6 MB for a 512-sample record, 25 MB
+for 18,000 samples; one call per scale leaked 73 MB and 250 MB). What remains: single
+precision, that frequency error (~1e-4 relative), that leak and ``b >= 2``
+(``a >= 2 f0 / (2 pi)``, fCWT's Nyquist limit).
 
 Measured against ``pycwt.cwt`` outside the COI (max ``|W - W_pycwt|`` over max ``|W_pycwt|``,
 NINO3 / ECG / a 2000-sample chirp in noise, pycwt's default grid, ``boundary="pycwt"``):
@@ -230,6 +234,17 @@ def check_engine_options(engine: str, grid: ScaleGrid, boundary: str) -> str:
     return name
 
 
+def _dtype_name(dtype: Any) -> str:
+    """``"float32"`` or ``"float64"`` for any NumPy spelling of them (np.float32, "f4", ...)."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = str(dtype)
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+    return name
+
+
 def _period(n: int, grid: ScaleGrid, boundary: str, tol: float) -> int:
     """Length ``P`` of the circular frame the engines transform (see the module docstring)."""
     if boundary == "pycwt":
@@ -308,8 +323,7 @@ def engine_cwt(
 
         return np.asarray(cwt(arr, grid, boundary=boundary, dtype=dtype, remove_mean=remove_mean, tol=tol,
                               workers=workers))
-    if str(dtype) not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+    dtype_name = _dtype_name(dtype)
     mod = require_engine(name)
     arr = np.asarray(arr, dtype=float)
     if remove_mean:
@@ -324,7 +338,7 @@ def engine_cwt(
     for sig in flat:
         y = np.zeros(P)
         y[:n] = sig
-        rows.append(run(mod, y, grid, str(dtype), precision)[:, :n])
+        rows.append(run(mod, y, grid, dtype_name, precision)[:, :n])
     return np.stack(rows).reshape(arr.shape[:-1] + (grid.n_scales, n))
 
 
@@ -366,14 +380,39 @@ def _ssqueezepy(mod: ModuleType, y: np.ndarray, grid: ScaleGrid, dtype: str, pre
     P = y.size
     a = (grid.scales / grid.dt).astype(dtype)
     wav = mod.Wavelet(("morlet", {"mu": float(grid.wavelet.f0), "dtype": dtype}))
-    Wx, _ = mod.cwt(y.astype(dtype), wavelet=wav, scales=a, padtype=None, l1_norm=False, astensor=False)
-    W = np.array(Wx, dtype=np.result_type(dtype, np.complex64))
+    yd = y.astype(dtype)
+
+    def run(scales: np.ndarray) -> np.ndarray:
+        Wx, _ = mod.cwt(yd, wavelet=wav, scales=scales, padtype=None, l1_norm=False, astensor=False)
+        return np.array(Wx, dtype=np.result_type(dtype, np.complex64))
+
+    if _ssqueezepy_takes(a):
+        W = run(a)
+    else:
+        # ssqueezepy infers a scale type from the array and takes only exponential (<= 1 octave
+        # apart) or linear runs of >= 3 increasing scales: grids from make_grid(freqs=...), 1-2
+        # scales or dj > ~1.3 are transformed one scale at a time, as the first row of the
+        # exponential triple (a, 2a, 4a) (rows do not depend on the other scales)
+        W = np.concatenate([run(ai * np.array([1, 2, 4], dtype=dtype))[:1] for ai in a])
     if P % 2 == 0:  # ssqueezepy counts the Nyquist bin at +pi, halved; pycwt at -pi (~0)
         psi_nyq = np.asarray(wav(np.asarray(a * np.pi, dtype=dtype)), dtype=float).real
         y_nyq = float(np.sum(y[0::2]) - np.sum(y[1::2]))
         alt = np.where(np.arange(P) % 2 == 0, 1.0, -1.0)
         W -= ((np.sqrt(a.astype(float)) * psi_nyq * (y_nyq / (2 * P)))[:, None] * alt[None, :]).astype(W.dtype)
     return W
+
+
+def _ssqueezepy_takes(a: np.ndarray) -> bool:
+    """Whether ``ssqueezepy.cwt(scales=a)`` accepts the whole array (its own inference decides)."""
+    if a.size < 3 or not np.all(np.diff(a) > 0):
+        return False
+    try:
+        from ssqueezepy.utils import infer_scaletype
+
+        kind, nv = infer_scaletype(a)
+    except Exception:  # an inference error, or a version without it: one scale at a time
+        return False
+    return kind == "linear" or (kind == "log" and nv is not None and int(nv) >= 1)
 
 
 def _fcwt(mod: ModuleType, y: np.ndarray, grid: ScaleGrid, dtype: str, precision: int) -> np.ndarray:
@@ -391,30 +430,61 @@ def _fcwt(mod: ModuleType, y: np.ndarray, grid: ScaleGrid, dtype: str, precision
     # Per scale, tile the period k times (exact: a k-periodic record has the same spectrum on
     # every k-th bin of the k*P frame, and the output repeats with period P) so that fCWT's band
     # (floor(2 kP / b) bins, rounded down to a multiple of 4) holds >= 64 bins at that scale and
-    # its floor-indexed mother is read on a frame of >= 2**16 bins. k is chosen per scale, not
-    # for the largest one: fCWT 0.1.18 leaks one frame-sized buffer per call (its convolve never
-    # frees `lastscalemem`, fastlib/fCWT#74), and one frame for every scale leaked ~2 GB per
-    # 18,000-sample transform (a benchmark run reached 24 GB); this leaks ~0.1 GB.
+    # its floor-indexed mother is read on a frame of >= 2**16 bins. fCWT 0.1.18 leaks 12 bytes per
+    # frame bin on every FCWT.cwt call (Morlet::generate mallocs a new mother each call and
+    # convolve's `lastscalemem` is never freed, fastlib/fCWT#74): 768 kB per call on a 2**16
+    # frame, so one call per scale leaked ~75 MB per transform of a 512-sample record and ~250 MB
+    # of an 18,000-sample one. Scales sharing a frame size therefore go through one call (in
+    # sub-batches no larger than the output or _FCWT_MAX_OUT bins), as fCWT log scales from the
+    # largest down: each band then contains the previous one, so no bin of O1 (which fCWT zeroes only
+    # once per call) is left stale. Scales that are not log-spaced go one per call.
     morl = mod.Morlet(float(f0 / (2 * np.pi)))
     obj = mod.FCWT(morl, 1, False, True)  # one thread: its thread split drops a few bins per thread
     y32 = y.astype(np.float32)
     out = np.zeros((a.size, P), dtype=np.complex64)
-    frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # k -> (tiled record, output row)
-    for i, bi in enumerate(b):
-        k = 1
-        while k * P < max(_FCWT_MIN_FRAME, 32 * bi):
-            k *= 2
-        if k not in frames:
-            frames[k] = (np.tile(y32, k), np.zeros((1, k * P), dtype=np.complex64))
-        yk, row = frames[k]
-        sc = mod.Scales(morl, mod.FCWT_LINSCALES, 1, float(1 / bi), float(1 / bi), 1)
-        row[...] = 0
-        obj.cwt(yk, sc, row)
-        out[i] = row[0, :P] * np.float32(math.sqrt(a[i]))
+    tiles = np.array([_fcwt_tiles(P, bi) for bi in b])
+    for k in np.unique(tiles):
+        yk = np.tile(y32, int(k))
+        frame = int(k) * P
+        most = max(1, max(_FCWT_MAX_OUT, out.size) // frame)
+        for rows in _fcwt_batches(np.flatnonzero(tiles == k), b, most):
+            bs = b[rows]
+            if rows.size == 1:
+                sc = mod.Scales(morl, mod.FCWT_LINSCALES, 1, float(1 / bs[0]), float(1 / bs[0]), 1)
+            else:  # fCWT's log scales run from fs/f1 to fs/f0: largest first
+                sc = mod.Scales(morl, mod.FCWT_LOGSCALES, 1, float(1 / bs[-1]), float(1 / bs[0]),
+                                int(rows.size))
+            got = np.zeros(rows.size, dtype=np.float32)
+            sc.getScales(got)
+            if not np.allclose(got, bs, rtol=1e-5, atol=0):
+                raise RuntimeError(f"internal: fCWT built scales {got} for {bs}")
+            buf = np.zeros((rows.size, frame), dtype=np.complex64)
+            obj.cwt(yk, sc, buf)
+            out[rows] = buf[:, :P] * np.sqrt(a[rows]).astype(np.float32)[:, None]
     return out
+
+
+def _fcwt_tiles(P: int, b: float) -> int:
+    """Copies ``k`` (a power of two) of the period to tile for scale ``b`` (see :func:`_fcwt`)."""
+    k = 1
+    while k * P < max(_FCWT_MIN_FRAME, 32 * b):
+        k *= 2
+    return k
+
+
+def _fcwt_batches(idx: np.ndarray, b: np.ndarray, most: int) -> list[np.ndarray]:
+    """Split rows ``idx`` into fCWT calls: runs of log-spaced scales, largest first, <= ``most``."""
+    order = idx[np.argsort(-b[idx], kind="stable")]
+    lb = np.log(b[order])
+    step = np.diff(lb)
+    if order.size >= 2 and np.all(step < 0) and np.ptp(step) <= 1e-9 * max(1.0, float(np.abs(lb).max())):
+        return [order[i : i + most] for i in range(0, order.size, most)]
+    return [order[i : i + 1] for i in range(order.size)]
 
 
 #: Smallest frame (bins) fCWT's mother is generated on (its frequency error is ~2 pi / frame).
 _FCWT_MIN_FRAME = 2**16
+#: Most output bins (scales x frame, complex64: 64 MB) of one fCWT call, unless the output is larger.
+_FCWT_MAX_OUT = 2**23
 
 _RUNNERS = {"pycwt": _pycwt, "pywavelets": _pywavelets, "ssqueezepy": _ssqueezepy, "fcwt": _fcwt}
