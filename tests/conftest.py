@@ -35,6 +35,20 @@ def ao_baltic():
     return sample_data.load_ao_baltic()
 
 
+def lagged_traces(n: int, n_rois: int, lags: list[float], seed: int, dt: float, period: float = 3.0):
+    """``(x, ref)``: ``n_rois`` AR(1) (g = 0.6) traces of ``n`` samples, the first ``len(lags)``
+    plus a sine of ``period`` delayed by ``lags`` seconds, and that sine plus noise as the
+    reference."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * dt
+    x = lfilter([1.0], [1.0, -0.6], rng.standard_normal((n_rois, n)), axis=-1)
+    x[: len(lags)] += np.sin(2 * np.pi * (t[None, :] - np.asarray(lags)[:, None]) / period)
+    ref = np.sin(2 * np.pi * t / period) + 0.5 * rng.standard_normal(n)
+    return x, ref
+
+
 def rel_err(a, b) -> float:
     """max |a - b| / max |b| (global relative error)."""
     a = np.asarray(a)

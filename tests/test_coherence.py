@@ -13,6 +13,7 @@ from scipy.signal import lfilter
 
 from bioxen_dask import wavelet_coherence
 from bioxen_dask.coherence import LAG_CONVENTION, coherence, pair_table, period_grid
+from conftest import lagged_traces
 
 DT = 0.1
 N = 1500
@@ -21,12 +22,7 @@ GRID = dict(min_period=0.4, max_period=12.0, dj=1 / 6)
 
 @pytest.fixture(scope="module")
 def traces():
-    rng = np.random.default_rng(11)
-    t = np.arange(N) * DT
-    x = lfilter([1.0], [1.0, -0.6], rng.standard_normal((7, N)), axis=-1)
-    x[:4] += np.sin(2 * np.pi * (t[None, :] - np.array([0.0, 0.5, 1.0, 1.5])[:, None]) / 3.0)
-    ref = np.sin(2 * np.pi * t / 3.0) + 0.5 * rng.standard_normal(N)
-    return x, ref
+    return lagged_traces(N, 7, [0.0, 0.5, 1.0, 1.5], seed=11, dt=DT)
 
 
 def _signals(x, chunks=(3, N)):

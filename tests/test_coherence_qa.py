@@ -12,10 +12,10 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
-from scipy.signal import lfilter
 
 from bioxen_dask import wavelet_coherence
 from bioxen_dask.coherence import coherence, period_grid
+from conftest import lagged_traces
 
 DT = 0.1
 N = 1000
@@ -24,12 +24,7 @@ GRID = dict(min_period=0.4, max_period=8.0, dj=1 / 4)
 
 @pytest.fixture(scope="module")
 def traces():
-    rng = np.random.default_rng(21)
-    t = np.arange(N) * DT
-    x = lfilter([1.0], [1.0, -0.6], rng.standard_normal((6, N)), axis=-1)
-    x[:4] += np.sin(2 * np.pi * (t[None, :] - np.array([0.0, 0.4, 0.8, 1.2])[:, None]) / 3.0)
-    ref = np.sin(2 * np.pi * t / 3.0) + 0.5 * rng.standard_normal(N)
-    return x, ref
+    return lagged_traces(N, 6, [0.0, 0.4, 0.8, 1.2], seed=21, dt=DT)
 
 
 def _signals(x, chunks=None, **attrs):
