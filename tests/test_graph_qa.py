@@ -339,5 +339,6 @@ def test_mean_removal_streams_a_long_record(tmp_path):
 
     with_mean, _ = peak("grinsted")
     without, _ = peak("pycwt")
-    assert with_mean - without < 0.25 * n * 8, (with_mean / 1e6, without / 1e6)  # was ~0.6 x the record
+    # the lazy mean held about 1.3x the record (43 MB here) on top; now a few blocks' worth
+    assert with_mean - without < 0.5 * n * 8, (with_mean / 1e6, without / 1e6)
     # (the values: test_reductions_equal_in_memory_for_every_wavelet_and_preset)
