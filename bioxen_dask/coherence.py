@@ -923,18 +923,6 @@ def _ar1_block(block: np.ndarray, estimator: str) -> np.ndarray:
     return out
 
 
-def _broadband_rows(grid: ScaleGrid, boundary: str) -> int:
-    """How many of the smallest scales reach the Nyquist band (``|psi_ft|`` above the default
-    tolerance at pi/dt): there the ``linear`` boundary's time-sampled kernels and the Monte
-    Carlo fast engine's frequency-defined ones differ, so do their coherence distributions."""
-    if boundary != "linear":
-        return 0
-    from .kernels._multirate import mother_band
-
-    u_hi = mother_band(grid.wavelet, DEFAULT_TOL)[1]
-    return int(np.count_nonzero(grid.scales / grid.dt * math.pi < u_hi))
-
-
 def _significance(
     x_norm: da.Array, ref: da.Array | None, plan: _PairPlan, grid: ScaleGrid, p: Preset, *,
     mc_count: int, level: float, seed: int, bucket: float | None, boundary: str, dtype: str,
@@ -947,6 +935,7 @@ def _significance(
     """
     from .significance import ar1_bucket as bucket_of
     from .significance import ar1_thresholds_many
+    from .significance.threshold_cache import exact_engine_scales
 
     need = np.unique(np.concatenate([plan.index_a, plan.index_b[plan.index_b >= 0]]))
     rows = x_norm[need] if len(need) < x_norm.shape[0] else x_norm
@@ -971,22 +960,11 @@ def _significance(
     ok = np.isfinite(ga) & np.isfinite(gb) & (np.abs(ga) < 1) & (np.abs(gb) < 1)
     thr = np.full((len(ga), grid.n_scales), np.nan)
     n_buckets = 0
-    broadband = _broadband_rows(grid, boundary)
+    options = dict(scale_kernel=p.scale_kernel, boundary=boundary, dtype=dtype, remove_mean=p.remove_mean)
     if ok.any():
-        run = partial(ar1_thresholds_many, levels=float(level), mc_count=int(mc_count), seed=int(seed),
-                      bucket_width=bucket, cache=cache, progress=progress, n_samples=int(x_norm.shape[1]),
-                      scale_kernel=p.scale_kernel, boundary=boundary, dtype=dtype, remove_mean=p.remove_mean)
-        thr[ok] = run(grid, ga[ok], gb[ok])
-        if broadband:
-            # the fast engine builds these scales' kernels in frequency, the data's linear
-            # coherence samples them in time: their thresholds come from the exact engine
-            # (on the scales their scale smoothing reaches)
-            from .kernels._smooth import scale_kernel as scale_weights
-
-            reach = (len(scale_weights(p.scale_kernel, grid)) - 1) // 2
-            sub = ScaleGrid(grid.dt, tuple(grid.scales[: min(grid.n_scales, broadband + reach)]), grid.dj,
-                            grid.wavelet)
-            thr[np.ix_(ok, np.arange(broadband))] = run(sub, ga[ok], gb[ok], engine="exact")[:, :broadband]
+        thr[ok] = ar1_thresholds_many(grid, ga[ok], gb[ok], levels=float(level), mc_count=int(mc_count),
+                                      seed=int(seed), bucket_width=bucket, cache=cache, progress=progress,
+                                      n_samples=int(x_norm.shape[1]), **options)
         if bucket is not None:
             b1, b2 = bucket_of(ga[ok], bucket), bucket_of(gb[ok], bucket)
             n_buckets = len({(min(a, b), max(a, b)) for a, b in zip(b1.tolist(), b2.tolist())})
@@ -1004,7 +982,7 @@ def _significance(
         "ar1_fallback_to_naive": int(fallback[need].sum()),
         "ar1_undefined": int((~ok).sum()),
         "surrogate_length": int(x_norm.shape[1]),
-        "significance_exact_engine_periods": int(broadband),
+        "significance_exact_engine_periods": exact_engine_scales(grid, **options),
     }
     return thr, ga, gb, attrs
 

@@ -9,18 +9,15 @@ threshold about 5% of the time
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import xarray as xr
 
-import bioxen_dask.coherence  # noqa: F401  (the module: the package exports the function by this name)
 import bioxen_dask.significance as significance
+import bioxen_dask.significance.threshold_cache as THRESHOLDS
 from bioxen_dask.coherence import coherence, period_grid
 from bioxen_dask.significance import rednoise, surrogate_length
 
 N, PAIRS, MC = 256, 200, 200
-COHERENCE = sys.modules["bioxen_dask.coherence"]
 
 
 def _exceedance(monkeypatch, cache, n_samples=None) -> tuple[float, float, dict]:
@@ -34,7 +31,7 @@ def _exceedance(monkeypatch, cache, n_samples=None) -> tuple[float, float, dict]
         many = significance.ar1_thresholds_many
         monkeypatch.setattr(significance, "ar1_thresholds_many",
                             lambda *a, **k: many(*a, **{**k, "n_samples": n_samples}))
-        monkeypatch.setattr(COHERENCE, "_broadband_rows", lambda grid, boundary: 0)  # (not measured here)
+        monkeypatch.setattr(THRESHOLDS, "exact_engine_scales", lambda grid, **options: 0)  # (not measured here)
     ds = coherence(signals, pairs=[(2 * i, 2 * i + 1) for i in range(PAIRS)], grid=grid, mc_count=MC, seed=0,
                    threshold_cache=cache).compute(scheduler="threads")
     monkeypatch.undo()

@@ -51,8 +51,8 @@ _SHARED_DOC = """
         and Gaussians in frequency, the data's coherence samples them in time; below about
         3 dt (where the wavelet reaches the Nyquist band) its thresholds come out too high
         (conservative: AR(1) noise exceeds the 95% threshold less than 5% of the time at
-        periods of 2-2.8 dt); ``exact`` matches the data there (:func:`bioxen_dask.coherence`
-        and pipelines take those scales' thresholds from it).
+        periods of 2-2.8 dt); ``exact`` matches the data there (:func:`ar1_thresholds_many`,
+        and so :func:`bioxen_dask.coherence` and pipelines, take those scales' thresholds from it).
     interior : int or None
         ``multirate`` only: stationary samples per surrogate and scale band, in units of the
         band's largest scale (default 512). Larger is more precise at small scales and

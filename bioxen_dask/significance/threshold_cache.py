@@ -50,6 +50,7 @@ import math
 import os
 import shutil
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -325,7 +326,11 @@ def ar1_thresholds_many(
     cache : ThresholdCache or path, optional
         Default: a :class:`ThresholdCache` in :func:`cache_dir`.
     **options
-        ``scale_kernel``, ``boundary``, ``engine``, ``interior``, ``nbins``, ...
+        ``scale_kernel``, ``boundary``, ``engine``, ``interior``, ``nbins``, ... With
+        ``boundary="linear"`` and ``engine="auto"`` (the default), the smallest scales whose
+        wavelets reach the Nyquist band (:func:`~bioxen_dask.significance._multirate.broadband_scales`)
+        take their thresholds from the exact engine, run on those scales and the neighbours
+        their scale smoothing reaches; the others from the fast multirate engine.
 
     Returns
     -------
@@ -350,6 +355,35 @@ def ar1_thresholds_many(
         raise ValueError(f"unknown option(s) {unknown} for cached AR(1) thresholds; the options are "
                          f"{list(_RUN_OPTIONS)} (pooled thresholds only: per-point thresholds and "
                          "p-values come from surrogate_significance).")
+    run = partial(_thresholds_many, g1=g1, g2=g2, levels=levels, mc_count=mc_count, seed=seed,
+                  bucket_width=bucket_width, cache=cache, n_samples=n_samples, batch_size=batch_size,
+                  scheduler=scheduler, progress=progress)
+    out = run(grid, **options)
+    broadband = exact_engine_scales(grid, **options)
+    if broadband:
+        from ..kernels._smooth import scale_kernel
+
+        reach = (len(scale_kernel(options.get("scale_kernel", "pycwt"), grid)) - 1) // 2
+        sub = ScaleGrid(grid.dt, tuple(grid.scales[: min(grid.n_scales, broadband + reach)]), grid.dj, grid.wavelet)
+        out[..., :broadband] = run(sub, **{**options, "engine": "exact"})[..., :broadband]
+    return out
+
+
+def exact_engine_scales(grid: ScaleGrid, **options: Any) -> int:
+    """How many of ``grid``'s smallest scales :func:`ar1_thresholds_many` takes from the exact
+    engine with these run options (0 unless ``boundary="linear"`` and ``engine="auto"``)."""
+    from ._multirate import broadband_scales
+
+    if (str(options.get("boundary", "pycwt")).lower() != "linear" or options.get("engine", "auto") != "auto"
+            or options.get("cwt_engine", "bioxen") != "bioxen"):
+        return 0
+    return broadband_scales(grid)
+
+
+def _thresholds_many(grid: ScaleGrid, *, g1: Any, g2: Any, levels: Any, mc_count: int, seed: Any,
+                     bucket_width: float | None, cache: Any, n_samples: int | None, batch_size: int | None,
+                     scheduler: Any, progress: bool, **options: Any) -> np.ndarray:
+    """:func:`ar1_thresholds_many` on one engine choice (``options`` as given)."""
     lv = _levels_array(levels)
     store = _resolve_cache(cache)
     G1, G2 = np.broadcast_arrays(np.asarray(g1, dtype=float), np.asarray(g2, dtype=float))
