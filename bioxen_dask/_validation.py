@@ -104,6 +104,27 @@ def check_variance(x: np.ndarray, name: str = "x") -> None:
         )
 
 
+def whole_number(value: Any, name: str, *, minimum: int = 1, hint: str = "") -> int:
+    """``value`` as an int if it is a whole number ``>= minimum`` (integral floats allowed;
+    booleans, strings, NaN and fractions refused), else a ``ValueError`` naming ``name``.
+
+    Examples
+    --------
+    >>> whole_number(4.0, "mc_count")
+    4
+    >>> whole_number(2.5, "nbins", minimum=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: nbins must be an integer of at least 2, got 2.5.
+    """
+    ok = (not isinstance(value, (bool, np.bool_, str, bytes))
+          and isinstance(value, (int, float, np.integer, np.floating)))
+    if not ok or not math.isfinite(value) or value != int(value) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise ValueError(f"{name} must be {what}{f' ({hint})' if hint else ''}, got {value!r}.")
+    return int(value)
+
+
 def float32_bound(dtype: Any, grid: ScaleGrid) -> float | None:
     """Largest ``|value|`` whose wavelet power stays inside float32 on ``grid``
     (``|W|**2 <= max|x|**2 * s/dt``; the bound keeps 1e36, room for the smoothing sums), or

@@ -65,7 +65,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from . import kernels
 from ._api import PHASE_CONVENTION, _check_method, _version, grid_coords
-from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces
+from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces, whole_number
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._coherence import coherence_ratio
 from .kernels._coherence_map import ReferenceCache, coherence_plan
@@ -1213,10 +1213,8 @@ def coherence(
             raise ValueError("method='multirate' runs on the CPU; use method='exact' with device='gpu'.")
 
     # --- pairs
-    for name, value in (("roi_chunk", roi_chunk), ("pair_chunk", pair_chunk)):
-        if value is not None and not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-                                      and value >= 1):
-            raise ValueError(f"{name} must be a positive integer (or None for the default), got {value!r}.")
+    roi_chunk, pair_chunk = (None if v is None else whole_number(v, name, hint="or None for the default")
+                             for name, v in (("roi_chunk", roi_chunk), ("pair_chunk", pair_chunk)))
     if mode == "pairs" and rois is not None:
         raise ValueError("rois= selects rois for reference and all-pairs modes; in list mode give the pairs only.")
     sel = np.arange(n_rois) if rois is None else _check_positions(rois, n_rois, "rois")

@@ -19,7 +19,6 @@ Nothing here does numerics beyond cropping and summing; the kernels do the math.
 
 from __future__ import annotations
 
-import operator
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -184,17 +183,10 @@ GRID_KEYWORDS = ("dj", "s0", "J", "wavelet", "preset", "freqs")
 
 
 def _check_count(value: Any, name: str, hint: str) -> int | None:
-    """``None`` or a positive integer (integral floats allowed); anything else is an error."""
-    if value is None:
-        return None
-    try:
-        v = operator.index(value)
-    except TypeError:
-        v = int(value) if isinstance(value, (float, np.floating)) and float(value).is_integer() else None
-    if v is None or isinstance(value, (bool, np.bool_)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer ({hint}), got {value!r}; or leave it unset "
-                         "for the planner's choice.")
-    return int(v)
+    """``None`` (the planner's choice) or a positive integer (:func:`~bioxen_dask._validation.whole_number`)."""
+    from ._validation import whole_number
+
+    return None if value is None else whole_number(value, name, hint=f"{hint}, or leave it unset for the planner's choice")
 
 
 def _check_grid_keywords(func: str, grid_kw: dict[str, Any]) -> None:

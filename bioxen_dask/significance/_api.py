@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._validation import whole_number
 from ..engines import check_engine_options, require_engine
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ._distributed import default_batch_size, run_specs
@@ -16,7 +17,6 @@ from ._montecarlo import (
     MonteCarloSpec,
     SignificanceResult,
     _check_count,
-    _whole,
     _levels_array,
     _result,
     _topk_size,
@@ -111,7 +111,7 @@ def make_spec(
         n_samples = surrogate_length(grid) if own_length is None else own_length
     else:
         try:
-            n_samples = _whole(n_samples, "n_samples", minimum=4)
+            n_samples = whole_number(n_samples, "n_samples", minimum=4)
         except ValueError:
             raise ValueError(f"surrogates need a whole number of at least 4 samples, got n_samples={n_samples!r}.") from None
         if own_length is not None and n_samples != own_length:
@@ -130,10 +130,10 @@ def make_spec(
                              "(or 'auto'), or cwt_engine='bioxen' for the multirate engine.")
         require_engine(cwt_engine)  # fail here, with the install hint, not inside a task
         engine = "exact"
-    nbins = _whole(nbins, "nbins", minimum=2)
+    nbins = whole_number(nbins, "nbins", minimum=2)
     if interior is not None:
         try:
-            interior = _whole(interior, "interior")
+            interior = whole_number(interior, "interior")
         except ValueError:
             raise ValueError(f"interior must be a positive integer or None, got {interior!r}.") from None
     needs_fields = pointwise or time_averaged
@@ -282,7 +282,7 @@ def surrogate_significance(
         cwt_engine=cwt_engine,
     )
     mc = int(mc_count)
-    bs = default_batch_size(spec, mc) if batch_size is None else _whole(batch_size, "batch_size")
+    bs = default_batch_size(spec, mc) if batch_size is None else whole_number(batch_size, "batch_size")
     (merged,) = run_specs([(spec, mc, bs)], scheduler=scheduler, progress=progress)
     return _result(spec, merged, _levels_array(levels), mc, _attrs(spec, mc, bs))
 

@@ -32,6 +32,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .._validation import whole_number
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ..kernels import Smoother, coherence, cwt
 from ..kernels._device import batch_size_for, device_namespace, free_memory
@@ -613,14 +614,5 @@ def _result(spec: MonteCarloSpec, merged: Partial, levels: np.ndarray, mc_count:
     return SignificanceResult(levels, thresholds, histogram, pointwise, null_means, spec.grid, attrs)
 
 
-def _whole(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int if it is a whole number ``>= minimum``, else a ValueError naming it."""
-    ok = not isinstance(value, (bool, str, bytes)) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not math.isfinite(value) or value != int(value) or value < minimum:
-        raise ValueError(f"{name} must be a{' positive' if minimum == 1 else ''} integer"
-                         f"{'' if minimum == 1 else f' of at least {minimum}'}, got {value!r}.")
-    return int(value)
-
-
 def _check_count(mc_count: Any) -> int:
-    return _whole(mc_count, "mc_count")
+    return whole_number(mc_count, "mc_count")
