@@ -829,7 +829,7 @@ def _normalise(x: da.Array, normalize: bool, remove_mean: bool, detrend: bool = 
 
 
 #: Names of the population-mean reference.
-_MEAN_REFERENCES = ("mean", "population_mean", "population-mean")
+MEAN_REFERENCES = ("mean", "population_mean", "population-mean")
 
 
 def _resolve_reference(
@@ -838,7 +838,7 @@ def _resolve_reference(
     """(reference trace (n,) lazily, its name)."""
     if isinstance(reference, str):
         key = reference.strip()
-        if key.lower() in _MEAN_REFERENCES:
+        if key.lower() in MEAN_REFERENCES:
             return x_norm.mean(axis=0), "population_mean"
         refs = None
         if ds is not None and "references" in ds:
@@ -885,11 +885,11 @@ def _resolve_reference(
     return _as_dask(values), name
 
 
-def _check_reference(trace: da.Array, name: str, *, constant: str, dt: float) -> None:
+def check_reference(trace: Any, name: str, *, constant: str, dt: float) -> None:
     """A stored or external reference is finite (it is never interpolated) and, with
     ``constant='raise'``, not constant (one read of the trace)."""
     what = "the reference" if name == "external" else f"the reference {name!r}"
-    scan = scan_traces(trace.reshape(1, -1))
+    scan = scan_traces(_as_dask(trace).reshape(1, -1))
     if scan.n_missing[0]:
         k = int(scan.first_missing[0])
         raise ValueError(
@@ -1313,8 +1313,8 @@ def coherence(
     if mode == "reference":
         x_for_mean = x_norm[sel] if len(sel) < n_rois else x_norm
         ref_trace, ref_name = _resolve_reference(reference, sig, ds_in, x_for_mean, n)
-        if not (isinstance(reference, str) and reference.strip().lower() in _MEAN_REFERENCES):
-            _check_reference(ref_trace, ref_name, constant=constant, dt=dt)
+        if not (isinstance(reference, str) and reference.strip().lower() in MEAN_REFERENCES):
+            check_reference(ref_trace, ref_name, constant=constant, dt=dt)
         ref_trace = _normalise(ref_trace, normalize, p.remove_mean and not single_mean, detrend)
 
     # --- thresholds

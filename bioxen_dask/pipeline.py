@@ -567,7 +567,7 @@ def check(pipeline: Pipeline) -> Pipeline:
     ------
     FileNotFoundError, PipelineError, bioxen_dask.datasets.OutputExistsError
     """
-    from .coherence import pair_table, period_grid
+    from .coherence import MEAN_REFERENCES, pair_table, period_grid
     from .datasets import check_output
     from .io import fingerprint, open_signals_store
 
@@ -605,7 +605,8 @@ def check(pipeline: Pipeline) -> Pipeline:
             raise PipelineError(f"pairs.list: {exc}") from None
     if pr["mode"] == "all" and (n_rois if rois is None else rois.size) < 2:
         raise PipelineError("input.rois: mode 'all' needs at least two rois.")
-    if pr["mode"] == "reference" and pr["reference"] is not None and pr["reference"] not in ("mean", "population_mean"):
+    if (pr["mode"] == "reference" and pr["reference"] is not None
+            and pr["reference"].strip().lower() not in MEAN_REFERENCES):
         names = [str(v) for v in ds["reference"].values] if "reference" in ds.coords else []
         if pr["reference"] not in names:
             raise PipelineError(
@@ -656,7 +657,7 @@ def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]
     import dask
 
     from ._validation import scan_traces
-    from .coherence import max_gap_samples, pair_table
+    from .coherence import MEAN_REFERENCES, check_reference, max_gap_samples, pair_table
     from .io import open_signals_store
 
     if "rois" not in pipeline.facts:
@@ -678,34 +679,33 @@ def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]
     except ValueError as exc:
         raise PipelineError(f"preprocessing.max_gap: {exc}") from None
     data = sig.data if rows.size == n_rois else sig.data[rows]
-    traces = [("input.store", data, f"the signals of {store}", pre["nan_policy"], gap,
-               np.asarray(sig["roi"].values)[rows] if "roi" in sig.coords else rows, rows)]
+    reference = None  # (pipeline key, trace, name): checked as the run checks it
     if pr["mode"] == "reference" and pr["reference_file"] is not None:
-        ref = _load_reference_file(Path(pr["reference_file"]))[None]
-        traces.append(("pairs.reference_file", ref, f"the reference file {pr['reference_file']}", "raise", 0,
-                       None, None))
-    elif pr["mode"] == "reference" and pr["reference"] not in (None, "mean", "population_mean"):
+        reference = ("pairs.reference_file", _load_reference_file(Path(pr["reference_file"])), "external")
+    elif pr["mode"] == "reference" and pr["reference"] is not None and pr["reference"].strip().lower() not in MEAN_REFERENCES:
         names = [str(v) for v in ds["references"]["reference"].values]
-        ref = ds["references"].data[names.index(pr["reference"]) : names.index(pr["reference"]) + 1]
-        traces.append(("pairs.reference", ref, f"the reference {pr['reference']!r}", "raise", 0, None, None))
+        reference = ("pairs.reference", ds["references"].data[names.index(pr["reference"])], pr["reference"])
     bar = contextlib.nullcontext()
     if progress:
         from dask.diagnostics import ProgressBar
 
         bar = ProgressBar(minimum=2.0)
-    facts: dict[str, Any] = {"rois_scanned": int(rows.size)}
     with dask.config.set(scheduler="threads"), bar:
-        for key, values, where, policy, max_gap, ids, positions in traces:
-            scan = scan_traces(values)
+        scan = scan_traces(data)
+        try:
+            scan.check(nan_policy=pre["nan_policy"], max_gap=gap, dt=dt, constant="raise",
+                       roi_ids=np.asarray(sig["roi"].values)[rows] if "roi" in sig.coords else rows,
+                       positions=rows, where=f"the signals of {store}")
+        except ValueError as exc:
+            raise PipelineError(f"input.store: {exc}") from None
+        if reference is not None:
+            key, trace, name = reference
             try:
-                scan.check(nan_policy=policy, max_gap=max_gap, roi_ids=ids, positions=positions, dt=dt,
-                           constant="raise", where=where)
+                check_reference(trace, name, constant="raise", dt=dt)
             except ValueError as exc:
                 raise PipelineError(f"{key}: {exc}") from None
-            if key == "input.store":
-                facts.update(missing_samples=int(scan.n_missing.sum()),
-                             rois_with_gaps=int((scan.n_missing > 0).sum()))
-    return facts
+    return {"rois_scanned": int(rows.size), "missing_samples": int(scan.n_missing.sum()),
+            "rois_with_gaps": int((scan.n_missing > 0).sum())}
 
 
 def _load_reference_file(path: Path) -> np.ndarray:

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import pickle
+import re
 import socket
 import threading
 import time
@@ -683,3 +684,14 @@ def test_run_check_reads_the_traces_and_refuses_what_the_run_would(tmp_path, cap
     cfg = config(store, tmp_path, pairs__mode="list", pairs__reference=None, pairs__list=[[0, 1], [1, 4]])
     code, _, err = check_cli(cfg)
     assert code == 2 and "rois 4 (positions [4])" in err  # only the listed rois are read
+
+    bad_ref = stim.copy()
+    bad_ref[7] = np.nan
+    np.save(tmp_path / "ref.npy", bad_ref)
+    cfg = config(store, tmp_path, pairs__reference=None, pairs__reference_file=str(tmp_path / "ref.npy"),
+                 input__rois=[0, 1, 2])
+    code, _, err = check_cli(cfg)
+    message = "the reference has non-finite samples (NaN/inf): 1 of them, the first at frame 7"
+    assert code == 2 and "pairs.reference_file: " + message in err
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run(cfg)  # the run refuses it with the same words
