@@ -3,7 +3,7 @@
 No Kubernetes, Helm, Docker or batch system is needed: manifests and values are
 key-checked against what the dask-kubernetes operator, the daskhub/dask-gateway charts
 and dask itself read; the gateway's extraConfig Python is executed against the real
-``dask_gateway_server`` option classes; the Dockerfile's pins are checked.
+``dask_gateway_server`` option classes; the Dockerfile installs from the lock (constraints.txt).
 """
 
 from __future__ import annotations
@@ -407,18 +407,59 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
-def _pip_requirements(run: str) -> list[str]:
-    reqs = []
+_PIP_OPTIONS_WITH_VALUE = {"-c", "--constraint", "--build-constraint", "-r", "--requirement",
+                           "-i", "--index-url", "--extra-index-url", "-f", "--find-links"}
+
+
+def _pip_installs(run: str) -> list[tuple[list[str], dict[str, list[str]]]]:
+    """Each ``pip install`` in a RUN line: (requirements, {option: [values]})."""
+    installs = []
     for command in re.split(r"&&|;|\bthen\b|\bfi\b", run):
         words = shlex.split(command)
         if "pip" not in words or "install" not in words:
             continue
         args = words[words.index("install") + 1:]
-        reqs.extend(a for a in args if not a.startswith("-"))
-    return reqs
+        reqs: list[str] = []
+        options: dict[str, list[str]] = {}
+        i = 0
+        while i < len(args):
+            if args[i] in _PIP_OPTIONS_WITH_VALUE:
+                options.setdefault(args[i], []).append(args[i + 1])
+                i += 2
+                continue
+            if args[i].startswith("-"):
+                options.setdefault(args[i], [])
+            else:
+                reqs.append(args[i])
+            i += 1
+        installs.append((reqs, options))
+    return installs
 
 
-def test_dockerfile_pins_everything():
+def _pip_requirements(run: str) -> list[str]:
+    return [r for reqs, _ in _pip_installs(run) for r in reqs]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[=<>!~ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _lock() -> dict[str, str]:
+    """constraints.txt as {name: version}: the one source of truth for versions."""
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"constraints.txt: not an exact pin: {line!r}"
+            pins[_name(name)] = version.split(";")[0].strip()
+    return pins
+
+
+def test_dockerfile_installs_everything_from_the_lock():
+    """The image runs what the tests ran: every pip install goes through constraints.txt and
+    names no version of its own (the lock is the one place versions live), and every package it
+    names is in the lock (a name the lock lacks would float)."""
     instructions = _dockerfile_instructions()
     froms = [rest for word, rest in instructions if word == "FROM"]
     assert froms, "no FROM"
@@ -426,74 +467,104 @@ def test_dockerfile_pins_everything():
         name = image.split()[0]
         assert ":" in name and not name.endswith(":latest"), f"FROM without a pinned tag: {name}"
     assert froms[0].startswith("python:3.11"), froms[0]
-    requirements = [
-        r for word, rest in instructions if word == "RUN" for r in _pip_requirements(rest)
-    ]
-    assert len(requirements) > 10
-    for req in requirements:
-        if req.startswith("/opt/bioxen-dask"):
-            continue  # the project itself, installed --no-deps after its pinned deps
-        assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z0-9_,\-]+\])?==[0-9][0-9A-Za-z.\-+]*", req), (
-            f"not pinned with ==: {req!r}"
+    copies = [rest for word, rest in instructions if word == "COPY"]
+    assert "constraints.txt /opt/bioxen-dask/constraints.txt" in copies
+    lock = _lock()
+    installs = [i for word, rest in instructions if word == "RUN" for i in _pip_installs(rest)]
+    assert len(installs) >= 4
+    names = set()
+    for reqs, options in installs:
+        constraint = options.get("-c", []) + options.get("--constraint", [])
+        if any(r.startswith("/opt/bioxen-dask") for r in reqs):
+            assert "--no-deps" in options, "the project goes in --no-deps, after its locked deps"
+            assert options.get("--build-constraint") == ["/opt/bioxen-dask/constraints.txt"], (
+                "the project's build must use the lock"
+            )
+            continue
+        assert constraint == ["/opt/bioxen-dask/constraints.txt"], (
+            f"pip install {' '.join(reqs)} does not install through the lock"
         )
-    names = {re.split(r"[\[=]", r)[0].lower() for r in requirements}
-    for needed in ("dask", "distributed", "numpy", "xarray", "zarr", "bokeh", "dask-gateway",
+        for req in reqs:
+            assert not re.search(r"[=<>!~]", req), (
+                f"deploy/Dockerfile names a version ({req!r}): versions live in constraints.txt"
+            )
+            assert _name(req) in lock, f"{req!r} is not in constraints.txt (run `make lock`)"
+            names.add(_name(req))
+    for needed in ("pip", "dask", "distributed", "numpy", "xarray", "zarr", "bokeh", "dask-gateway",
                    "dask-jobqueue", "jupyterhub", "jupyter-server-proxy", "cupy-cuda12x",
                    "dask-cuda", "rmm-cu12"):
         assert needed in names, needed
-    copies = [rest for word, rest in instructions if word == "COPY"]
     assert "deploy/dask-config.yaml /etc/dask/bioxen-dask.yaml" in copies
     assert "deploy/jobqueue.yaml /etc/dask/jobqueue.yaml" in copies
     assert any(word == "USER" and rest != "root" for word, rest in instructions)
 
 
-def _dockerfile_pins() -> dict[str, str]:
-    pins = {}
-    for word, rest in _dockerfile_instructions():
-        if word == "RUN":
-            for req in _pip_requirements(rest):
-                name, _, version = req.partition("==")
-                pins[re.sub(r"\[.*\]", "", name).lower()] = version
-    return pins
-
-
-@pytest.mark.parametrize("package", ["dask", "distributed", "numpy", "xarray", "zarr",
-                                     "dask-gateway", "dask-jobqueue"])
-def test_dockerfile_pins_match_the_tested_environment(package):
-    """The image must run what the tests ran: bump the pins with the environment."""
-    try:
-        tested = importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-        pytest.skip(f"{package} not installed")
-    pins = _dockerfile_pins()
-    assert pins.get(package) == tested, (
-        f"deploy/Dockerfile pins {package}=={pins.get(package)} but tests ran {tested}"
-    )
-
-
-def test_dockerfile_pins_what_distributed_compares_and_the_tested_versions():
-    """Every package distributed's version check compares is pinned (not left to pip's
-    resolver, which would drift between builds), and every pin installed here is the
-    version the tests ran."""
+def test_dockerfile_names_what_distributed_compares():
+    """Every package distributed's version check compares is installed by name from the lock,
+    so a client installed from the same lock passes ``get_versions(check=True)`` against it."""
     from distributed.versions import optional_packages, required_packages
 
-    pins = _dockerfile_pins()
-    checked = set(required_packages) | set(optional_packages)
-    for package in sorted(checked):
-        try:
-            importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue  # e.g. lz4: absent here and in the image
-        assert package in pins, f"deploy/Dockerfile does not pin {package} (distributed compares it)"
+    names = {_name(r) for word, rest in _dockerfile_instructions() if word == "RUN"
+             for r in _pip_requirements(rest)}
+    lock = _lock()
+    compared = sorted(set(required_packages) | set(optional_packages))
+    assert {"dask", "distributed", "numpy", "msgpack", "cloudpickle"} <= set(compared)
+    for package in compared:
+        if _name(package) in lock:  # lz4, python-blosc...: in neither the lock nor the image
+            assert _name(package) in names, (
+                f"deploy/Dockerfile does not install {package} (distributed compares it)"
+            )
+
+
+def test_the_lock_covers_every_requirement_of_pyproject():
+    """constraints.txt resolves every extra of pyproject.toml: each requirement is in it, at a
+    version its range admits (a stale lock after a pyproject edit fails here: `make lock`)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lock = _lock()
+    requirements = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        requirements.extend(extra)
+    assert len(requirements) > 20
+    for text in requirements:
+        req = Requirement(text)
+        name = _name(req.name)
+        assert name in lock, f"{name} (pyproject.toml) is not in constraints.txt: run `make lock`"
+        assert req.specifier.contains(lock[name], prereleases=True), (
+            f"constraints.txt pins {name}=={lock[name]}, outside pyproject.toml's {req}: "
+            "run `make lock`"
+        )
+
+
+def test_the_lock_pins_no_project_and_ranges_stay_ranges():
+    """pyproject.toml keeps lower bounds (what the code needs), not exact pins; the one exact
+    pin is pycwt, the numerical reference the tests compare against."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    exact = [r for r in project["dependencies"] if "==" in r]
+    assert not exact, f"pyproject.toml pins runtime dependencies exactly: {exact}"
+    assert "bioxen-dask" not in _lock()
+
+
+def test_installed_versions_are_the_locked_ones():
+    """The suite runs in the environment the lock describes (``make test`` installs through it).
+    ``make test-latest`` runs the suite on the newest releases with BIOXEN_DASK_UNLOCKED=1,
+    where this one comparison is not the question."""
+    import os
+
+    if os.environ.get("BIOXEN_DASK_UNLOCKED") == "1":
+        pytest.skip("make test-latest: running on unlocked newest releases on purpose")
+    lock = _lock()
     wrong = {}
-    for package, version in pins.items():
-        try:
-            tested = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue  # notebook/GPU-only packages the test environment does not have
-        if tested != version:
-            wrong[package] = f"Dockerfile {version}, tests ran {tested}"
-    assert not wrong, f"deploy/Dockerfile pins differ from the tested environment: {wrong}"
+    for dist in importlib.metadata.distributions():
+        name = _name(dist.metadata["Name"])
+        if name in lock and dist.version != lock[name]:
+            wrong[name] = f"installed {dist.version}, locked {lock[name]}"
+    assert not wrong, f"the environment differs from constraints.txt (run `make install`): {wrong}"
 
 
 # --------------------------------------------------------------------------- GPU scripts
