@@ -68,7 +68,7 @@ from ._api import PHASE_CONVENTION, _check_method, _version, grid_coords
 from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces, whole_number
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._coherence import coherence_ratio
-from .kernels._coherence_map import ReferenceCache, coherence_plan
+from .kernels._coherence_map import coherence_plan
 from .kernels._plan import check_boundary
 from .kernels._device import check_device, device_namespace, rows_per_batch
 from .kernels._xp import array_namespace, to_numpy
@@ -458,38 +458,53 @@ def _multirate_pairs(
     left: int, n_own: int, ranges: np.ndarray, dist: np.ndarray | None, sums: np.ndarray,
     maps: tuple[np.ndarray, np.ndarray] | None,
 ) -> None:
-    """``method='multirate'``: each pair ``(x[ia[k]], x[ib[k]] or ref)`` by the multirate plan
+    """``method='multirate'``: the pairs ``(x[ia[k]], x[ib[k]] or ref)`` by the multirate plan
     of the extended block (:func:`bioxen_dask.kernels.multirate_coherence`, the same maps to
-    ~3e-6), then the reductions of :func:`_reference_stream`. ``dist`` (rows of ``x``) as in
-    :func:`_pair_batch`."""
+    ~3e-6), then the reductions of :func:`_reference_stream`. Each row's (and the
+    reference's) transforms and smoothed power are computed once, when its first pair comes,
+    and kept (:class:`bioxen_dask.kernels._coherence_map.RecordShare`) for every other pair
+    of the task, which then costs its cross spectrum alone; a share is dropped after its last
+    pair. ``dist`` (rows of ``x``) as in :func:`_pair_batch`."""
     grid = ctx.grid
     J, n_ext = grid.n_scales, x.shape[-1]
     plan = coherence_plan(grid, n_ext, ctx.scale_kernel, ctx.tol)
     spectrum = np.empty((J, n_ext), np.complex64)
+    R2 = np.empty((J, n_ext), np.float32)
     work = np.empty(max(1, n_own), np.float32)
     own = slice(left, left + n_own)
     sums[...] = 0.0
-    if ref is not None and ctx.remove_mean:
-        ref = ref - ref.mean()
-    shared = ReferenceCache()  # the reference's share of the work, done for the first roi only
+    last = {}  # row -> its last pair: its share is dropped after it
     for k in range(len(ia)):
-        x1 = x[ia[k]]
-        x2 = ref if ib[k] < 0 else x[ib[k]]
-        if ctx.remove_mean:  # as kernels.cwt(remove_mean=True) on the block
-            x1 = x1 - x1.mean()
-            x2 = x2 if ib[k] < 0 else x2 - x2.mean()
-        R2, _, _ = plan(x1, x2, workers=ctx.workers, with_phase=False, spectrum=spectrum,
-                        reference=shared if ib[k] < 0 else None)
+        last[int(ia[k])] = k
+        if ib[k] >= 0:
+            last[int(ib[k])] = k
+    shares: dict[int, Any] = {}
+
+    def share(row: int) -> Any:
+        if row not in shares:
+            if row < 0:
+                v = ref - ref.mean() if ctx.remove_mean else ref
+            else:
+                v = x[row] - x[row].mean() if ctx.remove_mean else x[row]  # as kernels.cwt(remove_mean=True)
+            shares[row] = plan.share(v, workers=ctx.workers)
+        return shares[row]
+
+    for k in range(len(ia)):
+        a, b = int(ia[k]), int(ib[k])
+        plan.pair(share(a), share(b), workers=ctx.workers, with_phase=False, spectrum=spectrum, out=R2)
+        for r in {a, b}:  # a roi with itself (list mode): one share
+            if r >= 0 and last[r] == k:
+                del shares[r]
         np.clip(R2, 0.0, 1.0, out=R2)
         masked = None
         if dist is not None:
-            d = dist[ia[k]] if ib[k] < 0 else np.minimum(dist[ia[k]], dist[ib[k]])
+            d = dist[a] if b < 0 else np.minimum(dist[a], dist[b])
             masked = kernels.gap_mask(d[None], grid)[0]
         map_k = None if maps is None else (maps[0][k], maps[1][k])
         with np.errstate(divide="ignore", invalid="ignore"):
             for j in range(J):
-                a, b = (0, n_own) if maps is not None else (int(ranges[j, 0]), max(int(ranges[j, 0]), int(ranges[j, 1])))
-                _reduce_scale(sums[k], j, R2[j, own][a:b], spectrum[j, own][a:b], a, ranges[j],
+                lo, hi = (0, n_own) if maps is not None else (int(ranges[j, 0]), max(int(ranges[j, 0]), int(ranges[j, 1])))
+                _reduce_scale(sums[k], j, R2[j, own][lo:hi], spectrum[j, own][lo:hi], lo, ranges[j],
                               None if masked is None else masked[j], None if thr is None else thr[k, j], map_k, work)
     _finish_sums(sums, thr)
 
@@ -710,6 +725,23 @@ def _list_plan(table: np.ndarray, pair_chunk: int) -> _PairPlan:
         row_chunks=tuple(len(r) for r in rows), chunk_blocks=[[c] for c in range(len(rows))],
         chunk_ia=ia, chunk_ib=ib,
     )
+
+
+#: Most rois per all-pairs block (a tile of two blocks holds up to 2 x 256 rows' shares).
+_MAX_TILE = 256
+
+
+def _all_pairs_tile(grid: ScaleGrid, n_ext: int, scale_kernel: str, tol: float, method: str, block_bytes: int,
+                    per_row: int) -> int:
+    """Rois per all-pairs block, from ``block_bytes``: a task holds the shares of its two
+    blocks' rows (``method='multirate'``: :meth:`RecordShare` bytes of the plan; ``exact``:
+    the rows' transforms and powers) and one pair's working arrays."""
+    if method == "multirate":
+        plan = coherence_plan(grid, n_ext, scale_kernel, tol)
+        row = plan.share_bytes()
+        pair = grid.n_scales * n_ext * (4 + 8 + 8)  # coherence, cross spectrum, band temporaries
+        return max(2, min(_MAX_TILE, (block_bytes - pair) // (2 * row)))
+    return max(2, min(64, block_bytes // 2 // max(1, per_row) // 2))
 
 
 def _all_pairs_plan(sel: np.ndarray, tile: int) -> _PairPlan:
@@ -1264,7 +1296,7 @@ def coherence(
     else:
         if len(sel) < 2:
             raise ValueError("all_pairs needs at least two rois in the selection.")
-        tile = roi_chunk or max(2, min(64, block_bytes // 2 // max(1, per_row) // 2))
+        tile = roi_chunk or _all_pairs_tile(grid, n_ext_max, p.scale_kernel, tol, method, block_bytes, per_row)
         plan = _all_pairs_plan(sel, int(tile))
     if mode != "pairs":
         plan_order = None

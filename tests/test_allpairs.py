@@ -1,0 +1,140 @@
+"""All-pairs coherence by tiles of rois: each roi's share once per tile, pairs equal to one-pair paths."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pycwt
+import pytest
+import xarray as xr
+from scipy.signal import lfilter
+
+from bioxen_dask import wavelet_coherence
+from bioxen_dask.coherence import _all_pairs_tile, coherence
+from bioxen_dask.kernels import _coherence_map
+from bioxen_dask.kernels._coherence_map import coherence_plan
+from bioxen_dask.sample_data import load_ao_baltic, load_ecg
+
+
+def _signals(x, dt, chunks=None):
+    data = da.from_array(x, chunks=chunks or x.shape)
+    return xr.DataArray(data, dims=("roi", "time"),
+                        coords={"roi": np.arange(x.shape[0]), "time": np.arange(x.shape[1]) * dt})
+
+
+def _ecg_population():
+    """Rois made of PyWavelets' ECG (a real record): itself, delayed, filtered, reversed, with
+    AR(1) noise, and one AR(1) trace alone."""
+    ecg, dt = load_ecg()
+    rng = np.random.default_rng(5)
+    noise = lfilter([1.0], [1.0, -0.6], rng.standard_normal((2, ecg.size)), axis=-1)
+    x = np.stack([ecg, np.roll(ecg, 9), lfilter([1.0], [1.0, -0.8], ecg), ecg[::-1].copy(),
+                  ecg + 0.3 * noise[0], noise[1]])
+    return x, dt
+
+
+def _reductions(R2, phase, period, coi):
+    outside = period[:, None] <= coi[None, :]
+    count = outside.sum(axis=1)
+    z = np.where(outside, np.exp(1j * phase), 0).sum(axis=1) / count
+    return np.where(outside, R2, 0).sum(axis=1) / count, z
+
+
+def test_multirate_tiles_equal_the_one_pair_multirate_path_on_a_real_record(monkeypatch):
+    """The ECG population in tiles of 2 rois (diagonal, off-diagonal and a one-roi block), at
+    360 Hz from 2 dt (so the small-scale tiles run too): every pair's maps and reductions equal
+    wavelet_coherence(method='multirate') of that pair, and each task computes each of its
+    rois' shares exactly once."""
+    x, dt = _ecg_population()
+    calls = []
+    share = _coherence_map.MultirateCoherence.share
+
+    def counting(self, v, **kw):
+        calls.append(np.asarray(v).copy())
+        return share(self, v, **kw)
+
+    monkeypatch.setattr(_coherence_map.MultirateCoherence, "share", counting)
+    ds = coherence(_signals(x, dt), all_pairs=True, method="multirate", roi_chunk=2, maps=True,
+                   significance=None, max_period=0.5).compute(scheduler="sync")
+    assert coherence_plan(_grid_of(ds, dt), x.shape[1]).small is not None  # fused tiles and bands
+    n_rois = x.shape[0]
+    assert ds.sizes["pair"] == n_rois * (n_rois - 1) // 2
+    # tasks: blocks {0,1} {2,3} {4,5}: 3 diagonal tiles of 2 rois, 3 off-diagonal of 4
+    assert len(calls) == 3 * 2 + 3 * 4
+    monkeypatch.undo()
+    for k in range(ds.sizes["pair"]):
+        a, b = int(ds.index_a[k]), int(ds.index_b[k])
+        w = wavelet_coherence(x[a], x[b], dt, method="multirate", s0=float(ds.scale[0]),
+                              J=ds.sizes["period"] - 1, dj=float(ds.attrs["dj"]))
+        p = ds.isel(pair=k)
+        assert float(np.abs(p.coherence.values - w.coherence.values).max()) <= 2e-6
+        big = w.coherence.values > 0.05
+        assert np.abs(np.angle(np.exp(1j * (p.phase.values - w.phase.values))))[big].max() <= 1e-4
+        mean, z = _reductions(w.coherence.values, w.phase.values, w.period.values, w.coi.values)
+        assert np.abs(p.coherence_mean.values - mean).max() <= 2e-6
+        assert np.abs(p.phase_consistency.values - np.abs(z)).max() <= 1e-4
+
+
+def _grid_of(ds, dt):
+    from bioxen_dask.grid import make_grid
+
+    return make_grid(ds.attrs["n_samples"], dt, dj=float(ds.attrs["dj"]), s0=float(ds.scale[0]),
+                     J=ds.sizes["period"] - 1)
+
+
+def test_multirate_tiles_equal_the_float64_exact_path_on_lagged_sines():
+    """Synthetic rois sharing a 3 s rhythm at known lags, in tiles of 3: the multirate tiles'
+    reductions equal the float64 exact all-pairs reductions, and the lag between two planted
+    rois is their delay."""
+    rng = np.random.default_rng(2)
+    n, dt = 4000, 0.05
+    t = np.arange(n) * dt
+    lags = [0.0, 0.3, 0.6, 0.9]
+    x = lfilter([1.0], [1.0, -0.6], rng.standard_normal((7, n)), axis=-1)
+    x[:4] += 2 * np.sin(2 * np.pi * (t[None, :] - np.asarray(lags)[:, None]) / 3.0)
+    kw = dict(all_pairs=True, min_period=0.5, max_period=10, significance=None)
+    multi = coherence(_signals(x, dt, chunks=(3, n)), method="multirate", roi_chunk=3, **kw).compute(scheduler="sync")
+    exact = coherence(_signals(x, dt), dtype="float64", **kw).compute(scheduler="sync")
+    multi, exact = (_by_pair(v) for v in (multi, exact))  # the tiles order the pairs their own way
+    assert float(np.abs(multi.coherence_mean - exact.coherence_mean).max()) <= 1e-5
+    assert float(np.abs(multi.phase_consistency - exact.phase_consistency).max()) <= 1e-4
+    at3 = multi.sel(period=3.0, method="nearest")
+    k = int(np.flatnonzero((multi.index_a.values == 0) & (multi.index_b.values == 3))[0])
+    assert float(at3.coherence_mean[k]) > 0.8
+    assert float(at3.lag[k]) == pytest.approx(0.9, abs=0.05)  # roi 0 leads roi 3 by 0.9 s
+
+
+def _by_pair(ds):
+    return ds.isel(pair=np.lexsort((ds.index_b.values, ds.index_a.values)))
+
+
+def test_exact_all_pairs_with_the_pycwt_boundary_equal_pycwt_wct_pair_by_pair():
+    """Rois from the AO index and the Baltic ice extent (pycwt's real sample series): every
+    all-pairs map equals pycwt.wct of the pair (its default grid, boundary='pycwt')."""
+    _, ao, baltic = load_ao_baltic()
+    rng = np.random.default_rng(1)
+    x = np.stack([ao, baltic, ao + 0.5 * rng.standard_normal(ao.size), np.roll(baltic, 3)])
+    ds = coherence(_signals(x, 1.0), all_pairs=True, boundary="pycwt", dtype="float64", maps=True,
+                   significance=None, roi_chunk=2).compute(scheduler="sync")
+    for k in range(ds.sizes["pair"]):
+        a, b = int(ds.index_a[k]), int(ds.index_b[k])
+        WCT, aWCT, coi, freq, _ = pycwt.wct(x[a], x[b], 1.0, sig=False)
+        assert WCT.shape == ds.coherence.shape[1:]
+        np.testing.assert_allclose(ds.coherence.values[k], np.clip(WCT, 0, 1), atol=1e-10)
+        big = WCT > 0.05
+        dphi = np.angle(np.exp(1j * (ds.phase.values[k] - aWCT)))
+        assert np.abs(dphi[big]).max() <= 1e-9
+
+
+def test_tile_size_keeps_a_task_within_block_bytes():
+    """Rois per block from block_bytes: two blocks' shares and one pair's arrays fit."""
+    from bioxen_dask.coherence import period_grid
+
+    grid = period_grid(18000, 1 / 30, min_period=0.5, max_period=30)
+    row = coherence_plan(grid, 18000).share_bytes()
+    assert 6e6 < row < 12e6  # transforms on the decimated grids + the smoothed power (~9 MB)
+    for budget in (128 * 2**20, 512 * 2**20, 4 * 2**30):
+        tile = _all_pairs_tile(grid, 18000, "pycwt", 1e-10, "multirate", budget, 0)
+        pair = grid.n_scales * 18000 * 20
+        assert 2 * tile * row + pair <= budget < 2 * (tile + 1) * row + pair or tile == 256
+    assert _all_pairs_tile(grid, 18000, "pycwt", 1e-10, "multirate", 512 * 2**20, 0) >= 20
