@@ -1439,7 +1439,8 @@ def coherence(
         params=dict(mode=mode, boundary=boundary, dtype=dtype, tol=tol, normalize=bool(normalize),
                     detrend="linear" if detrend else "none", **gap_attrs,
                     maps=bool(maps), preset=p.name, scale_kernel=p.scale_kernel, coi_convention=p.coi, method=method,
-                    time_blocks=n_t, halo=int(halo), tasks=len(dsk)),
+                    time_blocks=n_t, halo=int(halo), tasks=len(dsk),
+                    **({"all_pairs_tile": int(tile)} if mode == "all_pairs" else {})),
     )
 
 

@@ -138,3 +138,82 @@ def test_tile_size_keeps_a_task_within_block_bytes():
         pair = grid.n_scales * 18000 * 20
         assert 2 * tile * row + pair <= budget < 2 * (tile + 1) * row + pair or tile == 256
     assert _all_pairs_tile(grid, 18000, "pycwt", 1e-10, "multirate", 512 * 2**20, 0) >= 20
+
+
+# --- connectivity matrices ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planted():
+    """7 rois, 4 of them sharing a 3 s rhythm at lags 0, 0.3, 0.6, 0.9 s, and the all-pairs
+    result (tiles of 3 rois: diagonal and off-diagonal chunks)."""
+    rng = np.random.default_rng(2)
+    n, dt = 3000, 0.05
+    t = np.arange(n) * dt
+    x = lfilter([1.0], [1.0, -0.6], rng.standard_normal((7, n)), axis=-1)
+    x[:4] += 2 * np.sin(2 * np.pi * (t[None, :] - np.array([0.0, 0.3, 0.6, 0.9])[:, None]) / 3.0)
+    sig = _signals(x, dt, chunks=(3, n)).assign_coords(roi=np.arange(10, 17))
+    ds = coherence(sig, all_pairs=True, rois=[6, 0, 1, 2, 3, 4, 5], min_period=0.5, max_period=10,
+                   significance=np.full(53, 0.5), roi_chunk=3)
+    return x, ds
+
+
+def test_connectivity_matrices_hold_each_pair_symmetric_and_lag_antisymmetric(planted):
+    from bioxen_dask.connectivity import connectivity
+
+    _, ds = planted
+    pairs = ds.compute(scheduler="sync")
+    conn = connectivity(ds, block=2).compute(scheduler="sync")  # blocks cut across the tiles
+    assert conn.coherence_mean.dims == ("roi_i", "roi_j", "period") and conn.sizes["roi_i"] == 7
+    assert conn.roi_i.values.tolist() == list(range(10, 17))
+    for k in range(pairs.sizes["pair"]):
+        i, j = int(pairs.index_a[k]), int(pairs.index_b[k])
+        for v in ("coherence_mean", "phase_consistency", "significant_fraction"):
+            np.testing.assert_allclose(conn[v].values[i, j], pairs[v].values[k], rtol=1e-6, atol=1e-7)
+            np.testing.assert_array_equal(conn[v].values[i, j], conn[v].values[j, i])
+        for v in ("phase_mean", "lag"):
+            np.testing.assert_allclose(conn[v].values[i, j], pairs[v].values[k], rtol=1e-6, atol=1e-7)
+            np.testing.assert_array_equal(conn[v].values[j, i], -conn[v].values[i, j])
+    d = np.arange(7)
+    assert (conn.coherence_mean.values[d, d] == 1).all() and (conn.lag.values[d, d] == 0).all()
+    assert np.isnan(conn.significant_fraction.values[d, d]).all()
+
+
+def test_band_matrices_equal_the_coi_weighted_means_and_round_trip_through_zarr(planted, tmp_path):
+    from bioxen_dask.connectivity import band_matrix, connectivity, write_connectivity
+    from bioxen_dask.datasets import verify_result
+
+    _, ds = planted
+    conn = connectivity(ds, bands={"rhythm": (2.5, 3.5), "slow": (5, 10)})
+    path = tmp_path / "conn.zarr"
+    write_connectivity(conn, path)
+    assert verify_result(path)
+    pairs = ds.compute(scheduler="sync")
+    keep = (pairs.period >= 2.5) & (pairs.period <= 3.5)
+    w = pairs.coi_samples.where(keep, 0).values.astype(float)
+    m = band_matrix(path, "rhythm").values
+    lag = band_matrix(path, "rhythm", "lag").values
+    for k in range(pairs.sizes["pair"]):
+        i, j = int(pairs.index_a[k]), int(pairs.index_b[k])
+        assert m[i, j] == pytest.approx((pairs.coherence_mean.values[k] * w).sum() / w.sum(), rel=1e-5)
+        assert m[j, i] == m[i, j] and lag[j, i] == -lag[i, j]
+    assert m[0, 3] > 0.8 and m[0, 5] < 0.5  # planted against planted, against noise
+    mid = float(np.exp(np.log(pairs.period.values[keep.values]).mean()))
+    assert lag[0, 3] == pytest.approx(0.9, abs=0.05) and mid == pytest.approx(3.0, rel=0.1)
+    # a band not stored is reduced on the fly, with the same numbers
+    np.testing.assert_allclose(band_matrix(conn, (2.5, 3.5)).values, m, rtol=1e-6)
+    with pytest.raises(ValueError, match="band 'fast' is not stored"):
+        band_matrix(path, "fast")
+    with pytest.raises(ValueError, match="holds no period of the grid"):
+        connectivity(ds, bands={"none": (40, 50)})
+
+
+def test_connectivity_of_a_pair_list_leaves_the_missing_pairs_nan(planted):
+    from bioxen_dask.connectivity import connectivity
+
+    x, _ = planted
+    ds = coherence(_signals(x, 0.05), pairs=[(0, 3), (5, 1)], min_period=0.5, max_period=10, significance=None)
+    conn = connectivity(ds).compute(scheduler="sync")
+    assert conn.index.values.tolist() == [0, 1, 3, 5]
+    c = conn.coherence_mean.values[..., 20]
+    assert np.isfinite(c[0, 2]) and c[0, 2] == c[2, 0] and np.isfinite(c[3, 1]) and np.isnan(c[0, 1])
+    with pytest.raises(ValueError, match="reference-mode result"):
+        connectivity(coherence(_signals(x, 0.05), reference=x[0], min_period=0.5, max_period=10, significance=None))
