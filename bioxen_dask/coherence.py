@@ -1019,6 +1019,40 @@ def _significance(
     return thr, ga, gb, attrs
 
 
+def _mean_nulls(grid: ScaleGrid, p: Preset, ga: np.ndarray, gb: np.ndarray, *, n: int, mc_count: int, seed: int,
+                boundary: str, dtype: str, bucket: Any, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(nulls (bucket pairs, mc, scales), index (pairs,))`` of the time-averaged coherence;
+    index -1 where a pair's AR(1) is undefined (constant trace)."""
+    from .significance import ar1_mean_nulls
+
+    ok = np.isfinite(ga) & np.isfinite(gb) & (np.abs(ga) < 1) & (np.abs(gb) < 1)
+    index = np.full(len(ga), -1, np.int64)
+    if not ok.any():
+        return np.full((1, int(mc_count), grid.n_scales), np.nan), index
+    nulls, index[ok], _ = ar1_mean_nulls(
+        grid, ga[ok], gb[ok], n_samples=n, mc_count=int(mc_count), seed=int(seed),
+        bucket_width=None if bucket in (None, "none") else float(bucket), progress=progress,
+        scale_kernel=p.scale_kernel, boundary=boundary, dtype=dtype, remove_mean=p.remove_mean)
+    return nulls, index
+
+
+def _pvalue_block(mean: np.ndarray, index: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+    from .significance import pvalues_from_null
+
+    out = np.full(mean.shape, np.nan)
+    index = index.reshape(-1)
+    for b in np.unique(index[index >= 0]):
+        rows = index == b
+        out[rows] = pvalues_from_null(nulls[b], mean[rows])
+    return out
+
+
+def _pvalue_array(mean: da.Array, nulls: np.ndarray, index: np.ndarray) -> da.Array:
+    """Lazy p-values of ``coherence_mean`` (pair, period), chunked as it is."""
+    idx = da.from_array(index, chunks=(mean.chunks[0],))
+    return da.map_blocks(_pvalue_block, mean, idx[:, None], dask.delayed(nulls), dtype=float)  # nulls: one key
+
+
 # ------------------------------------------------------------------------------ the builder
 
 
@@ -1074,6 +1108,7 @@ def coherence(
     workers: int | None = None,
     device: str = "cpu",
     method: str = "exact",
+    p_values: bool = False,
 ) -> xr.Dataset:
     """Wavelet coherence of many pairs of signals, lazily, as a labelled Dataset.
 
@@ -1170,6 +1205,14 @@ def coherence(
         reference mode the reference's share is computed once per task, otherwise both
         traces of every pair are transformed). ``"multirate"`` needs a Morlet grid,
         ``dtype="float32"`` and ``device="cpu"``.
+    p_values : bool
+        With ``significance="ar1"``: also ``p_value`` on ``(pair, period)``, the Monte Carlo
+        p-value of each pair's ``coherence_mean`` against the null of the time-averaged
+        coherence of its AR(1) bucket pair (:func:`bioxen_dask.significance.ar1_mean_nulls`:
+        ``mc_count`` data-length surrogate pairs per bucket pair, not cached; the smallest
+        p-value is ``1 / (mc_count + 1)``). Control the false discovery rate across pairs with
+        :func:`bioxen_dask.significance.fdr_bh` (e.g. on one band's or period's p-values of
+        every pair); with ``m`` tests, ``k`` discoveries need ``mc_count + 1 >= m / (0.05 k)``.
 
     Returns
     -------
@@ -1364,6 +1407,13 @@ def coherence(
         thr = given_thr
         sig_attrs = {"significance": "thresholds given by the caller", "significance_level": level}
     thr_planned = None if thr is None else (thr[plan_order] if plan_order is not None else thr)
+    nulls = None
+    if p_values:
+        if significance != "ar1":
+            raise ValueError("p_values=True needs significance='ar1' (the AR(1) bucket nulls).")
+        nulls = _mean_nulls(grid, p, ar1_a, ar1_b, n=int(n), mc_count=mc_count, seed=seed, boundary=boundary,
+                            dtype=dtype, bucket=sig_attrs.get("ar1_bucket_width"), progress=progress)
+        sig_attrs["p_value_bucket_pairs"] = int(nulls[0].shape[0])
 
     # --- graph
     ctx = _Ctx(grid=grid, scale_kernel=p.scale_kernel, boundary=boundary, tol=tol, dtype=dtype,
@@ -1433,7 +1483,7 @@ def coherence(
         sums = sums[inverse].rechunk({0: plan.pair_chunks})
         map_arrays = {k: v[inverse].rechunk({0: plan.pair_chunks}) for k, v in map_arrays.items()}
 
-    return _assemble(
+    ds = _assemble(
         sums, map_arrays, plan=plan, grid=grid, p=p, sig=sig, n=n, dt=dt, thr=thr, ar1=(ar1_a, ar1_b),
         ref_name=ref_name, store_path=store_path, sig_attrs=sig_attrs,
         params=dict(mode=mode, boundary=boundary, dtype=dtype, tol=tol, normalize=bool(normalize),
@@ -1442,6 +1492,11 @@ def coherence(
                     time_blocks=n_t, halo=int(halo), tasks=len(dsk),
                     **({"all_pairs_tile": int(tile)} if mode == "all_pairs" else {})),
     )
+    if nulls is not None:
+        ds["p_value"] = (("pair", "period"), _pvalue_array(ds.coherence_mean.data, *nulls), {
+            "long_name": "Monte Carlo p-value of coherence_mean under the pair's AR(1) bucket null",
+            "units": "1", "valid_range": [0.0, 1.0]})
+    return ds
 
 
 def _assemble(

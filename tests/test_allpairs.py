@@ -217,3 +217,52 @@ def test_connectivity_of_a_pair_list_leaves_the_missing_pairs_nan(planted):
     assert np.isfinite(c[0, 2]) and c[0, 2] == c[2, 0] and np.isfinite(c[3, 1]) and np.isnan(c[0, 1])
     with pytest.raises(ValueError, match="reference-mode result"):
         connectivity(coherence(_signals(x, 0.05), reference=x[0], min_period=0.5, max_period=10, significance=None))
+
+
+# --- significance in all-pairs mode ---------------------------------------------------------------
+def test_fdr_bh_equals_the_step_up_rule_and_statsmodels_style_reference():
+    from bioxen_dask.significance import fdr_bh
+
+    rng = np.random.default_rng(4)
+    p = np.concatenate([rng.uniform(0, 1, 900), rng.uniform(0, 1e-3, 100)])
+    got = fdr_bh(p, 0.05)
+    # the step-up rule written out: largest k with p_(k) <= 0.05 k / m
+    s = np.sort(p)
+    k = np.flatnonzero(s <= 0.05 * np.arange(1, p.size + 1) / p.size).max() + 1
+    assert got.sum() == k and (p[got].max() <= s[k - 1]) and (p[~got].min() > s[k - 1] or k == p.size)
+    grid = fdr_bh(p.reshape(10, 100), 0.05)  # any shape, one family
+    assert np.array_equal(grid.ravel(), got)
+    assert not fdr_bh(rng.uniform(0.2, 1, 50), 0.05).any()
+    with pytest.raises(ValueError, match="alpha must be in"):
+        fdr_bh(p, 1.5)
+    with pytest.raises(ValueError, match=r"p-values must lie in \[0, 1\]"):
+        fdr_bh([0.1, 2.0])
+
+
+def test_all_pairs_p_values_are_calibrated_under_the_null_and_find_the_planted_pairs(tmp_path):
+    """AR(1) rois (two AR(1) coefficients: bucket pairs shared) plus three sharing a 4 s rhythm:
+    the p-values of null pairs are uniform-ish (share below 0.1 near 0.1), the planted pairs'
+    are the smallest possible, and BH at 5% across the pairs finds them and little else."""
+    from bioxen_dask.significance import fdr_bh
+
+    rng = np.random.default_rng(12)
+    n, dt = 1024, 0.1
+    t = np.arange(n) * dt
+    g = np.array([0.3, 0.3, 0.3, 0.5, 0.5, 0.5, 0.3, 0.5, 0.3, 0.5])
+    x = np.stack([lfilter([1.0], [1.0, -gi], rng.standard_normal(n)) for gi in g])
+    x[:3] += 1.5 * np.sin(2 * np.pi * (t[None, :] - np.array([0, 0.4, 0.8])[:, None]) / 4.0)
+    # 45 pairs: BH at 5% can pass 3 discoveries only if 1 / (mc_count + 1) <= 0.05 * 3 / 45
+    ds = coherence(_signals(x, dt), all_pairs=True, min_period=1, max_period=8, dj=1 / 4, mc_count=299,
+                   p_values=True, threshold_cache=tmp_path, roi_chunk=4).compute(scheduler="sync")
+    assert ds.p_value.dims == ("pair", "period")
+    assert ds.attrs["p_value_bucket_pairs"] == ds.attrs["ar1_bucket_pairs"] < ds.sizes["pair"]  # shared nulls
+    j = int(np.argmin(np.abs(ds.period.values - 4.0)))
+    planted = (ds.index_a.values < 3) & (ds.index_b.values < 3)
+    p4 = ds.p_value.values[:, j]
+    assert (p4[planted] == 1 / 300).all()  # above every one of the 299 surrogates
+    null = ds.p_value.values[~planted]
+    assert 0.03 < np.mean(null <= 0.1) < 0.2 and 0.35 < np.mean(null <= 0.5) < 0.65
+    hits = fdr_bh(p4, 0.05)
+    assert hits[planted].all() and hits[~planted].sum() <= 2
+    with pytest.raises(ValueError, match="p_values=True needs significance='ar1'"):
+        coherence(_signals(x, dt), all_pairs=True, min_period=1, max_period=8, significance=None, p_values=True)
