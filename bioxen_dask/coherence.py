@@ -1036,21 +1036,32 @@ def _mean_nulls(grid: ScaleGrid, p: Preset, ga: np.ndarray, gb: np.ndarray, *, n
     return nulls, index
 
 
-def _pvalue_block(mean: np.ndarray, index: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+def _beta_tail(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Upper tail at ``observed`` of a beta fitted per scale to ``null`` (m, scales) by moments."""
+    from scipy.stats import beta
+
+    mu, var = np.nanmean(null, axis=0), np.nanvar(null, axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        common = mu * (1 - mu) / var - 1
+        a, b = mu * common, (1 - mu) * common
+        return np.where((a > 0) & (b > 0), beta.sf(observed, a, b), np.nan)
+
+
+def _pvalue_block(mean: np.ndarray, index: np.ndarray, nulls: np.ndarray, how: str) -> np.ndarray:
     from .significance import pvalues_from_null
 
     out = np.full(mean.shape, np.nan)
     index = index.reshape(-1)
     for b in np.unique(index[index >= 0]):
         rows = index == b
-        out[rows] = pvalues_from_null(nulls[b], mean[rows])
+        out[rows] = (_beta_tail if how == "beta" else pvalues_from_null)(nulls[b], mean[rows])
     return out
 
 
-def _pvalue_array(mean: da.Array, nulls: np.ndarray, index: np.ndarray) -> da.Array:
+def _pvalue_array(mean: da.Array, nulls: np.ndarray, index: np.ndarray, how: str) -> da.Array:
     """Lazy p-values of ``coherence_mean`` (pair, period), chunked as it is."""
     idx = da.from_array(index, chunks=(mean.chunks[0],))
-    return da.map_blocks(_pvalue_block, mean, idx[:, None], dask.delayed(nulls), dtype=float)  # nulls: one key
+    return da.map_blocks(_pvalue_block, mean, idx[:, None], dask.delayed(nulls), how, dtype=float)  # nulls: one key
 
 
 # ------------------------------------------------------------------------------ the builder
@@ -1108,7 +1119,7 @@ def coherence(
     workers: int | None = None,
     device: str = "cpu",
     method: str = "exact",
-    p_values: bool = False,
+    p_values: bool | str = False,
 ) -> xr.Dataset:
     """Wavelet coherence of many pairs of signals, lazily, as a labelled Dataset.
 
@@ -1205,14 +1216,18 @@ def coherence(
         reference mode the reference's share is computed once per task, otherwise both
         traces of every pair are transformed). ``"multirate"`` needs a Morlet grid,
         ``dtype="float32"`` and ``device="cpu"``.
-    p_values : bool
-        With ``significance="ar1"``: also ``p_value`` on ``(pair, period)``, the Monte Carlo
-        p-value of each pair's ``coherence_mean`` against the null of the time-averaged
-        coherence of its AR(1) bucket pair (:func:`bioxen_dask.significance.ar1_mean_nulls`:
-        ``mc_count`` data-length surrogate pairs per bucket pair, not cached; the smallest
-        p-value is ``1 / (mc_count + 1)``). Control the false discovery rate across pairs with
-        :func:`bioxen_dask.significance.fdr_bh` (e.g. on one band's or period's p-values of
-        every pair); with ``m`` tests, ``k`` discoveries need ``mc_count + 1 >= m / (0.05 k)``.
+    p_values : {False, True, "empirical", "beta"}
+        With ``significance="ar1"``: also ``p_value`` on ``(pair, period)``, the p-value of
+        each pair's ``coherence_mean`` against the null of the time-averaged coherence of its
+        AR(1) bucket pair (:func:`bioxen_dask.significance.ar1_mean_nulls`: ``mc_count``
+        data-length surrogate pairs per bucket pair, not cached). ``True``/``"empirical"``:
+        the Monte Carlo rank ``(1 + #{null >= observed}) / (mc_count + 1)`` (exact, but never
+        below ``1 / (mc_count + 1)``); ``"beta"``: the upper tail of a beta distribution
+        fitted to the null by its mean and variance (fine p-values from few surrogates, for
+        FDR control over many pairs; an approximation in the far tail). Control the false
+        discovery rate across pairs with :func:`bioxen_dask.significance.fdr_bh` (e.g. on
+        one period's p-values of every pair); with empirical p-values, ``m`` tests and ``k``
+        discoveries need ``mc_count + 1 >= m / (0.05 k)``.
 
     Returns
     -------
@@ -1408,6 +1423,8 @@ def coherence(
         sig_attrs = {"significance": "thresholds given by the caller", "significance_level": level}
     thr_planned = None if thr is None else (thr[plan_order] if plan_order is not None else thr)
     nulls = None
+    if p_values not in (False, True, "empirical", "beta"):
+        raise ValueError(f"p_values must be False, True, 'empirical' or 'beta'; got {p_values!r}.")
     if p_values:
         if significance != "ar1":
             raise ValueError("p_values=True needs significance='ar1' (the AR(1) bucket nulls).")
@@ -1493,9 +1510,12 @@ def coherence(
                     **({"all_pairs_tile": int(tile)} if mode == "all_pairs" else {})),
     )
     if nulls is not None:
-        ds["p_value"] = (("pair", "period"), _pvalue_array(ds.coherence_mean.data, *nulls), {
-            "long_name": "Monte Carlo p-value of coherence_mean under the pair's AR(1) bucket null",
-            "units": "1", "valid_range": [0.0, 1.0]})
+        how = "beta" if p_values == "beta" else "empirical"
+        ds["p_value"] = (("pair", "period"), _pvalue_array(ds.coherence_mean.data, *nulls, how), {
+            "long_name": "p-value of coherence_mean under the pair's AR(1) bucket null", "units": "1",
+            "valid_range": [0.0, 1.0], "method": {"empirical": "Monte Carlo rank (1 + #null >= x) / (m + 1)",
+                                                 "beta": "upper tail of a beta fitted to the null's mean and "
+                                                         "variance"}[how]})
     return ds
 
 
