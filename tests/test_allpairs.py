@@ -285,3 +285,21 @@ def test_beta_tail_p_values_follow_the_null_and_agree_with_the_monte_carlo_ranks
     assert np.all(np.abs(np.log10(got[2:]) - np.log10(true[2:])) < 0.75)  # within 5x at 1e-3 .. 1e-6
     assert np.abs(got[:2] - mc[:2]).max() < 0.05
     assert (got[3] < 1 / 301).all() and (mc[3] == 1 / 301).all()  # beyond every surrogate
+
+
+def test_demo_all_pairs_recovers_the_planted_networks(tmp_path):
+    """`bioxen-dask demo --all-pairs` (small): the networks' pairs are found at their periods,
+    with their lags, and the outputs (pairs, connectivity store, figure, summary) are written."""
+    import json
+
+    from bioxen_dask.cli import main
+    from bioxen_dask.datasets import verify_result
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--all-pairs", "--out", str(out), "--rois", "24", "--frames", "4500", "--surrogates", "20",
+                 "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["recall"] >= 0.9 and summary["precision"] >= 0.9
+    assert {n["period_s"] for n in summary["networks"]} == {2.0, 5.0, 10.0}
+    assert all(n["lag_error_s"]["median"] < 0.25 * n["period_s"] for n in summary["networks"])
+    assert verify_result(out / "connectivity.zarr") and (out / "connectivity.png").stat().st_size > 10_000
