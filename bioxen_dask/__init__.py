@@ -6,6 +6,8 @@ The public API is small:
   many signals, pycwt-exact numerics with linear-convolution boundaries by default;
 - :func:`coherence` — the main job: lazy coherence of many pairs (every roi against a
   reference, a list of pairs, or all pairs) with reductions and significance, as a Dataset;
+- :mod:`bioxen_dask.connectivity` — all-pairs results as ``(roi, roi, period)`` and band
+  matrices, written to Zarr and read back by band;
 - :mod:`bioxen_dask.compat` — drop-in replacements for pycwt's ``cwt``, ``xwt``, ``wct``,
   ``wct_significance`` and ``ar1``;
 - :mod:`bioxen_dask.wavelets`, :mod:`bioxen_dask.grid` — mother wavelets and scale grids;

@@ -309,7 +309,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The main job on synthetic data: synthesise, run the reference pipeline, report recovery."""
     if args.ao_baltic:
+        args.surrogates = 300 if args.surrogates is None else args.surrogates
         return _demo_ao_baltic(args)
+    if args.all_pairs:
+        from ._demo_networks import run_demo
+
+        summary = run_demo(args.out, n_rois=args.rois or 48, n_frames=args.frames or 9000, fs=args.fs, seed=args.seed,
+                           mc_count=30 if args.surrogates is None else args.surrogates, progress=not args.no_progress)
+        print(json.dumps(summary, indent=2))
+        return 0
+    args.rois, args.frames = args.rois or 2000, args.frames or 18000
     import os
     import platform
 
@@ -451,8 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="synthesise calcium data, run the reference pipeline, report recovery")
     demo.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    demo.add_argument("--rois", type=int, default=2000, help="synthetic rois (default 2000)")
-    demo.add_argument("--frames", type=int, default=18000, help="frames per roi (default 18000: 10 min at 30 Hz)")
+    demo.add_argument("--rois", type=int, default=None, help="synthetic rois (default 2000; --all-pairs: 48)")
+    demo.add_argument("--frames", type=int, default=None,
+                      help="frames per roi (default 18000: 10 min at 30 Hz; --all-pairs: 9000)")
     demo.add_argument("--fs", type=float, default=30.0, help="frame rate (Hz, default 30)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the synthetic data (default 0)")
     demo.add_argument("--pipeline", default=None, help="pipeline file (default pipelines/calcium_coherence.yaml)")
@@ -461,10 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="deployment kind (default: the pipeline's cluster.kind, local)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline key")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument("--all-pairs", action="store_true",
+                      help="all-pairs demo: planted networks (no stimulus) recovered from the connectivity matrices")
     demo.add_argument("--ao-baltic", action="store_true",
                       help="instead: the single-pair AO/Baltic example (Grinsted et al. 2004)")
-    demo.add_argument("--surrogates", type=int, default=300,
-                      help="--ao-baltic: Monte Carlo surrogate pairs (default 300, as pycwt)")
+    demo.add_argument("--surrogates", type=int, default=None,
+                      help="--ao-baltic: Monte Carlo surrogate pairs (default 300, as pycwt); --all-pairs: per AR(1) "
+                           "bucket pair (default 30)")
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks against pycwt, PyWavelets, ssqueezepy and fCWT; the report",

@@ -68,7 +68,7 @@ from ._api import PHASE_CONVENTION, _check_method, _version, grid_coords
 from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces, whole_number
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._coherence import coherence_ratio
-from .kernels._coherence_map import ReferenceCache, coherence_plan
+from .kernels._coherence_map import coherence_plan
 from .kernels._plan import check_boundary
 from .kernels._device import check_device, device_namespace, rows_per_batch
 from .kernels._xp import array_namespace, to_numpy
@@ -458,38 +458,53 @@ def _multirate_pairs(
     left: int, n_own: int, ranges: np.ndarray, dist: np.ndarray | None, sums: np.ndarray,
     maps: tuple[np.ndarray, np.ndarray] | None,
 ) -> None:
-    """``method='multirate'``: each pair ``(x[ia[k]], x[ib[k]] or ref)`` by the multirate plan
+    """``method='multirate'``: the pairs ``(x[ia[k]], x[ib[k]] or ref)`` by the multirate plan
     of the extended block (:func:`bioxen_dask.kernels.multirate_coherence`, the same maps to
-    ~3e-6), then the reductions of :func:`_reference_stream`. ``dist`` (rows of ``x``) as in
-    :func:`_pair_batch`."""
+    ~3e-6), then the reductions of :func:`_reference_stream`. Each row's (and the
+    reference's) transforms and smoothed power are computed once, when its first pair comes,
+    and kept (:class:`bioxen_dask.kernels._coherence_map.RecordShare`) for every other pair
+    of the task, which then costs its cross spectrum alone; a share is dropped after its last
+    pair. ``dist`` (rows of ``x``) as in :func:`_pair_batch`."""
     grid = ctx.grid
     J, n_ext = grid.n_scales, x.shape[-1]
     plan = coherence_plan(grid, n_ext, ctx.scale_kernel, ctx.tol)
     spectrum = np.empty((J, n_ext), np.complex64)
+    R2 = np.empty((J, n_ext), np.float32)
     work = np.empty(max(1, n_own), np.float32)
     own = slice(left, left + n_own)
     sums[...] = 0.0
-    if ref is not None and ctx.remove_mean:
-        ref = ref - ref.mean()
-    shared = ReferenceCache()  # the reference's share of the work, done for the first roi only
+    last = {}  # row -> its last pair: its share is dropped after it
     for k in range(len(ia)):
-        x1 = x[ia[k]]
-        x2 = ref if ib[k] < 0 else x[ib[k]]
-        if ctx.remove_mean:  # as kernels.cwt(remove_mean=True) on the block
-            x1 = x1 - x1.mean()
-            x2 = x2 if ib[k] < 0 else x2 - x2.mean()
-        R2, _, _ = plan(x1, x2, workers=ctx.workers, with_phase=False, spectrum=spectrum,
-                        reference=shared if ib[k] < 0 else None)
+        last[int(ia[k])] = k
+        if ib[k] >= 0:
+            last[int(ib[k])] = k
+    shares: dict[int, Any] = {}
+
+    def share(row: int) -> Any:
+        if row not in shares:
+            if row < 0:
+                v = ref - ref.mean() if ctx.remove_mean else ref
+            else:
+                v = x[row] - x[row].mean() if ctx.remove_mean else x[row]  # as kernels.cwt(remove_mean=True)
+            shares[row] = plan.share(v, workers=ctx.workers)
+        return shares[row]
+
+    for k in range(len(ia)):
+        a, b = int(ia[k]), int(ib[k])
+        plan.pair(share(a), share(b), workers=ctx.workers, with_phase=False, spectrum=spectrum, out=R2)
+        for r in {a, b}:  # a roi with itself (list mode): one share
+            if r >= 0 and last[r] == k:
+                del shares[r]
         np.clip(R2, 0.0, 1.0, out=R2)
         masked = None
         if dist is not None:
-            d = dist[ia[k]] if ib[k] < 0 else np.minimum(dist[ia[k]], dist[ib[k]])
+            d = dist[a] if b < 0 else np.minimum(dist[a], dist[b])
             masked = kernels.gap_mask(d[None], grid)[0]
         map_k = None if maps is None else (maps[0][k], maps[1][k])
         with np.errstate(divide="ignore", invalid="ignore"):
             for j in range(J):
-                a, b = (0, n_own) if maps is not None else (int(ranges[j, 0]), max(int(ranges[j, 0]), int(ranges[j, 1])))
-                _reduce_scale(sums[k], j, R2[j, own][a:b], spectrum[j, own][a:b], a, ranges[j],
+                lo, hi = (0, n_own) if maps is not None else (int(ranges[j, 0]), max(int(ranges[j, 0]), int(ranges[j, 1])))
+                _reduce_scale(sums[k], j, R2[j, own][lo:hi], spectrum[j, own][lo:hi], lo, ranges[j],
                               None if masked is None else masked[j], None if thr is None else thr[k, j], map_k, work)
     _finish_sums(sums, thr)
 
@@ -710,6 +725,23 @@ def _list_plan(table: np.ndarray, pair_chunk: int) -> _PairPlan:
         row_chunks=tuple(len(r) for r in rows), chunk_blocks=[[c] for c in range(len(rows))],
         chunk_ia=ia, chunk_ib=ib,
     )
+
+
+#: Most rois per all-pairs block (a tile of two blocks holds up to 2 x 256 rows' shares).
+_MAX_TILE = 256
+
+
+def _all_pairs_tile(grid: ScaleGrid, n_ext: int, scale_kernel: str, tol: float, method: str, block_bytes: int,
+                    per_row: int) -> int:
+    """Rois per all-pairs block, from ``block_bytes``: a task holds the shares of its two
+    blocks' rows (``method='multirate'``: :meth:`RecordShare` bytes of the plan; ``exact``:
+    the rows' transforms and powers) and one pair's working arrays."""
+    if method == "multirate":
+        plan = coherence_plan(grid, n_ext, scale_kernel, tol)
+        row = plan.share_bytes()
+        pair = grid.n_scales * n_ext * (4 + 8 + 8)  # coherence, cross spectrum, band temporaries
+        return max(2, min(_MAX_TILE, (block_bytes - pair) // (2 * row)))
+    return max(2, min(64, block_bytes // 2 // max(1, per_row) // 2))
 
 
 def _all_pairs_plan(sel: np.ndarray, tile: int) -> _PairPlan:
@@ -987,6 +1019,51 @@ def _significance(
     return thr, ga, gb, attrs
 
 
+def _mean_nulls(grid: ScaleGrid, p: Preset, ga: np.ndarray, gb: np.ndarray, *, n: int, mc_count: int, seed: int,
+                boundary: str, dtype: str, bucket: Any, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(nulls (bucket pairs, mc, scales), index (pairs,))`` of the time-averaged coherence;
+    index -1 where a pair's AR(1) is undefined (constant trace)."""
+    from .significance import ar1_mean_nulls
+
+    ok = np.isfinite(ga) & np.isfinite(gb) & (np.abs(ga) < 1) & (np.abs(gb) < 1)
+    index = np.full(len(ga), -1, np.int64)
+    if not ok.any():
+        return np.full((1, int(mc_count), grid.n_scales), np.nan), index
+    nulls, index[ok], _ = ar1_mean_nulls(
+        grid, ga[ok], gb[ok], n_samples=n, mc_count=int(mc_count), seed=int(seed),
+        bucket_width=None if bucket in (None, "none") else float(bucket), progress=progress,
+        scale_kernel=p.scale_kernel, boundary=boundary, dtype=dtype, remove_mean=p.remove_mean)
+    return nulls, index
+
+
+def _beta_tail(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Upper tail at ``observed`` of a beta fitted per scale to ``null`` (m, scales) by moments."""
+    from scipy.stats import beta
+
+    mu, var = np.nanmean(null, axis=0), np.nanvar(null, axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        common = mu * (1 - mu) / var - 1
+        a, b = mu * common, (1 - mu) * common
+        return np.where((a > 0) & (b > 0), beta.sf(observed, a, b), np.nan)
+
+
+def _pvalue_block(mean: np.ndarray, index: np.ndarray, nulls: np.ndarray, how: str) -> np.ndarray:
+    from .significance import pvalues_from_null
+
+    out = np.full(mean.shape, np.nan)
+    index = index.reshape(-1)
+    for b in np.unique(index[index >= 0]):
+        rows = index == b
+        out[rows] = (_beta_tail if how == "beta" else pvalues_from_null)(nulls[b], mean[rows])
+    return out
+
+
+def _pvalue_array(mean: da.Array, nulls: np.ndarray, index: np.ndarray, how: str) -> da.Array:
+    """Lazy p-values of ``coherence_mean`` (pair, period), chunked as it is."""
+    idx = da.from_array(index, chunks=(mean.chunks[0],))
+    return da.map_blocks(_pvalue_block, mean, idx[:, None], dask.delayed(nulls), how, dtype=float)  # nulls: one key
+
+
 # ------------------------------------------------------------------------------ the builder
 
 
@@ -1042,6 +1119,7 @@ def coherence(
     workers: int | None = None,
     device: str = "cpu",
     method: str = "exact",
+    p_values: bool | str = False,
 ) -> xr.Dataset:
     """Wavelet coherence of many pairs of signals, lazily, as a labelled Dataset.
 
@@ -1138,6 +1216,18 @@ def coherence(
         reference mode the reference's share is computed once per task, otherwise both
         traces of every pair are transformed). ``"multirate"`` needs a Morlet grid,
         ``dtype="float32"`` and ``device="cpu"``.
+    p_values : {False, True, "empirical", "beta"}
+        With ``significance="ar1"``: also ``p_value`` on ``(pair, period)``, the p-value of
+        each pair's ``coherence_mean`` against the null of the time-averaged coherence of its
+        AR(1) bucket pair (:func:`bioxen_dask.significance.ar1_mean_nulls`: ``mc_count``
+        data-length surrogate pairs per bucket pair, not cached). ``True``/``"empirical"``:
+        the Monte Carlo rank ``(1 + #{null >= observed}) / (mc_count + 1)`` (exact, but never
+        below ``1 / (mc_count + 1)``); ``"beta"``: the upper tail of a beta distribution
+        fitted to the null by its mean and variance (fine p-values from few surrogates, for
+        FDR control over many pairs; an approximation in the far tail). Control the false
+        discovery rate across pairs with :func:`bioxen_dask.significance.fdr_bh` (e.g. on
+        one period's p-values of every pair); with empirical p-values, ``m`` tests and ``k``
+        discoveries need ``mc_count + 1 >= m / (0.05 k)``.
 
     Returns
     -------
@@ -1264,7 +1354,7 @@ def coherence(
     else:
         if len(sel) < 2:
             raise ValueError("all_pairs needs at least two rois in the selection.")
-        tile = roi_chunk or max(2, min(64, block_bytes // 2 // max(1, per_row) // 2))
+        tile = roi_chunk or _all_pairs_tile(grid, n_ext_max, p.scale_kernel, tol, method, block_bytes, per_row)
         plan = _all_pairs_plan(sel, int(tile))
     if mode != "pairs":
         plan_order = None
@@ -1332,6 +1422,15 @@ def coherence(
         thr = given_thr
         sig_attrs = {"significance": "thresholds given by the caller", "significance_level": level}
     thr_planned = None if thr is None else (thr[plan_order] if plan_order is not None else thr)
+    nulls = None
+    if p_values not in (False, True, "empirical", "beta"):
+        raise ValueError(f"p_values must be False, True, 'empirical' or 'beta'; got {p_values!r}.")
+    if p_values:
+        if significance != "ar1":
+            raise ValueError("p_values=True needs significance='ar1' (the AR(1) bucket nulls).")
+        nulls = _mean_nulls(grid, p, ar1_a, ar1_b, n=int(n), mc_count=mc_count, seed=seed, boundary=boundary,
+                            dtype=dtype, bucket=sig_attrs.get("ar1_bucket_width"), progress=progress)
+        sig_attrs["p_value_bucket_pairs"] = int(nulls[0].shape[0])
 
     # --- graph
     ctx = _Ctx(grid=grid, scale_kernel=p.scale_kernel, boundary=boundary, tol=tol, dtype=dtype,
@@ -1401,14 +1500,23 @@ def coherence(
         sums = sums[inverse].rechunk({0: plan.pair_chunks})
         map_arrays = {k: v[inverse].rechunk({0: plan.pair_chunks}) for k, v in map_arrays.items()}
 
-    return _assemble(
+    ds = _assemble(
         sums, map_arrays, plan=plan, grid=grid, p=p, sig=sig, n=n, dt=dt, thr=thr, ar1=(ar1_a, ar1_b),
         ref_name=ref_name, store_path=store_path, sig_attrs=sig_attrs,
         params=dict(mode=mode, boundary=boundary, dtype=dtype, tol=tol, normalize=bool(normalize),
                     detrend="linear" if detrend else "none", **gap_attrs,
                     maps=bool(maps), preset=p.name, scale_kernel=p.scale_kernel, coi_convention=p.coi, method=method,
-                    time_blocks=n_t, halo=int(halo), tasks=len(dsk)),
+                    time_blocks=n_t, halo=int(halo), tasks=len(dsk),
+                    **({"all_pairs_tile": int(tile)} if mode == "all_pairs" else {})),
     )
+    if nulls is not None:
+        how = "beta" if p_values == "beta" else "empirical"
+        ds["p_value"] = (("pair", "period"), _pvalue_array(ds.coherence_mean.data, *nulls, how), {
+            "long_name": "p-value of coherence_mean under the pair's AR(1) bucket null", "units": "1",
+            "valid_range": [0.0, 1.0], "method": {"empirical": "Monte Carlo rank (1 + #null >= x) / (m + 1)",
+                                                 "beta": "upper tail of a beta fitted to the null's mean and "
+                                                         "variance"}[how]})
+    return ds
 
 
 def _assemble(

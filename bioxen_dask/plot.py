@@ -261,3 +261,52 @@ def plot_recovery(ds: xr.Dataset, truth: Any, *, min_fraction: float = 0.5) -> A
     a2.set_title("lag at the planted period (black: planted + calcium delay)")
     a2.axhline(0, color="0.7", lw=0.8)
     return fig
+
+
+def plot_connectivity(matrices: Any, truth: Any, titles: Any, *, order: Any = None) -> Any:
+    """Band coherence matrices, rois ordered by a clustering, beside the planted truth.
+
+    Parameters
+    ----------
+    matrices : sequence of ndarray ``(roi, roi)``
+        One band's ``coherence_mean`` each (:func:`bioxen_dask.connectivity.band_matrix`).
+    truth : sequence of ndarray ``(roi, roi)`` of bool
+        The planted pairs of each band (same roi order as ``matrices``).
+    titles : sequence of str
+    order : sequence of ndarray, optional
+        Roi order per band; default average-linkage hierarchical clustering
+        (:func:`scipy.cluster.hierarchy.linkage`) of ``1 - coherence``, leaves in
+        dendrogram order.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(matrices)
+    orders = list(order) if order is not None else [cluster_order(m) for m in matrices]
+    fig, axes = plt.subplots(n, 2, figsize=(9.5, 4.3 * n), constrained_layout=True, squeeze=False)
+    for k, (m, tr, title, o) in enumerate(zip(matrices, truth, titles, orders)):
+        mesh = axes[k, 0].imshow(np.asarray(m)[np.ix_(o, o)], cmap="viridis", vmin=0, vmax=1,
+                                 interpolation="nearest")
+        axes[k, 0].set_title(f"{title}: coherence (rois ordered by clustering)")
+        fig.colorbar(mesh, ax=axes[k, 0], label="band coherence_mean", shrink=0.85)
+        axes[k, 1].imshow(np.asarray(tr, float)[np.ix_(o, o)], cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        axes[k, 1].set_title(f"{title}: planted network (same order)")
+        for ax in axes[k]:
+            ax.set_xlabel("roi (clustered order)")
+            ax.set_ylabel("roi (clustered order)")
+    return fig
+
+
+def cluster_order(matrix: Any) -> np.ndarray:
+    """Rois in the leaf order of an average-linkage clustering of ``1 - matrix`` (a symmetric
+    similarity in [0, 1], e.g. a band's coherence; NaN taken as 0)."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    m = np.nan_to_num(np.asarray(matrix, float), nan=0.0)
+    d = np.clip(1.0 - 0.5 * (m + m.T), 0.0, None)
+    np.fill_diagonal(d, 0.0)
+    return leaves_list(linkage(squareform(d, checks=False), method="average"))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import scipy.fft
 
 from ..grid import ScaleGrid, make_grid
 from ._harness import counts_option, machine_info, measure, write_csv
@@ -127,26 +128,36 @@ def _multirate_part_callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid) -> di
     """Where the multirate one-pair time goes (one thread): the fused small-scale tiles, and each
     multirate band (its frame's FFT of the pair included), each timed alone."""
     from ..grid import DEFAULT_TOL
-    from ..kernels._coherence_map import coherence_plan
+    from ..kernels._coherence_map import RecordShare, coherence_plan
 
     plan = coherence_plan(grid, x.size, "pycwt", DEFAULT_TOL)
     xs = np.stack([x, y]).astype(np.float32)
     R2 = np.empty((grid.n_scales, x.size), dtype=np.float32)
     ang = np.empty_like(R2)
+    s1, s2 = (RecordShare(filled=True, plan=plan, power=np.empty_like(R2)) for _ in range(2))
     parts: dict[str, tuple[Callable[[], Any], str]] = {}
     if plan.small is not None:
         sm, c = plan.small, plan.cut
         ext = sm.extended(xs)
         parts[f"{MULTIRATE_PART_PREFIX}fused tiles, scales 0-{c - 1}"] = (
-            lambda: [sm.tile(ext, i, R2[:c], ang[:c], None) for i in range(sm.n_tiles)],
+            lambda: [(sm.tile_share(ext[:1], i, s1), sm.tile_share(ext[1:], i, s2),
+                      sm.tile_cross(i, s1, s2, R2[:c], ang[:c], None)) for i in range(sm.n_tiles)],
             f"{sm.n_tiles} overlap-save tiles of {sm.T} samples (the scales that cannot be decimated)")
     for fr in plan.frames:
         for b in fr.bands:
             parts[f"{MULTIRATE_PART_PREFIX}band {b.own[0]}-{b.own[1] - 1}, stride {b.O}"] = (
-                lambda fr=fr, b=b: plan._band(fr, b, xs, {}, R2, ang, None),
+                lambda fr=fr, b=b: _band_pair(plan, fr, b, xs, s1, s2, R2, ang),
                 f"scales {b.own[0]}..{b.own[1] - 1} (periods {grid.periods[b.own[0]]:.3g}.."
                 f"{grid.periods[b.own[1] - 1]:.3g} s), decimations {sorted({g.D for g in b.groups})}, frame {fr.F}")
     return parts
+
+
+def _band_pair(plan: Any, fr: Any, b: Any, xs: np.ndarray, s1: Any, s2: Any, R2: np.ndarray, ang: np.ndarray) -> None:
+    """One multirate band of one pair: the frame's FFT of the pair, both records' shares, the pair's."""
+    X = scipy.fft.rfft(xs.astype(np.float64), n=fr.F, axis=-1).astype(np.complex64)
+    plan._band_share(b, X[:1], s1)
+    plan._band_share(b, X[1:], s2)
+    plan._band_cross(b, s1, s2, R2, ang, None)
 
 
 def _part_callers(x: np.ndarray, y: np.ndarray, grid: ScaleGrid, workers: int | None

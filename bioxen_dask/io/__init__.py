@@ -21,11 +21,12 @@ from ._store import (
     verify_store,
     write_signals,
 )
-from ._synth import DEFAULT_GROUPS, PlantedGroup, synthesize, write_synthetic
+from ._synth import DEFAULT_GROUPS, DEFAULT_NETWORKS, PlantedGroup, synthesize, synthesize_networks, write_synthetic
 
 __all__ = [
     "CorruptStoreError",
     "DEFAULT_GROUPS",
+    "DEFAULT_NETWORKS",
     "FORMATS",
     "IncompleteStoreError",
     "PlantedGroup",
@@ -39,6 +40,7 @@ __all__ = [
     "open_signals_store",
     "store_info",
     "synthesize",
+    "synthesize_networks",
     "verify_store",
     "write_signals",
     "write_synthetic",

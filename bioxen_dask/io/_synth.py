@@ -35,7 +35,7 @@ from scipy.signal import lfilter
 
 from ._store import SignalsWriter, store_attrs, validate_fs
 
-__all__ = ["DEFAULT_GROUPS", "PlantedGroup", "synthesize", "write_synthetic"]
+__all__ = ["DEFAULT_GROUPS", "DEFAULT_NETWORKS", "PlantedGroup", "synthesize", "synthesize_networks", "write_synthetic"]
 
 #: Rois generated together (bounds the float64 temporaries to a few tens of MB).
 _GEN_ROWS = 64
@@ -289,3 +289,106 @@ def write_synthetic(
     ) as writer:
         writer.fill(read)
     return writer.path
+
+
+#: Networks of :func:`synthesize_networks`: 2 s, 5 s and 10 s rhythms, the rois of each spread
+#: over lags of 0-0.4, 0-1 and 0-2 s (a fifth of the period), 12% of rois each.
+DEFAULT_NETWORKS: tuple[PlantedGroup, ...] = (
+    PlantedGroup(2.0, 0.4, 0.12),
+    PlantedGroup(5.0, 1.0, 0.12),
+    PlantedGroup(10.0, 2.0, 0.12),
+)
+
+
+class _NetworkSynth(_Synth):
+    """:class:`_Synth` with no stimulus: each group's rois share an intrinsic rhythm.
+
+    Group ``g``'s drive is ``cos(2π t / P_g + φ_g(t))`` with a slowly wandering phase
+    ``φ_g`` (a random walk smoothed over ~5 periods: a narrowband rhythm, not a clock that a
+    stimulus would set), and roi ``k`` of the group (in roi order) follows it delayed by
+    ``lag_k = lag_s * k / (size - 1)``, so the lag of roi ``j`` behind roi ``i`` is
+    ``lag_j - lag_i`` (``truth_lag``; every roi has the same calcium kernel, so its delay
+    cancels in a pair).
+    """
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(2,)))
+        t = self.t
+        self.lag = np.full(self.n_rois, np.nan)
+        drives = []
+        for k, row in enumerate(self.table):
+            period = row["period_s"]
+            width = max(3, int(round(5 * period * self.fs)))
+            walk = np.cumsum(rng.standard_normal(t.size)) * math.sqrt(1.0 / (period * self.fs))
+            kernel = np.hanning(width)
+            phase = np.convolve(walk, kernel / kernel.sum(), mode="same")
+            drives.append(phase)
+            members = np.flatnonzero(self.group == k)
+            self.lag[members] = row["lag_s"] * np.arange(members.size) / max(1, members.size - 1)
+            row.pop("reference_phase_rad", None)
+            row.pop("phase_lag_deg", None)
+            row["lag_spread_s"] = row.pop("lag_s")
+        self.phase_walk = np.stack(drives) if drives else np.zeros((0, t.size))
+        self.periods = np.array([row["period_s"] for row in self.table])
+        self.truth = {"truth_group": self.group,
+                      "truth_period": np.append(self.periods, np.nan)[self.group],
+                      "truth_lag": self.lag}
+
+    def _draws(self, i: int, counts: np.ndarray, noise: np.ndarray) -> None:
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, i)))
+        lam = np.full(self.n_frames, self.rate[i] / self.fs)
+        g = self.group[i]
+        if g >= 0:
+            ts = self.t - self.lag[i]
+            drive = np.cos(2 * np.pi * ts / self.periods[g] + np.interp(ts, self.t, self.phase_walk[g]))
+            lam *= 1 + self.depth[i] * drive
+        counts[:] = rng.poisson(lam)
+        rng.standard_normal(out=noise)
+
+    def attrs(self) -> dict[str, Any]:
+        out = super().attrs()
+        out["source"] = f"bioxen_dask.io.synthesize_networks(seed={self.seed})"
+        out["synthetic"] = {**out["synthetic"], "model": "Poisson spikes with rate r(1 + m cos(2π(t - lag_i)/P + "
+                            "φ(t - lag_i))) shared within each network (no stimulus), AR(1) calcium kernel, "
+                            "multiplicative + additive Gaussian noise, slow drift; dF/F"}
+        return out
+
+
+def synthesize_networks(
+    n_rois: int = 60,
+    n_frames: int = 18000,
+    fs: float = 30.0,
+    *,
+    networks: Sequence[PlantedGroup | Mapping[str, float]] = DEFAULT_NETWORKS,
+    seed: int = 0,
+    tau_s: float = 0.7,
+    rate_hz: float = 8.0,
+    modulation_depth: float = 0.9,
+    noise_sd: float = 0.1,
+) -> xr.Dataset:
+    """Synthetic ΔF/F traces with planted *networks*: groups of rois that oscillate together
+    at known periods and lags, with no stimulus (the all-pairs question).
+
+    The model of :func:`synthesize` (Poisson spikes, calcium kernel, noise, drift), the rate
+    of network ``g``'s rois following a shared narrowband rhythm of period ``period_s``,
+    each roi delayed by its own lag between 0 and ``lag_s`` (:class:`PlantedGroup`'s
+    ``lag_s`` is here the spread of lags across the network).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``signals`` (roi, time), ground truth ``truth_group`` (-1 = none), ``truth_period``
+        and ``truth_lag`` (s, the roi's delay in its network) per roi, attrs ``fs``,
+        ``truth_groups`` (the network table) and ``synthetic``. No ``references``.
+
+    Examples
+    --------
+    >>> ds = synthesize_networks(n_rois=40, n_frames=3000, seed=1)
+    >>> ds["signals"].shape, sorted(set(ds["truth_group"].values.tolist()))
+    ((40, 3000), [-1, 0, 1, 2])
+    """
+    syn = _NetworkSynth(n_rois, n_frames, fs, networks, seed, tau_s, rate_hz, modulation_depth, noise_sd)
+    data_vars = {"signals": (("roi", "time"), syn.rows(0, syn.n_rois)),
+                 **{name: ("roi", values) for name, values in syn.truth.items()}}
+    return xr.Dataset(data_vars, coords={"roi": np.arange(syn.n_rois), "time": syn.t}, attrs=syn.attrs())

@@ -48,7 +48,7 @@ from ._plan import Band
 from ._smooth import _gaussian_filters, scale_matrix
 from ._smooth import scale_kernel as _scale_kernel_weights
 
-__all__ = ["MultirateCoherence", "ReferenceCache", "coherence_plan", "multirate_coherence", "BOUNDARIES"]
+__all__ = ["MultirateCoherence", "RecordShare", "ReferenceCache", "coherence_plan", "multirate_coherence", "BOUNDARIES"]
 
 #: Smallest spectral tolerance used: the maps are float32, and tighter truncations change
 #: nothing in them but the cost (1e-10, the kernels' default, is ~10% slower at 18,000 samples).
@@ -178,68 +178,64 @@ class _SmallRows:
         ext[:, self.m : self.m + self.n] = xs
         return ext
 
-    def tile(self, ext: np.ndarray, i: int, R2: np.ndarray, ang: np.ndarray | None, cross: np.ndarray | None,
-             spectrum: np.ndarray | None = None, reference: ReferenceCache | None = None,
-             scratch: dict | None = None) -> None:
+    def tile_share(self, ext: np.ndarray, i: int, share: RecordShare, scratch: dict | None = None) -> None:
+        """One record's part of tile ``i`` (``ext``: its ``extended`` record, ``(1, length)``):
+        its transform (kept in ``share.tiles[i]``) and smoothed power (``share.power``)."""
         T, m, hop, n, Js, rows = self.T, self.m, self.hop, self.n, self.Js, self.rows
         scratch = {} if scratch is None else scratch
         t0 = i * hop
         keep = min(hop, n - t0)
-        reuse = reference is not None and reference.filled  # ext holds the first record only
-        nx = ext.shape[0]
-        # the records' spectra in float64, rounded per bin: a float32 FFT would spread the
+        # the record's spectrum in float64, rounded per bin: a float32 FFT would spread the
         # rounding of the (large) low frequencies over the small scales' bins
         X = scipy.fft.fft(ext[:, t0 : t0 + T], axis=-1).astype(np.complex64)
-        W = np.multiply(X[:, None, :], self.bank[None], out=_scratch(scratch, np, (nx, Js, T), np.complex64, "mr-w"))
-        W = scipy.fft.ifft(W, axis=-1, overwrite_x=True)
-        W1 = W[0]
-        if reuse:
-            W2 = reference.tiles[i]
-        else:
-            W2 = W[1]
-            if reference is not None:
-                reference.tiles[i] = W2.copy()
-        P = _scratch(scratch, np, (nx, Js, T), np.float32, "mr-p")  # |W1|^2, |W2|^2: real FFTs each
-        tmp = _scratch(scratch, np, (Js, T), np.float32, "mr-t")
-        for k in range(nx):
-            np.multiply(W[k].real, W[k].real, out=P[k])
-            P[k] += np.multiply(W[k].imag, W[k].imag, out=tmp)
-        C = np.conjugate(W2, out=_scratch(scratch, np, (Js, T), np.complex64, "mr-c") if reuse else W2)
-        C *= W1
+        W = scipy.fft.ifft(np.multiply(X[:, None, :], self.bank[None]), axis=-1, overwrite_x=True)[0]
+        share.tiles[i] = W
+        P = np.multiply(W.real, W.real, out=_scratch(scratch, np, (Js, T), np.float32, "mr-p"))
+        P += np.multiply(W.imag, W.imag, out=_scratch(scratch, np, (Js, T), np.float32, "mr-t"))
+        lo, hi = self._valid(t0)
+        P[:, :lo] = 0
+        P[:, hi:] = 0
+        F = scipy.fft.rfft(P, axis=-1)
+        F *= self.gauss_half
+        Pk = scipy.fft.irfft(F, n=T, axis=-1)[:, m : m + keep]
+        share.power[:rows, t0 : t0 + keep] = _gemm(self.B, np.ascontiguousarray(Pk))
+
+    def _valid(self, t0: int) -> tuple[int, int]:
+        """Products are kept where they are valid: inside the record and a wavelet support
+        away from the tile's edges (the outputs ``[m, T - m)`` need no more). Beyond, ``W``
+        holds the tile's circular wrap-around: large for a strong narrowband signal (its
+        leakage across the tile's edges), and the float32 smoothing FFT would spread its
+        rounding over the tile."""
+        return max(self.ws, self.m - t0), min(self.T - self.ws, self.n - t0 + self.m)
+
+    def tile_cross(self, i: int, s1: RecordShare, s2: RecordShare, R2: np.ndarray, ang: np.ndarray | None,
+                   cross: np.ndarray | None, spectrum: np.ndarray | None = None, scratch: dict | None = None) -> None:
+        """The pair's part of tile ``i`` from its records' shares: the cross spectrum (its
+        phase, magnitude, or itself on request), its smoothing and the coherence."""
+        T, m, hop, n, Js, rows = self.T, self.m, self.hop, self.n, self.Js, self.rows
+        scratch = {} if scratch is None else scratch
+        t0 = i * hop
+        keep = min(hop, n - t0)
+        C = np.conjugate(s2.tiles[i], out=_scratch(scratch, np, (Js, T), np.complex64, "mr-c"))
+        C *= s1.tiles[i]
         if spectrum is not None:
-            spectrum[:, t0 : t0 + keep] = C[:rows, m : m + keep]
+            spectrum[:rows, t0 : t0 + keep] = C[:rows, m : m + keep]
         if ang is not None or cross is not None:
             re = np.ascontiguousarray(C.real[:rows, m : m + keep])
             im = np.ascontiguousarray(C.imag[:rows, m : m + keep])
             if ang is not None:
-                np.arctan2(im, re, out=ang[:, t0 : t0 + keep])
+                np.arctan2(im, re, out=ang[:rows, t0 : t0 + keep])
             if cross is not None:
-                np.hypot(re, im, out=cross[:, t0 : t0 + keep])
-        # products kept where they are valid: inside the record and a wavelet support away from
-        # the tile's edges (the outputs [m, T - m) need no more). Beyond, W holds the tile's
-        # circular wrap-around: large for a strong narrowband signal (its leakage across the
-        # tile's edges), and the float32 smoothing FFT would spread its rounding over the tile.
-        lo, hi = max(self.ws, m - t0), min(T - self.ws, n - t0 + m)
-        P[:, :, :lo] = 0
-        P[:, :, hi:] = 0
+                np.hypot(re, im, out=cross[:rows, t0 : t0 + keep])
+        lo, hi = self._valid(t0)
         C[:, :lo] = 0
         C[:, hi:] = 0
-        F = scipy.fft.rfft(P, axis=-1)
-        F *= self.gauss_half
-        Pk = scipy.fft.irfft(F, n=T, axis=-1)[:, :, m : m + keep]
         F = scipy.fft.fft(C, axis=-1, overwrite_x=True)
         F *= self.gauss
         Ck = scipy.fft.ifft(F, axis=-1, overwrite_x=True)[:, m : m + keep]
-        Sp = _gemm(self.B, np.concatenate(list(Pk), axis=1))  # (rows, nx keep): S1 | S2
-        S1 = Sp[:, :keep]
-        if reuse:
-            S2 = reference.power[:rows, t0 : t0 + keep]
-        else:
-            S2 = Sp[:, keep:]
-            if reference is not None:
-                reference.power[:rows, t0 : t0 + keep] = S2
         Sc = _gemm(self.B, np.ascontiguousarray(Ck).view(np.float32))  # S12 re, im interleaved
-        coherence_ratio(Sc[:, 0::2], Sc[:, 1::2], S1, S2, out=R2[:, t0 : t0 + keep])
+        coherence_ratio(Sc[:, 0::2], Sc[:, 1::2], s1.power[:rows, t0 : t0 + keep], s2.power[:rows, t0 : t0 + keep],
+                        out=R2[:rows, t0 : t0 + keep])
 
 
 # --- larger scales: multirate bands -----------------------------------------------------------
@@ -274,20 +270,28 @@ class _Frame:
 
 
 @dataclass
-class ReferenceCache:
-    """What a plan keeps of the second record of many pairs (reference mode): per tile and per
-    group its transform, and its smoothed power at every sample. The first call given it fills
-    it; the next ones read it (about a quarter less work each) and must pass the same plan,
-    outputs and second record (checked: anything else is a ``ValueError``). ~25 MB for 159
-    scales x 18,000 samples."""
+class RecordShare:
+    """What a plan keeps of one record for all the pairs it belongs to: per small-scale tile
+    and per group its transform, and its smoothed scaled power at every sample
+    (:meth:`MultirateCoherence.share`; ~9 MB for 72 scales x 18,000 samples,
+    :meth:`MultirateCoherence.share_bytes`). Pairs of shares are then formed by
+    :meth:`MultirateCoherence.pair` at the cost of the cross spectrum alone.
+
+    As ``reference=`` of a plan's call (pairs that share their second record, e.g. reference
+    mode), the first call fills it and the next ones read it; they must pass the same plan,
+    outputs and second record (checked: anything else is a ``ValueError``)."""
 
     filled: bool = False
     plan: Any = None
     need_cross: bool = True
-    record: np.ndarray | None = None  # the second record it was filled for
+    record: np.ndarray | None = None  # the record it was filled for
     tiles: dict = field(default_factory=dict)
     groups: dict = field(default_factory=dict)
     power: np.ndarray | None = None
+
+
+#: The name reference mode knows it by.
+ReferenceCache = RecordShare
 
 
 class MultirateCoherence:
@@ -326,7 +330,6 @@ class MultirateCoherence:
         self.cut = cut = first if cut is None else int(cut)
         self.small = _SmallRows(grid, n, cut, S_mat, tol) if cut else None
         self.frames = self._frames(grid, n, cut, D, S_mat, tol) if cut < S else []
-        self._spec_lock = threading.Lock()
 
     def _frames(self, grid: ScaleGrid, n: int, cut: int, D: np.ndarray, S_mat: np.ndarray, tol: float) -> list[_Frame]:
         S = grid.n_scales
@@ -391,102 +394,155 @@ class MultirateCoherence:
     # ------------------------------------------------------------------------------------------
     def __call__(self, x1: np.ndarray, x2: np.ndarray, *, workers: int | None = None, with_phase: bool = True,
                  with_cross: bool = False, spectrum: np.ndarray | None = None,
-                 reference: ReferenceCache | None = None,
+                 reference: RecordShare | None = None,
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """``(coherence, phase, cross_power)`` of one pair (float32, ``(n_scales, n)``);
         ``phase``/``cross_power`` are ``None`` unless asked for. ``spectrum``: a complex64
         ``(n_scales, n)`` array to fill with the unsmoothed cross spectrum ``W1 W2*`` (the
         one whose angle is the phase), for callers that reduce it themselves.
-        ``reference``: a :class:`ReferenceCache` for pairs that share ``x2`` (reference mode):
+        ``reference``: a :class:`RecordShare` for pairs that share ``x2`` (reference mode):
         the first call fills it with what concerns ``x2`` alone, the next ones skip that work.
         """
-        n, S = self.n, self.grid.n_scales
+        n = self.n
         xs = np.stack([np.asarray(x1), np.asarray(x2)]).astype(np.float64)
         if xs.shape != (2, n):
             raise ValueError(f"this plan is for records of {n} samples, got shapes {np.shape(x1)} and {np.shape(x2)}.")
         need_cross = with_phase or with_cross or spectrum is not None
-        if reference is not None:
-            if reference.filled:
-                if (reference.plan is not self or reference.need_cross != need_cross
-                        or not np.array_equal(reference.record, xs[1])):
-                    raise ValueError("this ReferenceCache was filled by another plan, for other outputs or for "
-                                     "another second record; use one cache per plan, reference and set of outputs.")
-                xs = xs[:1]  # the reference's share is cached
-            else:
-                reference.plan, reference.need_cross, reference.record = self, need_cross, xs[1].copy()
-                reference.power = np.empty((S, n), dtype=np.float32)
-        R2 = np.empty((S, n), dtype=np.float32)
-        ang = np.empty((S, n), dtype=np.float32) if with_phase else None
-        cross = np.empty((S, n), dtype=np.float32) if with_cross else None
+        if reference is not None and reference.filled:
+            if (reference.plan is not self or reference.need_cross != need_cross
+                    or not np.array_equal(reference.record, xs[1])):
+                raise ValueError("this ReferenceCache was filled by another plan, for other outputs or for "
+                                 "another second record; use one cache per plan, reference and set of outputs.")
+            second = reference  # the reference's share is cached
+        else:
+            second = self.share(xs[1], workers=workers, with_cross=need_cross, into=reference)
+        first = self.share(xs[0], workers=workers, with_cross=need_cross)
+        return self.pair(first, second, workers=workers, with_phase=with_phase, with_cross=with_cross,
+                         spectrum=spectrum)
+
+    def share_bytes(self, with_cross: bool = True) -> int:
+        """Bytes of one record's :class:`RecordShare` (transforms and smoothed power)."""
+        total = 4 * self.grid.n_scales * self.n
+        if self.small is not None:
+            total += 8 * self.small.Js * self.small.T * self.small.n_tiles
+        for fr in self.frames:
+            for b in fr.bands:
+                for g, cr in zip(b.groups, b.cross):
+                    M = cr.fold[2] if (with_cross and cr is not None and cr.fold is not None) else g.M
+                    total += 8 * (g.j1 - g.j0) * M
+        return total
+
+    def share(self, x: np.ndarray, *, workers: int | None = None, with_cross: bool = True,
+              into: RecordShare | None = None) -> RecordShare:
+        """One record's share of every pair it belongs to (:class:`RecordShare`): its
+        transforms and its smoothed scaled power, computed once. ``with_cross=False``: for
+        pairs whose phase and cross spectrum are not asked for (the transforms are then kept
+        on the coarser grids only)."""
+        x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+        if x.shape[1] != self.n:
+            raise ValueError(f"this plan is for records of {self.n} samples, got {x.shape[1]}.")
+        sh = RecordShare() if into is None else into
+        sh.plan, sh.need_cross, sh.record = self, bool(with_cross), x[0].copy()
+        sh.tiles, sh.groups = {}, {}
+        sh.power = np.empty((self.grid.n_scales, self.n), dtype=np.float32)
         tasks: list[Any] = []  # longest first (bands from the smallest scales up), then the tiles
         for fr in self.frames:
-            spec: dict = {}
-            tasks += [(self._band, (fr, b, xs, spec, R2, ang, cross, spectrum, reference)) for b in fr.bands]
+            X = scipy.fft.rfft(x, n=fr.F, axis=-1).astype(np.complex64)  # float64 FFT, as the tiles
+            tasks += [(self._band_share, (b, X, sh)) for b in fr.bands]
         if self.small is not None:
-            sm, c = self.small, self.cut
-            ext = sm.extended(xs)
-            tasks += [(sm.tile, (ext, i, R2[:c], None if ang is None else ang[:c], None if cross is None else cross[:c],
-                                 None if spectrum is None else spectrum[:c], reference))
-                      for i in range(sm.n_tiles)]
+            ext = self.small.extended(x)
+            tasks += [(self.small.tile_share, (ext, i, sh)) for i in range(self.small.n_tiles)]
+        _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch),
+             resolve_workers(workers, points=self.grid.n_scales * self.n), runs=len(tasks))
+        sh.filled = True
+        return sh
+
+    def pair(self, s1: RecordShare, s2: RecordShare, *, workers: int | None = None, with_phase: bool = True,
+             with_cross: bool = False, spectrum: np.ndarray | None = None, out: np.ndarray | None = None,
+             ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(coherence, phase, cross_power)`` of the pair of records behind two shares (as a
+        call with the records), at the cost of the pair's cross spectrum alone: its
+        transform products, one smoothing and the ratio. ``out``: a float32 ``(n_scales, n)``
+        array for the coherence."""
+        need_cross = with_phase or with_cross or spectrum is not None
+        for s in (s1, s2):
+            if not s.filled or s.plan is not self or (need_cross and not s.need_cross):
+                raise ValueError("a RecordShare of another plan, not filled, or without the cross-spectrum "
+                                 "transforms (share(..., with_cross=True)) for these outputs.")
+        S, n = self.grid.n_scales, self.n
+        R2 = np.empty((S, n), dtype=np.float32) if out is None else out
+        ang = np.empty((S, n), dtype=np.float32) if with_phase else None
+        cross = np.empty((S, n), dtype=np.float32) if with_cross else None
+        tasks: list[Any] = []
+        for fr in self.frames:
+            tasks += [(self._band_cross, (b, s1, s2, R2, ang, cross, spectrum)) for b in fr.bands]
+        if self.small is not None:
+            c = self.cut
+            tasks += [(self.small.tile_cross, (i, s1, s2, R2[:c], None if ang is None else ang[:c],
+                                               None if cross is None else cross[:c],
+                                               None if spectrum is None else spectrum[:c]))
+                      for i in range(self.small.n_tiles)]
         _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch), resolve_workers(workers, points=S * n),
              runs=len(tasks))
-        if reference is not None:
-            reference.filled = True
         return R2, ang, cross
 
-    def _band(self, fr: _Frame, b: _LargeBand, xs: np.ndarray, spec: dict, R2: np.ndarray, ang: np.ndarray | None,
-              cross: np.ndarray | None, spectrum: np.ndarray | None = None, reference: ReferenceCache | None = None,
-              scratch: dict | None = None) -> None:
-        reuse = reference is not None and reference.filled  # xs holds the first record only
-        powers = 1 if reuse else 2
-        with self._spec_lock:  # the frame's rfft of the pair, computed by the first band to need it
-            X = spec.get("X")
-            if X is None:
-                X = spec["X"] = scipy.fft.rfft(xs, n=fr.F, axis=-1).astype(np.complex64)  # float64 FFT, as the tiles
+    def _band_share(self, b: _LargeBand, X: np.ndarray, sh: RecordShare, scratch: dict | None = None) -> None:
+        """One record's part of band ``b`` (``X``: its rfft on the band's frame, ``(1, bins)``):
+        its transforms (kept in ``sh.groups``) and its smoothed power (``sh.power``)."""
         n = self.n
         x0, x1 = b.ext
         j0, j1 = b.own
-        Tc = np.zeros((3, x1 - x0, 2 * b.K + 1), dtype=np.complex64)  # S1, S2, S12 spectra
+        Tc = np.zeros((x1 - x0, 2 * b.K + 1), dtype=np.complex64)
+        for gi, (g, cr) in enumerate(zip(b.groups, b.cross)):
+            fold = cr.fold if (cr is not None and sh.need_cross) else None
+            Wf = transform(g, X, fold=fold)[0]
+            sh.groups[(id(b), gi)] = Wf
+            W = Wf if fold is None else Wf[:, :: fold[2] // g.M]
+            T = smoothed_spectra(g, (W,), powers=1, cross=False)[0]
+            kk = min(g.kmax, b.K)
+            Tc[g.j0 - x0 : g.j1 - x0, b.K - kk : b.K + kk + 1] = T[:, g.kmax - kk : g.kmax + kk + 1]
+        own = j1 - j0
+        Sc = np.empty((own, 2 * b.K + 1), dtype=np.complex64)
+        _gemm(b.B, Tc.view(np.float32), out=Sc.view(np.float32))  # real GEMM on the interleaved view
+        half = np.zeros((own, b.n_lo // 2 + 1), dtype=np.complex64)  # the power: a real signal
+        half[:, : b.K + 1] = Sc[:, b.K :]
+        Sp = scipy.fft.irfft(half, n=b.n_lo, axis=-1, norm="forward")
+        step = max(1, _ROW_CHUNK_BYTES // (4 * n))
+        for r in range(0, own, step):
+            rr = slice(r, min(own, r + step))
+            sh.power[j0 + rr.start : j0 + rr.stop] = b.up(Sp[rr])
+
+    def _band_cross(self, b: _LargeBand, s1: RecordShare, s2: RecordShare, R2: np.ndarray, ang: np.ndarray | None,
+                    cross: np.ndarray | None, spectrum: np.ndarray | None = None, scratch: dict | None = None) -> None:
+        """The pair's part of band ``b`` from its records' shares: the cross spectrum (its
+        phase, magnitude, or itself on request), its smoothing, and the coherence."""
+        n = self.n
+        x0, x1 = b.ext
+        j0, j1 = b.own
+        Tc = np.zeros((x1 - x0, 2 * b.K + 1), dtype=np.complex64)
         need_cross = ang is not None or cross is not None or spectrum is not None
         for gi, (g, cr) in enumerate(zip(b.groups, b.cross)):
-            cr = cr if need_cross else None
-            fold = cr.fold if cr is not None else None
-            Wf = transform(g, X, fold=fold)
-            if reuse:
-                Wf = np.concatenate([Wf, reference.groups[(id(b), gi)][None]])
-            elif reference is not None:
-                reference.groups[(id(b), gi)] = Wf[1].copy()
-            W = Wf if fold is None else Wf[:, :, :: fold[2] // g.M]
-            if cr is not None:
+            Wf = (s1.groups[(id(b), gi)], s2.groups[(id(b), gi)])
+            fold = cr.fold if (cr is not None and s1.need_cross) else None
+            if cr is not None and need_cross:
                 self._cross_rows(g, cr, Wf, ang, cross, spectrum)
-            T = smoothed_spectra(g, W, powers=powers)
+            W = Wf if fold is None else tuple(w[:, :: fold[2] // g.M] for w in Wf)
+            T = smoothed_spectra(g, W, powers=0)[2]
             kk = min(g.kmax, b.K)
-            Tc[:, g.j0 - x0 : g.j1 - x0, b.K - kk : b.K + kk + 1] = T[:, :, g.kmax - kk : g.kmax + kk + 1]
+            Tc[g.j0 - x0 : g.j1 - x0, b.K - kk : b.K + kk + 1] = T[:, g.kmax - kk : g.kmax + kk + 1]
         own = j1 - j0
-        Sc = np.empty((3, own, 2 * b.K + 1), dtype=np.complex64)
-        for i in (0, 2) if reuse else range(3):  # real GEMMs on the interleaved view (complex ones start
-            _gemm(b.B, Tc[i].view(np.float32), out=Sc[i].view(np.float32))  # BLAS threads sooner)
-        half = np.zeros((powers, own, b.n_lo // 2 + 1), dtype=np.complex64)  # the powers: real signals
-        half[:, :, : b.K + 1] = Sc[:powers, :, b.K :]
-        Sp = scipy.fft.irfft(half, n=b.n_lo, axis=-1, norm="forward")
+        Sc = np.empty((own, 2 * b.K + 1), dtype=np.complex64)
+        _gemm(b.B, Tc.view(np.float32), out=Sc.view(np.float32))
         Sx = np.zeros((own, b.n_lo), dtype=np.complex64)
-        Sx[:, b.dst] = Sc[2]
+        Sx[:, b.dst] = Sc
         Sx = scipy.fft.ifft(Sx, axis=-1, norm="forward", overwrite_x=True)
-        step = max(1, _ROW_CHUNK_BYTES // (16 * n))
+        step = max(1, _ROW_CHUNK_BYTES // (8 * n))
         for r in range(0, own, step):
             rr = slice(r, min(own, r + step))
             k = rr.stop - rr.start
-            Y = b.up(np.concatenate([*(Sp[i, rr] for i in range(powers)), Sx[rr].real, Sx[rr].imag]))
-            S1 = Y[:k]
-            re, im = Y[powers * k : (powers + 1) * k], Y[(powers + 1) * k :]
+            Y = b.up(np.concatenate([Sx[rr].real, Sx[rr].imag]))
             rows = slice(j0 + rr.start, j0 + rr.stop)
-            if reuse:
-                S2 = reference.power[rows]
-            else:
-                S2 = Y[k : 2 * k]
-                if reference is not None:
-                    reference.power[rows] = S2
-            coherence_ratio(re, im, S1, S2, out=R2[rows])
+            coherence_ratio(Y[:k], Y[k:], s1.power[rows], s2.power[rows], out=R2[rows])
 
     def _cross_rows(self, g: Group, cr: _CrossRows, Wf: np.ndarray, ang: np.ndarray | None,
                     cross: np.ndarray | None, spectrum: np.ndarray | None) -> None:
@@ -495,7 +551,7 @@ class MultirateCoherence:
         step = max(1, _ROW_CHUNK_BYTES // (8 * n))
         for r in range(cr.a0, cr.a1, step):
             r1 = min(cr.a1, r + step)
-            W12 = Wf[0, r - g.j0 : r1 - g.j0] * Wf[1, r - g.j0 : r1 - g.j0].conj()
+            W12 = Wf[0][r - g.j0 : r1 - g.j0] * Wf[1][r - g.j0 : r1 - g.j0].conj()
             Y = cr.up(np.concatenate([W12.real, W12.imag]))
             k = r1 - r
             if ang is not None:

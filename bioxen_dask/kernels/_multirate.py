@@ -177,32 +177,39 @@ def transform(g: Group, X: Any, xp=np, fft=scipy.fft, fold: tuple[Any, Any, int]
     return fft.ifft(Z.reshape(nx, nr, M), axis=-1, overwrite_x=True)
 
 
-def smoothed_spectra(g: Group, W: Any, xp=np, fft=scipy.fft, powers: int = 2) -> Any:
+def smoothed_spectra(g: Group, W: Any, xp=np, fft=scipy.fft, powers: int = 2, cross: bool = True) -> Any:
     """Time-smoothed ``|W1|^2/s``, ``|W2|^2/s`` and ``W1 W2*/s`` of a group's rows (``W``:
-    ``(2, rows, M)`` at the group's stride), at bins ``-kmax..kmax`` only:
-    ``(3, rows, 2*kmax+1)``. ``powers=1``: the second record's power is known to the caller
-    and not computed (its slot is left unset).
+    ``(2, rows, M)`` at the group's stride, or a pair of ``(rows, M)`` arrays), at bins
+    ``-kmax..kmax`` only: ``(3, rows, 2*kmax+1)``. ``powers``: how many of the records'
+    powers to compute (``1``: the second record's power is known to the caller, ``0``: both
+    are; the slots not computed are left unset); ``cross=False``: no cross spectrum (slot 2
+    unset; ``W`` may then hold the first record only).
 
     Each power goes through its own real FFT, so its rounding is relative to itself: packed
     as ``|W1|^2 + i |W2|^2`` in one complex FFT, the weaker power of a pair would inherit the
     rounding of the stronger (a quiet trace against a loud one: 0.07 in coherence).
     """
     coef = g.coef
-    W1, W2 = W[0], W[1]
-    P = xp.empty((powers,) + W1.shape, dtype=np.float32)
-    for i in range(powers):
-        xp.multiply(W[i].real, W[i].real, out=P[i])
-        P[i] += W[i].imag * W[i].imag
-    P *= coef  # soft-masked, divided by scale
-    R = fft.rfft(P, axis=-1)
+    W1 = W[0]
     k = g.kmax
-    Fp = R[:, :, g.g_abs]  # bin -j of a real signal: conj(bin j)
-    Fp[:, :, :k] = Fp[:, :, :k].conj()
-    C = xp.multiply(W1, W2.conj())
-    C *= coef
-    out = xp.empty((3,) + Fp.shape[1:], dtype=np.complex64)
-    out[:powers] = Fp
-    out[powers:2] = 0
-    out[2] = fft.fft(C, axis=-1, overwrite_x=True)[:, g.g_src]
+    out = xp.empty((3,) + W1.shape[:-1] + (2 * k + 1,), dtype=np.complex64)
+    if powers:
+        P = xp.empty((powers,) + W1.shape, dtype=np.float32)
+        for i in range(powers):
+            xp.multiply(W[i].real, W[i].real, out=P[i])
+            P[i] += W[i].imag * W[i].imag
+        P *= coef  # soft-masked, divided by scale
+        R = fft.rfft(P, axis=-1)
+        Fp = R[:, :, g.g_abs]  # bin -j of a real signal: conj(bin j)
+        Fp[:, :, :k] = Fp[:, :, :k].conj()
+        out[:powers] = Fp
+    if powers < 2:
+        out[powers:2] = 0
+    if cross:
+        C = xp.multiply(W1, W[1].conj())
+        C *= coef
+        out[2] = fft.fft(C, axis=-1, overwrite_x=True)[:, g.g_src]
+    else:
+        out[2] = 0
     out *= g.g_hat
     return out

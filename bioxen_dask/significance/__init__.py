@@ -12,6 +12,9 @@ whatever the number of workers, threads or the batch size. Levels are read off a
 - :func:`ar1_thresholds`: pycwt/Grinsted's AR(1) test, per-scale thresholds.
 - :func:`ar1_thresholds_many` / :func:`cached_ar1_thresholds`: the same through an on-disk
   cache keyed by AR(1) bucket pair, so many rois share a few Monte Carlo runs.
+- :func:`ar1_mean_nulls`: per AR(1) bucket pair, the null of the time-averaged coherence
+  (p-values of many pairs' ``coherence_mean``); :func:`fdr_bh`: Benjamini-Hochberg
+  discoveries across pairs.
 
 Examples
 --------
@@ -41,6 +44,7 @@ from ._montecarlo import (
     time_averaged_coherence,
 )
 from ._multirate import DEFAULT_INTERIOR
+from ._pvalues import ar1_mean_nulls, fdr_bh
 from ._surrogates import AR1Null, FourierNull, IAAFTNull, NullModel, surrogate_seed, surrogate_seeds
 from .threshold_cache import (
     DEFAULT_BUCKET_WIDTH,
@@ -63,6 +67,7 @@ __all__ = [
     "ThresholdCache",
     "ar1_allen_smith",
     "ar1_bucket",
+    "ar1_mean_nulls",
     "ar1_naive",
     "ar1_spectrum",
     "ar1_thresholds",
@@ -70,6 +75,7 @@ __all__ = [
     "bucket_centre",
     "cached_ar1_thresholds",
     "estimate_ar1",
+    "fdr_bh",
     "levels_from_histograms",
     "outside_coi_mask",
     "pointwise_levels",
