@@ -10,8 +10,7 @@ import xarray as xr
 from . import kernels
 from ._validation import as_signal, check_dt, check_float32_range, check_length, check_same_length, check_variance
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
-from .kernels._plan import check_boundary
-from .presets import get_preset
+from .presets import resolve_conventions
 from .wavelets import MotherWavelet
 
 __all__ = ["wavelet_transform", "wavelet_coherence", "grid_coords", "PHASE_CONVENTION"]
@@ -83,8 +82,8 @@ def wavelet_transform(
     s0: float | None = None,
     J: int | None = None,
     wavelet: str | MotherWavelet = "morlet",
-    preset: str = "pycwt",
-    boundary: str = "linear",
+    preset: str | None = None,
+    boundary: str | None = None,
     dtype: str = "float32",
     tol: float = DEFAULT_TOL,
     workers: int | None = None,
@@ -100,10 +99,14 @@ def wavelet_transform(
         Sampling interval (seconds). Required for plain arrays.
     dj, s0, J, wavelet
         The scale grid, with pycwt's meanings; ``s0``/``J`` default to the preset's rules.
-    preset : {"pycwt", "grinsted"}
-        Reference conventions (grid defaults, mean removal, Heaviside).
-    boundary : {"linear", "symmetric", "circular", "valid", "pycwt"}
-        Edge handling (see :func:`bioxen_dask.kernels.cwt`); ``linear`` by default.
+    preset : {"pycwt", "grinsted"}, optional
+        Reference conventions (grid defaults, mean removal, Heaviside). Naming one also
+        selects that tool's boundary unless ``boundary`` is given (the README's Conventions;
+        :func:`bioxen_dask.presets.resolve_conventions`). Not named: pycwt's conventions with
+        the ``linear`` boundary.
+    boundary : {"linear", "symmetric", "circular", "valid", "pycwt", "grinsted"}, optional
+        Edge handling (see :func:`bioxen_dask.kernels.cwt`); given explicitly it always wins.
+        Default: the named preset's own, else ``linear``.
     dtype : {"float32", "float64"}
         Working precision.
     tol : float
@@ -127,14 +130,13 @@ def wavelet_transform(
     >>> round(float(abs(W).mean("time").idxmax()), 1)  # period (s) of strongest power
     2.0
     """
-    boundary = check_boundary(boundary)
-    p = get_preset(preset)
+    p, boundary = resolve_conventions(preset, boundary)
     data, dt, time, lead_dims = _time_axis(x, dt)
     if isinstance(x, xr.DataArray) and _is_dask(data):  # chunked, halo-exact (1-D records too)
         from . import graph
 
         return graph.wavelet_transform_dask(
-            x, dt, dj=dj, s0=s0, J=J, wavelet=wavelet, preset=preset, boundary=boundary,
+            x, dt, dj=dj, s0=s0, J=J, wavelet=wavelet, preset=p, boundary=boundary,
             dtype=dtype, tol=tol,
         )
     arr = as_signal(data, "x", one_d=False)
@@ -165,8 +167,8 @@ def wavelet_coherence(
     y: Any,
     dt: float,
     *,
-    preset: str = "pycwt",
-    boundary: str = "linear",
+    preset: str | None = None,
+    boundary: str | None = None,
     dj: float = 1 / 12,
     s0: float | None = None,
     J: int | None = None,
@@ -186,11 +188,14 @@ def wavelet_coherence(
         Real, finite, non-constant signals sampled every ``dt``.
     dt : float
         Sampling interval (seconds).
-    preset : {"pycwt", "grinsted"}
+    preset : {"pycwt", "grinsted"}, optional
         Conventions: grid defaults, scale smoothing kernel (14 vs 9 taps at ``dj=1/12``),
-        mean removal.
-    boundary : {"linear", "symmetric", "circular", "valid", "pycwt"}
-        Edge handling of the transform and of the time smoothing.
+        mean removal, and, unless ``boundary`` is given, that tool's own boundary, so that
+        naming a preset gives that tool's numbers (``preset="grinsted"`` equals the toolbox's
+        ``wtc``). Not named: pycwt's conventions with the ``linear`` boundary.
+    boundary : {"linear", "symmetric", "circular", "valid", "pycwt", "grinsted"}, optional
+        Edge handling of the transform and of the time smoothing; given explicitly it always
+        wins. Default: the named preset's own, else ``linear``.
     dj, s0, J, wavelet
         The scale grid, pycwt's meanings.
     dtype : {"float32", "float64"}
@@ -226,8 +231,7 @@ def wavelet_coherence(
     >>> bool(near5.coherence.mean() > 0.8), round(float(np.median(near5.phase)), 1)  # x leads by 1/4 cycle
     (True, 1.6)
     """
-    boundary = check_boundary(boundary)
-    p = get_preset(preset)
+    p, boundary = resolve_conventions(preset, boundary)
     a = as_signal(x, "x")
     b = as_signal(y, "y")
     check_same_length(a, b)
@@ -301,6 +305,6 @@ def _check_method(method: str, engine: str, dtype: Any, boundary: str) -> str:
             raise ValueError("method='multirate' computes in float32; pass dtype='float32' or use method='exact' "
                              "for float64.")
         if boundary not in ("linear", "valid"):
-            raise ValueError(f"method='multirate' supports boundary 'linear' or 'valid', not {boundary!r}; use "
-                             "method='exact'.")
+            raise ValueError(f"method='multirate' supports boundary 'linear' or 'valid', not {boundary!r} (a named "
+                             "preset selects its tool's boundary); pass boundary='linear' or use method='exact'.")
     return m
