@@ -69,10 +69,9 @@ from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces, whol
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._coherence import coherence_ratio
 from .kernels._coherence_map import coherence_plan
-from .kernels._plan import check_boundary
 from .kernels._device import check_device, device_namespace, rows_per_batch
 from .kernels._xp import array_namespace, to_numpy
-from .presets import Preset, get_preset
+from .presets import Preset, get_preset, resolve_conventions
 from .wavelets import MotherWavelet, Morlet, get_wavelet
 
 __all__ = [
@@ -1095,8 +1094,8 @@ def coherence(
     s0: float | None = None,
     J: int | None = None,
     wavelet: str | MotherWavelet = "morlet",
-    preset: str = "pycwt",
-    boundary: str = "linear",
+    preset: str | None = None,
+    boundary: str | None = None,
     dtype: str = "float32",
     tol: float = DEFAULT_TOL,
     normalize: bool = True,
@@ -1150,9 +1149,11 @@ def coherence(
         The scale grid; otherwise built from ``min_period``/``max_period`` (s) and ``dj``,
         or from pycwt's ``s0``/``J``/``dj`` (see :func:`period_grid`).
     wavelet, preset, boundary, dtype, tol
-        As :func:`bioxen_dask.wavelet_coherence` (``boundary='valid'`` is not offered: the
-        reductions are taken outside the cone of influence already). Long records are cut
-        into time blocks only with ``boundary='linear'``.
+        As :func:`bioxen_dask.wavelet_coherence`: naming a preset selects its tool's boundary
+        unless ``boundary`` is given; neither given: pycwt's conventions, ``linear``
+        (``boundary='valid'`` is not offered: the reductions are taken outside the cone of
+        influence already). Long records are cut into time blocks only with
+        ``boundary='linear'``.
     normalize : bool
         Standardise every trace (and the reference) ``(y - mean) / std`` first, as pycwt's
         ``wct``; coherence does not depend on it, phase and lag neither.
@@ -1266,13 +1267,12 @@ def coherence(
     if detrend not in (None, "none", "linear"):
         raise ValueError(f"detrend must be None, 'none' or 'linear'; got {detrend!r}.")
     detrend = detrend == "linear"
-    boundary = check_boundary(boundary)
+    p, boundary = resolve_conventions(preset, boundary)
     if boundary == "valid":
         raise ValueError(
             "boundary='valid' is not offered for pair coherence: reductions are taken outside the "
             "cone of influence already; use 'linear' (default)."
         )
-    p = get_preset(preset)
     real, _ = kernels.resolve_dtype(dtype)
     dtype = str(real)
     sig, ds_in, store_path = _unwrap_signals(signals)
@@ -1327,8 +1327,9 @@ def coherence(
     else:
         if boundary != "linear":
             raise ValueError(
-                f"records cut into time blocks need boundary='linear' (got {boundary!r}); pass "
-                "time_chunk >= the record length to keep one block."
+                f"records cut into time blocks need boundary='linear' (got {boundary!r}; a named preset "
+                "selects its tool's boundary); pass boundary='linear', or time_chunk >= the record length "
+                "to keep one block."
             )
         from .graph import _regular_chunks, plan_chunks
 

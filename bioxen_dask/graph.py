@@ -30,8 +30,7 @@ import xarray as xr
 
 from . import kernels
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
-from .kernels._plan import check_boundary
-from .presets import get_preset
+from .presets import get_preset, resolve_conventions
 
 __all__ = [
     "ChunkPlan",
@@ -321,8 +320,8 @@ def wavelet_transform_dask(
     s0: float | None = None,
     J: int | None = None,
     wavelet: Any = "morlet",
-    preset: str = "pycwt",
-    boundary: str = "linear",
+    preset: str | None = None,
+    boundary: str | None = None,
     dtype: str = "float32",
     tol: float = DEFAULT_TOL,
     time_chunk: int | None = None,
@@ -346,8 +345,9 @@ def wavelet_transform_dask(
         Sampling interval.
     dj, s0, J, wavelet, preset
         The scale grid and conventions, as :func:`bioxen_dask.wavelet_transform`.
-    boundary : {"linear", "symmetric", "valid", "circular", "pycwt", "grinsted"}
-        Edge handling (see :func:`bioxen_dask.kernels.cwt`).
+    boundary : {"linear", "symmetric", "valid", "circular", "pycwt", "grinsted"}, optional
+        Edge handling (see :func:`bioxen_dask.kernels.cwt`); default: the named preset's own,
+        else ``linear`` (:func:`bioxen_dask.presets.resolve_conventions`).
     dtype : {"float32", "float64"}
         Working precision.
     tol : float
@@ -384,8 +384,7 @@ def wavelet_transform_dask(
     from ._api import _attrs, grid_coords
     from ._validation import check_length
 
-    boundary = check_boundary(boundary)
-    p = get_preset(preset)
+    p, boundary = resolve_conventions(preset, boundary)
     x, squeeze = _as_roi_time(x)
     roi_chunk = _check_count(roi_chunk, "roi_chunk", "rois per block, e.g. roi_chunk=64")
     time_chunk = _check_count(time_chunk, "time_chunk", "samples per block, e.g. time_chunk=250_000")

@@ -23,6 +23,11 @@ the output path — so a bad pipeline fails in a second, not after an hour. A re
 interrupted run resumes it (``outputs.resume``); refusals name the pipeline keys that differ
 from the stored run, and ``outputs.overwrite`` (``--set outputs.overwrite=true``) replaces it.
 
+``grid.preset`` and ``grid.boundary`` follow the package's one rule
+(:func:`bioxen_dask.presets.resolve_conventions`): a named preset selects its tool's boundary
+unless ``grid.boundary`` is given; neither given: pycwt's conventions with ``linear``. The
+validated pipeline (and the result's stored pipeline) holds both resolved.
+
 Relative paths are taken relative to the current working directory. A pipeline writes only
 where it says: ``outputs.path``, ``outputs.figures``, ``outputs.summary`` and
 ``significance.cache`` (default ``~/.cache/bioxen-dask``); none of them may lie inside the input
@@ -122,8 +127,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "J": Key(("null", "int"), None, "number of scales - 1, pycwt style", check=lambda v: None if v is None or v >= 0 else "must be >= 0"),
         "dj": Key(("number",), 1 / 12, "scale spacing in octaves", check=_positive),
         "wavelet": Key(("str",), "morlet", "mother wavelet", choices=("morlet", "paul", "dog")),
-        "preset": Key(("str",), "pycwt", "conventions", choices=("pycwt", "grinsted")),
-        "boundary": Key(("str",), "linear", "edge handling",
+        "preset": Key(("null", "str"), None, "conventions (null: pycwt's, with boundary linear)",
+                      choices=("pycwt", "grinsted")),
+        "boundary": Key(("null", "str"), None, "edge handling (null: the named preset's own, else linear)",
                         choices=("linear", "symmetric", "circular", "pycwt", "grinsted")),
         "dtype": Key(("str",), "float32", "working precision", choices=("float32", "float64")),
         "tol": Key(("number",), 1e-10, "wavelet truncation tolerance", check=_positive),
@@ -270,6 +276,13 @@ def validate(config: Any, *, require: bool = True) -> dict[str, dict[str, Any]]:
 
 def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
     g, pr = cfg["grid"], cfg["pairs"]
+    # the one rule (bioxen_dask.presets.resolve_conventions): a named preset selects its tool's
+    # boundary unless grid.boundary is given; the validated pipeline records both, resolved
+    from .presets import resolve_conventions
+
+    boundary_given = g["boundary"] is not None
+    p, g["boundary"] = resolve_conventions(g["preset"], g["boundary"])
+    g["preset"] = p.name
     if (g["min_period"] is not None or g["max_period"] is not None) and (g["s0"] is not None or g["J"] is not None):
         raise PipelineError("grid: give either min_period/max_period or s0/J, not both.")
     mode = pr["mode"]
@@ -297,8 +310,9 @@ def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
             raise PipelineError("compute.method: 'multirate' computes in float32; set grid.dtype 'float32' or use "
                                 "compute.method 'exact'.")
         if g["boundary"] != "linear":
-            raise PipelineError(f"compute.method: 'multirate' needs grid.boundary 'linear', not {g['boundary']!r}; "
-                                "use compute.method 'exact'.")
+            origin = "" if boundary_given else f" (selected by grid.preset {g['preset']!r})"
+            raise PipelineError(f"compute.method: 'multirate' needs grid.boundary 'linear', not {g['boundary']!r}"
+                                f"{origin}; set grid.boundary: linear or use compute.method 'exact'.")
         if c["device"] == "gpu" or (cfg.get("cluster") or {}).get("kind") == "cuda":
             raise PipelineError("compute.method: 'multirate' runs on the CPU; use compute.method 'exact' on GPUs.")
 

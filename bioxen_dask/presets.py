@@ -3,8 +3,16 @@
 A :class:`Preset` names every choice on which pycwt 0.5.0b0 and Grinsted's MATLAB toolbox
 (Grinsted, Moore & Jevrejeva 2004) differ: the smallest scale, the number of scales, whether
 the mean is removed before the transform, the mother wavelet's Heaviside step, the scale
-smoothing kernel, the AR(1) estimator and the default significance level. The kernels take
-these as plain parameters; only the public API and :mod:`bioxen_dask.compat` read presets.
+smoothing kernel, the AR(1) estimator, the default significance level and the boundary
+(padding) that tool uses. The kernels take these as plain parameters; only the public API and
+:mod:`bioxen_dask.compat` read presets.
+
+**The rule** (:func:`resolve_conventions`, the same in :func:`bioxen_dask.wavelet_transform`,
+:func:`bioxen_dask.wavelet_coherence`, :func:`bioxen_dask.coherence`, pipelines and the CLI):
+naming a preset (``preset="pycwt"`` or ``"grinsted"``) selects that tool's conventions *and*
+its boundary, so the numbers are that tool's; ``boundary=`` given explicitly always wins.
+Without a preset the conventions are pycwt's and the boundary is ``"linear"`` (exact linear
+convolution, halo-exact in chunked and streamed work).
 
 Examples
 --------
@@ -20,7 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Preset", "PRESETS", "get_preset"]
+__all__ = ["Preset", "PRESETS", "DEFAULT_BOUNDARY", "get_preset", "resolve_conventions"]
+
+#: The boundary when no preset is named.
+DEFAULT_BOUNDARY = "linear"
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,9 @@ class Preset:
         Cone-of-influence convention (see :meth:`bioxen_dask.grid.ScaleGrid.coi`).
     significance_level : float
         Default level of the Monte Carlo test.
+    boundary : {"pycwt", "grinsted"}
+        The tool's own padding, selected when the preset is named and no ``boundary`` is
+        given (:func:`resolve_conventions`).
     """
 
     name: str
@@ -64,6 +78,7 @@ class Preset:
     ar1_estimator: Literal["allen_smith", "naive"]
     coi: Literal["pycwt", "grinsted"] = "pycwt"
     significance_level: float = 0.95
+    boundary: str = "pycwt"
 
 
 PRESETS: dict[str, Preset] = {
@@ -85,12 +100,13 @@ PRESETS: dict[str, Preset] = {
         scale_kernel="grinsted",
         ar1_estimator="naive",
         coi="grinsted",
+        boundary="grinsted",
     ),
 }
 
 
-def get_preset(preset: str | Preset) -> Preset:
-    """Resolve a preset by name.
+def get_preset(preset: str | Preset | None) -> Preset:
+    """Resolve a preset by name (``None``: the default conventions, pycwt's).
 
     Raises
     ------
@@ -104,7 +120,42 @@ def get_preset(preset: str | Preset) -> Preset:
     """
     if isinstance(preset, Preset):
         return preset
+    if preset is None:
+        return PRESETS["pycwt"]
     key = str(preset).strip().lower()
     if key not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
     return PRESETS[key]
+
+
+def resolve_conventions(preset: str | Preset | None, boundary: str | None) -> tuple[Preset, str]:
+    """The conventions and the boundary a call uses: the one rule for presets and boundaries.
+
+    Parameters
+    ----------
+    preset : str, Preset or None
+        ``None`` (not named): pycwt's conventions with the ``"linear"`` boundary. A name or a
+        :class:`Preset`: that tool's conventions and, unless ``boundary`` is given, its own
+        boundary (``"pycwt"`` or ``"grinsted"`` power-of-two padding), so the numbers are that
+        tool's.
+    boundary : str or None
+        Given explicitly, it is used whatever the preset (checked against
+        :data:`bioxen_dask.kernels.BOUNDARIES`).
+
+    Returns
+    -------
+    (Preset, str)
+        The preset and the lower-case boundary name.
+
+    Examples
+    --------
+    >>> [(p.name, b) for p, b in (resolve_conventions(None, None), resolve_conventions("grinsted", None),
+    ...                           resolve_conventions("grinsted", "linear"), resolve_conventions("pycwt", None))]
+    [('pycwt', 'linear'), ('grinsted', 'grinsted'), ('grinsted', 'linear'), ('pycwt', 'pycwt')]
+    """
+    from .kernels._plan import check_boundary
+
+    p = get_preset(preset)
+    if boundary is None:
+        boundary = DEFAULT_BOUNDARY if preset is None else p.boundary
+    return p, check_boundary(boundary)

@@ -57,23 +57,24 @@ def test_cwt_benchmark_rows_are_consistent(tmp_path):
     rows, info, notes = read_csv(path)
     assert "cpu" in info and "date" in info and notes
     ok = [r for r in rows if r["status"] == "ok"]
-    assert {(r["engine"], r["n"]) for r in ok} == {(e, n) for e, _, _ in CWT_ENGINES[:3] for n in (256, 1024)}
+    assert {(r["grid"], r["engine"], r["n"]) for r in ok} == {
+        (k, e, n) for k in cwt_bench.GRIDS for e, _, _ in CWT_ENGINES[:3] for n in (256, 1024)}
     for r in ok:
         assert r["msamples_scales_per_s"] == pytest.approx(r["n"] * 8 / r["wall_median_s"] / 1e6, rel=1e-4)
-        ref = next(p for p in ok if p["engine"] == "pycwt" and p["n"] == r["n"])
+        ref = next(p for p in ok if p["engine"] == "pycwt" and p["n"] == r["n"] and p["grid"] == r["grid"])
         assert r["pycwt_over_this"] == pytest.approx(ref["wall_median_s"] / r["wall_median_s"], rel=1e-4)
     failed = [r for r in rows if r["engine"] == "no-such-engine"]
-    assert len(failed) == 2 and all(r["status"].startswith("failed: ValueError: unknown engine") for r in failed)
+    assert len(failed) == 4 and all(r["status"].startswith("failed: ValueError: unknown engine") for r in failed)
 
 
 def test_cwt_benchmark_skips_with_reasons(tmp_path):
     path = cwt_bench.run(tmp_path, quick=True, sizes=[256, 4096], scales=[8], engines=CWT_ENGINES[:1],
-                         memory_budget=4096 * 8 * 8 - 1, progress=False)
+                         memory_budget=4096 * 8 * 8 - 1, progress=False, grids=("n/8",))
     rows, _, _ = read_csv(path)
     by_n = {r["n"]: r["status"] for r in rows}
     assert by_n[256] == "ok" and by_n[4096].startswith("skipped: needs") and "memory budget" in by_n[4096]
     path = cwt_bench.run(tmp_path, quick=True, sizes=[256, 4096], scales=[8], engines=CWT_ENGINES[:1],
-                         max_seconds=0.0, progress=False)
+                         max_seconds=0.0, progress=False, grids=("n/8",))
     rows, _, _ = read_csv(path)
     assert [r["status"].split(":")[0] for r in sorted(rows, key=lambda r: r["n"])] == ["ok", "skipped"]
     assert "extrapolated" in rows[-1]["status"]
@@ -157,8 +158,9 @@ def test_report_from_the_csvs(tmp_path):
     for name in ("cwt_scaling.png", "wct_pair.png"):
         assert (docs / "performance" / name).stat().st_size > 5000
         assert f"(performance/{name})" in text
-    # the fitted exponents in the report are those of the CSV's rows
-    pts = sorted((r["n"], r["wall_median_s"]) for r in rows if r["engine"] == "pycwt" and r["n"] >= 10_000)
+    # the fitted exponents in the report are those of the CSV's rows (the report's tables: the n/8 grid)
+    pts = sorted((r["n"], r["wall_median_s"]) for r in rows
+                 if r["engine"] == "pycwt" and r["n"] >= 10_000 and r["grid"] == "n/8")
     assert f"| {fit_exponent(*zip(*pts)):.2f} | {nlogn_exponent([p[0] for p in pts]):.2f} |" in text
     assert "Not measured yet: run `bioxen-dask bench significance`" in text
     assert "Where the native time goes at N = 512" in text and "| time smoothing x3 |" in text

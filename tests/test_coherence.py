@@ -317,7 +317,7 @@ def test_multirate_method_with_time_blocks_gaps_and_grinsted_mean_removal():
     x[1, 2000:2004] = np.nan
     ref = np.sin(2 * np.pi * t / 2 + 1.0) + rng.standard_normal(n)
     kw = dict(reference=ref, min_period=0.4, max_period=3.0, dj=1 / 6, significance=None, maps=True,
-              nan_policy="interpolate", max_gap=1.0, normalize=False, preset="grinsted")
+              nan_policy="interpolate", max_gap=1.0, normalize=False, preset="grinsted", boundary="linear")
     for blocks in (dict(), dict(time_chunk=800, roi_chunk=3)):
         exact = coherence(_signals(x, chunks=(2, 1000)), **kw, **blocks)
         multi = coherence(_signals(x, chunks=(2, 1000)), method="multirate", **kw, **blocks)

@@ -44,6 +44,7 @@ QUICK_SCALES = (10, 50)
 #: (engine label, dtype, boundary/variant) timed for every configuration.
 ENGINES = (
     ("bioxen-dask", "float32", "linear"),
+    ("bioxen-dask", "float32", "linear multirate"),
     ("bioxen-dask", "float32", "circular"),
     ("bioxen-dask", "float64", "pycwt"),
     ("pycwt", "float64", "pycwt"),
@@ -52,21 +53,30 @@ ENGINES = (
     ("fcwt", "float32", "1 thread"),
     ("fcwt", "float32", "all threads"),
 )
-FIELDS = ["benchmark", "engine", "variant", "dtype", "n", "n_scales", "status", "wall_median_s",
+#: The scale grids timed (see the module notes).
+GRIDS = ("n/8", "pycwt")
+FIELDS = ["benchmark", "grid", "engine", "variant", "dtype", "n", "n_scales", "status", "wall_median_s",
           "wall_min_s", "cpu_median_s", "first_s", "peak_mem_mb", "repeat", "msamples_scales_per_s",
-          "pycwt_over_this", "note"]
+          "pycwt_over_this", "err_vs_exact", "note"]
 
 
-def grid_for(n: int, n_scales: int, dt: float = 1.0) -> ScaleGrid:
-    """The benchmark's ``n_scales``-scale Morlet grid for an ``n``-sample record.
+def grid_for(n: int, n_scales: int, dt: float = 1.0, kind: str = "n/8") -> ScaleGrid:
+    """The benchmark's ``n_scales``-scale Morlet grid for an ``n``-sample record (``kind``:
+    ``"n/8"`` or ``"pycwt"``, see the module notes).
 
     Examples
     --------
     >>> g = grid_for(10_000, 100)
     >>> g.n_scales, round(float(g.periods[0]), 6), bool(g.scales[-1] <= 10_000 / 8)
     (100, 2.0, True)
+    >>> round(float(grid_for(10_000, 100, kind="pycwt").scales[-1]))  # pycwt: J = log2(N dt / s0) / dj
+    10000
     """
     s0 = 2 * dt / Morlet().fourier_factor
+    if kind == "pycwt":
+        return ScaleGrid.from_s0(dt, s0=s0, dj=math.log2(n * dt / s0) / max(n_scales - 1, 1), J=n_scales - 1)
+    if kind != "n/8":
+        raise ValueError(f"unknown grid kind {kind!r}; choose one of {list(GRIDS)}.")
     span = max(math.log2(n * dt / (8 * s0)), 1e-3)
     dj = min(1 / 12, span / max(n_scales - 1, 1))
     return ScaleGrid.from_s0(dt, s0=s0, dj=dj, J=n_scales - 1)
@@ -78,8 +88,10 @@ def _caller(engine: str, variant: str, dtype: str, x: np.ndarray, grid: ScaleGri
     if engine == "bioxen-dask":
         from ..kernels import cwt
 
-        return (lambda: cwt(x, grid, boundary=variant, dtype=dtype),
-                f"kernels.cwt, boundary={variant}, one thread")
+        boundary, _, method = variant.partition(" ")
+        method = method or "exact"
+        return (lambda: cwt(x, grid, boundary=boundary, dtype=dtype, method=method),
+                f"kernels.cwt, boundary={boundary}, method={method}, one thread")
     if engine == "pycwt":
         import pycwt
 
@@ -125,7 +137,8 @@ def _output_bytes(engine: str, dtype: str, n: int, n_scales: int) -> int:
 def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
         sizes: Sequence[float] | None = None, scales: Sequence[int] | None = None,
         engines: Iterable[tuple[str, str, str]] = ENGINES, max_seconds: float | None = None,
-        memory_budget: float | None = None, memory: bool = True, progress: bool = True) -> Path:
+        memory_budget: float | None = None, memory: bool = True, progress: bool = True,
+        grids: Sequence[str] = GRIDS) -> Path:
     """Run the CWT benchmark matrix and write ``cwt.csv`` in ``out_dir``.
 
     Parameters
@@ -150,6 +163,8 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
         warm-up took under 5 s).
     progress : bool
         Print a line per configuration.
+    grids : sequence of str
+        Grid kinds timed (default both, :data:`GRIDS`).
 
     Returns
     -------
@@ -168,19 +183,19 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
     bytes_per_point: dict[tuple, float] = {}  # engine -> traced peak bytes / (n*scales), last traced
     missing: dict[str, str] = {}
     rng = np.random.default_rng(20240601)
-    for S in sorted(scales):
-        for n in sorted(sizes):
+    for kind, S, n in ((k, S, n) for k in grids for S in sorted(scales) for n in sorted(sizes)):
             x = rng.standard_normal(n)
-            grid = grid_for(n, S)
+            grid = grid_for(n, S, kind=kind)
             pycwt_wall = None
+            exact = None
             for engine, dtype, variant in engines:
-                key = (engine, dtype, variant, S)
-                base = {"benchmark": "cwt", "engine": engine, "variant": variant, "dtype": dtype, "n": n,
-                        "n_scales": S}
+                key = (kind, engine, dtype, variant, S)
+                base = {"benchmark": "cwt", "grid": kind, "engine": engine, "variant": variant, "dtype": dtype,
+                        "n": n, "n_scales": S}
                 if engine in missing:
                     rows.append({**base, "status": missing[engine]})
                     continue
-                need = max(_output_bytes(engine, dtype, n, S), bytes_per_point.get(key[:3], 0.0) * n * S)
+                need = max(_output_bytes(engine, dtype, n, S), bytes_per_point.get(key[:4], 0.0) * n * S)
                 if need > memory_budget:
                     rows.append({**base, "status": f"skipped: needs ~{need / 2**30:.1f} GiB > memory budget "
                                                    f"{memory_budget / 2**30:.1f} GiB"})
@@ -203,18 +218,27 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
                     continue
                 last[key] = (n * S, res.wall_median)
                 if np.isfinite(res.peak_mb) and n * S >= 10**5:
-                    bytes_per_point[key[:3]] = res.peak_mb * 2**20 / (n * S)
+                    bytes_per_point[key[:4]] = res.peak_mb * 2**20 / (n * S)
                 row = {**base, "status": "ok", **res.as_row(),
                        "msamples_scales_per_s": n * S / res.wall_median / 1e6, "note": note}
                 if engine == "pycwt":
                     pycwt_wall = res.wall_median
+                if engine == "bioxen-dask" and variant == "linear":
+                    exact = fn()
+                elif engine == "bioxen-dask" and variant == "linear multirate" and exact is not None:
+                    got = fn()  # the largest difference, relative to each scale's largest coefficient
+                    row["err_vs_exact"] = float((np.abs(got - exact).max(axis=-1)
+                                                 / np.maximum(np.abs(exact).max(axis=-1), 1e-300)).max())
+                    del got
                 rows.append(row)
                 if progress:
-                    print(f"cwt {engine:<12} {variant:<12} {dtype:<8} N={n:<9} scales={S:<4} "
+                    print(f"cwt {kind:<5} {engine:<12} {variant:<16} {dtype:<8} N={n:<9} scales={S:<4} "
                           f"{res.wall_median:9.4f} s  {row['msamples_scales_per_s']:8.1f} M/s", flush=True)
+            del exact
             for r in rows:
-                if (r["n"], r["n_scales"]) == (n, S) and r.get("status") == "ok" and pycwt_wall:
+                if (r["grid"], r["n"], r["n_scales"]) == (kind, n, S) and r.get("status") == "ok" and pycwt_wall:
                     r["pycwt_over_this"] = pycwt_wall / r["wall_median_s"]
-    notes = [f"grid: Morlet(6), s0 = 2 dt / fourier_factor, largest scale <= N/8; max_seconds={max_seconds:g}, "
+    notes = [f"grids: Morlet(6), s0 = 2 dt / fourier_factor; n/8: largest scale <= N/8; pycwt: periods up to N dt; "
+             f"max_seconds={max_seconds:g}, "
              f"memory_budget={memory_budget / 2**30:.1f} GiB"]
     return write_csv(Path(out_dir) / "cwt.csv", rows, info, notes, FIELDS)

@@ -118,7 +118,9 @@ def _cwt_label(r: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 def _cwt_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
     rows, info, notes = read_csv(path)
-    ok = _ok(rows)
+    # the tables and figures are of the n/8 grid (CSVs before the grid column: all of it); the
+    # pycwt-kind grid's rows are in the CSV (the README quotes them)
+    ok = [r for r in _ok(rows) if r.get("grid") in (None, "", "n/8")]
     facts: dict[str, Any] = {}
     scale_counts = sorted({r["n_scales"] for r in ok})
     S_main = 100 if 100 in scale_counts else (scale_counts[-1] if scale_counts else None)

@@ -349,6 +349,7 @@ def cwt(
     remove_mean: bool = False,
     dtype: Any = "float32",
     workers: int | None = None,
+    method: str = "exact",
 ) -> Any:
     """Continuous wavelet transform of real signals along their last axis.
 
@@ -378,6 +379,12 @@ def cwt(
         CPU threads (``-1``: all CPUs). ``None`` (default) uses one thread, which is right
         inside Dask workers (their threads already run blocks in parallel); interactive
         in-process use can pass ``-1``. Ignored for CuPy arrays.
+    method : {"exact", "multirate"}
+        ``"exact"`` (default): every scale at full rate. ``"multirate"`` (opt-in; NumPy,
+        Morlet, float32, ``linear``/``valid``): the band-limited scales on decimated copies of
+        the record, interpolated back (:mod:`._multirate_cwt`), within ~1e-6 of each scale's
+        largest coefficient of the exact transform, several times faster on grids that reach
+        the record length (pycwt's default kind).
 
     Returns
     -------
@@ -396,6 +403,15 @@ def cwt(
     boundary = check_boundary(boundary)
     real, cplx = resolve_dtype(dtype)
     xp = array_namespace(x)
+    if str(method).lower() not in ("exact", "multirate"):
+        raise ValueError(f"unknown method {method!r}; choose 'exact' or 'multirate'.")
+    if str(method).lower() == "multirate":
+        if xp is not np or real != np.float32:
+            raise ValueError("method='multirate' runs on NumPy arrays in float32; use method='exact' for CuPy "
+                             "arrays or float64.")
+        from ._multirate_cwt import multirate_cwt
+
+        return multirate_cwt(x, grid, boundary=boundary, tol=tol, remove_mean=remove_mean, workers=workers)
     fft = fft_namespace(xp)
     x = xp.asarray(x)
     if x.ndim < 1 or x.shape[-1] < 1:
