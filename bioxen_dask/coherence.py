@@ -263,12 +263,8 @@ def _transform_rows(x: np.ndarray, ctx: _Ctx, sm: kernels.Smoother) -> tuple[np.
 
 def _coi_ranges(ctx: _Ctx, t0: int, n_own: int) -> np.ndarray:
     """Per scale, the ``[lo, hi)`` range (block-local) of own samples outside the COI."""
-    coi = ctx.grid.coi(ctx.n, ctx.coi_convention)[t0 : t0 + n_own]
-    out = np.zeros((ctx.grid.n_scales, 2), dtype=np.int64)
-    for j, p in enumerate(ctx.grid.periods):
-        idx = np.flatnonzero(p <= coi)
-        if idx.size:
-            out[j] = idx[0], idx[-1] + 1
+    out = np.clip(ctx.grid.outside_coi(ctx.n, ctx.coi_convention) - t0, 0, n_own)  # never the record-long COI
+    out[out[:, 1] <= out[:, 0]] = 0
     return out
 
 
@@ -590,6 +586,32 @@ def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _sum_parts(parts: list[dict[str, np.ndarray]]) -> np.ndarray:
     return np.sum([p["sums"] for p in parts], axis=0)
+
+
+def _partial_sums(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {"sums": _sum_parts(parts)}
+
+
+#: Time blocks whose partial sums one task adds up (a tree over long records).
+_SUM_EVERY = 8
+
+
+def _sum_tree(dsk: dict, keys: list, out_key: tuple, name: str) -> None:
+    """``dsk[out_key]``: the sums of the blocks ``keys``, added in a tree of ``_SUM_EVERY``.
+
+    One task over every block of a long record (thousands) made Dask's ordering run the
+    blocks out of order, holding the input pieces of the halos in between: memory growing
+    with the record. A tree lets it finish each stretch of the record before the next.
+    """
+    level = 0
+    while len(keys) > _SUM_EVERY:
+        nxt = []
+        for i in range(0, len(keys), _SUM_EVERY):
+            key = (name,) + out_key[1:] + (level, i)
+            dsk[key] = (_partial_sums, keys[i : i + _SUM_EVERY])
+            nxt.append(key)
+        keys, level = nxt, level + 1
+    dsk[out_key] = (_sum_parts, keys)
 
 
 def _get(d: dict[str, np.ndarray], key: str) -> np.ndarray:
@@ -926,9 +948,14 @@ def _ar1_block(block: np.ndarray, estimator: str) -> np.ndarray:
 def _significance(
     x_norm: da.Array, ref: da.Array | None, plan: _PairPlan, grid: ScaleGrid, p: Preset, *,
     mc_count: int, level: float, seed: int, bucket: float | None, boundary: str, dtype: str,
-    cache: Any, progress: bool,
+    cache: Any, progress: bool, streamed: tuple = (None, None), n_samples: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """AR(1) per roi (and reference); thresholds from the significance stage's bucket cache.
+
+    ``streamed``: the :class:`bioxen_dask._stream.StreamedRecords` of the rois (and the
+    reference) of a record cut into time blocks, whose AR(1)s come from the streaming pass
+    instead of a read of whole rows. ``n_samples``: surrogate length (default the record's;
+    a time block's for long records: see :func:`coherence`).
 
     Returns ``threshold (P, J)``, ``ar1_a (P,)``, ``ar1_b (P,)`` and provenance attrs.
     Pairs with a constant trace (no AR(1) coefficient) get NaN thresholds.
@@ -938,21 +965,26 @@ def _significance(
     from .significance.threshold_cache import exact_engine_scales
 
     need = np.unique(np.concatenate([plan.index_a, plan.index_b[plan.index_b >= 0]]))
-    rows = x_norm[need] if len(need) < x_norm.shape[0] else x_norm
-    est = rows.rechunk({1: -1}).map_blocks(
-        _ar1_block, p.ar1_estimator, dtype=float, chunks=(rows.chunks[0], (2,)),
-        meta=np.empty((0, 0)),
-    )
-    parts = [est]
-    if ref is not None:
-        parts.append(ref.reshape(1, -1).rechunk({1: -1}).map_blocks(
-            _ar1_block, p.ar1_estimator, dtype=float, chunks=((1,), (2,)), meta=np.empty((0, 0))))
-    computed = dask.compute(*parts)
     g_rows = np.full(x_norm.shape[0], np.nan)
     fallback = np.zeros(x_norm.shape[0], bool)
-    g_rows[need] = computed[0][:, 0]
-    fallback[need] = computed[0][:, 1] == 1
-    g_ref = float(computed[1][0, 0]) if ref is not None else np.nan
+    if streamed[0] is not None:
+        g_rows[streamed[0].rows], fallback[streamed[0].rows] = streamed[0].ar1(p.ar1_estimator)
+        g_ref = float(streamed[1].ar1(p.ar1_estimator)[0][0]) if ref is not None else np.nan
+    else:
+        rows = x_norm[need] if len(need) < x_norm.shape[0] else x_norm
+        est = rows.rechunk({1: -1}).map_blocks(
+            _ar1_block, p.ar1_estimator, dtype=float, chunks=(rows.chunks[0], (2,)),
+            meta=np.empty((0, 0)),
+        )
+        parts = [est]
+        if ref is not None:
+            parts.append(ref.reshape(1, -1).rechunk({1: -1}).map_blocks(
+                _ar1_block, p.ar1_estimator, dtype=float, chunks=((1,), (2,)), meta=np.empty((0, 0))))
+        computed = dask.compute(*parts)
+        g_rows[need] = computed[0][:, 0]
+        fallback[need] = computed[0][:, 1] == 1
+        g_ref = float(computed[1][0, 0]) if ref is not None else np.nan
+    n_samples = int(x_norm.shape[1]) if n_samples is None else int(n_samples)
     if ref is not None and not np.isfinite(g_ref):
         raise ValueError("the reference is constant or not finite: its AR(1) coefficient (and coherence) is undefined.")
     ga = g_rows[plan.index_a]
@@ -964,7 +996,7 @@ def _significance(
     if ok.any():
         thr[ok] = ar1_thresholds_many(grid, ga[ok], gb[ok], levels=float(level), mc_count=int(mc_count),
                                       seed=int(seed), bucket_width=bucket, cache=cache, progress=progress,
-                                      n_samples=int(x_norm.shape[1]), **options)
+                                      n_samples=n_samples, **options)
         if bucket is not None:
             b1, b2 = bucket_of(ga[ok], bucket), bucket_of(gb[ok], bucket)
             n_buckets = len({(min(a, b), max(a, b)) for a, b in zip(b1.tolist(), b2.tolist())})
@@ -981,7 +1013,7 @@ def _significance(
         "ar1_reference": g_ref if ref is not None else "n/a",
         "ar1_fallback_to_naive": int(fallback[need].sum()),
         "ar1_undefined": int((~ok).sum()),
-        "surrogate_length": int(x_norm.shape[1]),
+        "surrogate_length": n_samples,
         "significance_exact_engine_periods": exact_engine_scales(grid, **options),
     }
     return thr, ga, gb, attrs
@@ -1307,15 +1339,25 @@ def coherence(
     gap_attrs = {"nan_policy": nan_policy, "max_gap_s": "none" if max_gap is None else float(max_gap),
                  "missing_samples": int(scan.n_missing.sum()), "rois_with_gaps": int((scan.n_missing > 0).sum())}
     single_mean = halo == 0 and p.remove_mean  # cwt removes the block mean itself, as in-memory
-    x_norm = _normalise(x.rechunk({1: -1}) if halo == 0 else x, normalize, p.remove_mean and not single_mean,
-                        detrend)
+    streamed = ref_streamed = None  # time blocks: the records' moments from one streaming pass, as numbers
+    if halo == 0:
+        x_norm = _normalise(x.rechunk({1: -1}), normalize, p.remove_mean and not single_mean, detrend)
+    else:
+        from ._stream import stream_normalise
+
+        x_norm, streamed = stream_normalise(x, normalize, p.remove_mean, detrend, rows=need)
     ref_trace, ref_name = None, None
     if mode == "reference":
         x_for_mean = x_norm[sel] if len(sel) < n_rois else x_norm
         ref_trace, ref_name = _resolve_reference(reference, sig, ds_in, x_for_mean, n)
         if not (isinstance(reference, str) and reference.strip().lower() in MEAN_REFERENCES):
             check_reference(ref_trace, ref_name, constant=constant, dt=dt)
-        ref_trace = _normalise(ref_trace, normalize, p.remove_mean and not single_mean, detrend)
+        if halo == 0:
+            ref_trace = _normalise(ref_trace, normalize, p.remove_mean and not single_mean, detrend)
+        else:
+            ref_trace, ref_streamed = stream_normalise(ref_trace.rechunk(x.chunks[1]).reshape(1, n), normalize,
+                                                       p.remove_mean, detrend)
+            ref_trace = ref_trace[0]
 
     # --- thresholds
     sig_attrs: dict[str, Any] = {}
@@ -1327,7 +1369,8 @@ def coherence(
             x_norm, ref_trace, _PairPlan(plan.mode, plan.index_a, plan.index_b, plan.rows, (), [], [], []),
             grid, p, mc_count=mc_count, level=level, seed=seed,
             bucket=DEFAULT_BUCKET_WIDTH if ar1_bucket is None else ar1_bucket, boundary=boundary,
-            dtype=dtype, cache=threshold_cache, progress=progress)
+            dtype=dtype, cache=threshold_cache, progress=progress, streamed=(streamed, ref_streamed),
+            n_samples=n if halo == 0 else min(n, n_ext_max))
     elif significance is not None:
         thr = given_thr
         sig_attrs = {"significance": "thresholds given by the caller", "significance_level": level}
@@ -1381,7 +1424,7 @@ def coherence(
             ref_key = (ref_name_key, tj) if ref_trace is not None else None
             gap_keys = None if gap_ov is None else [(gap_ov.name, b, tj) for b in blocks]
             dsk[(res_name, c, tj)] = (task, [(ov.name, b, tj) for b in blocks], ref_key, gap_keys, thr_key)
-        dsk[(sum_name, c, 0, 0)] = (_sum_parts, [(res_name, c, tj) for tj in range(n_t)])
+        _sum_tree(dsk, [(res_name, c, tj) for tj in range(n_t)], (sum_name, c, 0, 0), f"coherence-partial-{token}")
     graph = HighLevelGraph.from_collections(sum_name, dsk, dependencies=deps)
     J1 = grid.n_scales
     sums = da.Array(graph, sum_name, chunks=(plan.pair_chunks, (_N_SUMS,), (J1,)), dtype=np.float64,
@@ -1435,7 +1478,7 @@ def _assemble(
         consistency = da.hypot(res_re, res_im)
         lag = phase_mean / (2 * np.pi) * grid.periods[None, :]
         frac = sums[:, _N_SIG] / safe
-    coi_samples = (grid.periods[:, None] <= grid.coi(n, p.coi)[None, :]).sum(axis=1)
+    coi_samples = np.diff(grid.outside_coi(n, p.coi), axis=1)[:, 0]  # no (scale, time) mask
     dims = ("pair", "period")
     data_vars: dict[str, Any] = {
         "coherence_mean": (dims, mean_r2, {
