@@ -23,8 +23,13 @@ reductions, so the wavelet transform never exists outside one task's memory:
 Long records are cut along time with halos of ``grid.halo(tol, smoothing=True)`` samples
 (the wavelet's support plus the smoothing Gaussian's), built with
 :func:`dask.array.overlap.overlap`; the reductions are carried as partial sums over each
-block's own samples and added up, so chunked and unchunked results agree to the truncation
-tolerance.
+block's own samples and added up (in a tree), so chunked and unchunked results agree to the
+truncation tolerance. Each time block is an independent task: what it needs of the whole
+record (the normalisation's mean, standard deviation and trend, and the AR(1) coefficients)
+comes from one streaming pass when the graph is built (:mod:`bioxen_dask._stream`), so no
+block waits on a lazy whole-record reduction and memory stays flat in the record's length.
+``map_step=`` decimates the maps to window means, cut at block boundaries (a Zarr region
+per block).
 
 Significance (Grinsted et al. 2004): each roi's (and the reference's) AR(1) coefficient is
 estimated, coefficients are grouped into buckets, and one Monte Carlo threshold curve is
@@ -45,6 +50,18 @@ boundary, the smallest scales, whose wavelets reach the Nyquist band (periods be
 frequency-defined kernels differ from the data's time-sampled ones there, and its thresholds
 came out too high (the same test measures it); the attribute
 ``significance_exact_engine_periods`` says how many.
+
+Records cut into time blocks take surrogates one extended time block long (the block and its
+two halos, attribute ``surrogate_length``) instead of the record's length, and the threshold
+curve of each AR(1) bucket pair is shared by every block, as it is by every pair. This
+assumes what the AR(1) null already assumes, stationarity: the null distribution of the
+coherence at a sample outside the COI does not depend on where in the record it lies nor on
+how long the record is, once the record is longer than the wavelet's and the smoothing's
+support (the halo), which every block is. The record's own edges are in its COI and never
+counted. Measured on 6 independent AR(1) pairs (g = 0.7) of 32,768 samples in 8 blocks: 4.79%
+of the samples above the 95% threshold with 4,940-sample surrogates, 4.78% with
+record-length ones (``tests/test_long_records.py``). A non-stationary record (a drifting AR(1)
+coefficient) is tested against one AR(1) fit of the whole record either way.
 """
 
 from __future__ import annotations
@@ -238,6 +255,7 @@ class _Ctx:
     workers: int | None
     device: str = "cpu"  # "gpu": blocks computed with CuPy, results returned to the host
     method: str = "exact"  # "multirate": each pair's maps by kernels.multirate_coherence's plans
+    map_step: int = 1  # samples per time step of the maps (window means: kernels._moments.decimate_maps)
 
     def smoother(self) -> kernels.Smoother:
         return kernels.Smoother(self.grid, scale_kernel=self.scale_kernel, boundary=self.boundary,
@@ -561,7 +579,9 @@ def _chunk_task(
             emit(k0, _pair_batch(W[a_], S[a_], W[b_], S[b_], t, ctx, sm, left, n_own, ranges, d))
     out = {"sums": sums}
     if maps is not None:
-        out["coherence"], out["phase"] = maps
+        from .kernels._moments import decimate_maps
+
+        out["coherence"], out["phase"] = decimate_maps(*maps, ctx.map_step)
     return out
 
 
@@ -1060,6 +1080,7 @@ def coherence(
     max_gap: float | None = None,
     constant: str = "nan",
     maps: bool = False,
+    map_step: float | None = None,
     significance: Any = "ar1",
     mc_count: int = 300,
     level: float | None = None,
@@ -1132,9 +1153,18 @@ def coherence(
     maps : bool
         Also return the full ``coherence`` and ``phase`` maps ``(pair, period, time)``
         (large: 8 bytes per pair, scale and sample in float32).
+    map_step : float, optional
+        Time step (s) of the maps, for long records: each map value is the mean coherence
+        (and the circular mean phase) over a window of ``round(map_step / dt)`` samples
+        (attribute ``map_step_s``), the time coordinate the window's centre. Windows start at
+        the first sample; time blocks are cut at whole windows, so each block writes its own
+        region of a Zarr store (``ds.to_zarr(...)``). A map at 30 kHz for a day is 2.6e9
+        samples per scale; at the largest scale's own resolution it is a figure. Default:
+        every sample.
     significance : {"ar1", None} or array-like
-        ``"ar1"``: Monte Carlo thresholds from AR(1) surrogate pairs as long as the record
-        (computed now, see the module notes); ``None``: no ``threshold``/``significant_fraction``; an array
+        ``"ar1"``: Monte Carlo thresholds from AR(1) surrogate pairs as long as the record,
+        or as one extended time block when the record is cut into blocks (computed now, see
+        the module notes for what that assumes); ``None``: no ``threshold``/``significant_fraction``; an array
         ``(period,)`` or ``(pair, period)``: thresholds to use as given.
     mc_count, level, seed
         Surrogate pairs per AR(1) bucket pair, significance level (preset default 0.95),
@@ -1236,6 +1266,12 @@ def coherence(
     if block_bytes < 2**20:
         raise ValueError(f"block_bytes must be at least 1 MiB, got {block_bytes}.")
     device = check_device(device)
+    map_samples = 1
+    if map_step is not None:
+        if not maps:
+            raise ValueError("map_step= sets the time step of the maps; pass maps=True as well.")
+        step = _positive_float(map_step, "map_step")
+        map_samples = max(1, int(round(step / dt)))
     method = _check_method(method, "bioxen", dtype, boundary)
     if method == "multirate":
         if not isinstance(grid.wavelet, Morlet):
@@ -1276,6 +1312,13 @@ def coherence(
 
         tp = plan_chunks(1, n, grid, dtype=dtype, tol=tol, smoothing=True, time_chunk=time_chunk)
         t_chunks = _regular_chunks(n, tp.time_chunk, min_last=halo)
+        if map_samples > 1 and len(t_chunks) > 1:  # blocks of whole map windows
+            size = -(-max(t_chunks) // map_samples) * map_samples
+            while 0 < n % size < halo and size - map_samples >= max(halo, 1):  # a halo must fit in the last block
+                size -= map_samples
+            t_chunks = (size,) * (n // size) + ((n % size,) if n % size else ())
+            if 0 < t_chunks[-1] < halo:
+                t_chunks = t_chunks[:-2] + (t_chunks[-2] + t_chunks[-1],)
         if len(t_chunks) == 1:
             halo = 0
     n_ext_max = max(t_chunks) + 2 * halo
@@ -1379,7 +1422,8 @@ def coherence(
     # --- graph
     ctx = _Ctx(grid=grid, scale_kernel=p.scale_kernel, boundary=boundary, tol=tol, dtype=dtype,
                remove_mean=single_mean, n=int(n), coi_convention=p.coi, maps=bool(maps),
-               block_bytes=int(block_bytes), workers=workers, device=device, method=method)
+               block_bytes=int(block_bytes), workers=workers, device=device, method=method,
+               map_step=map_samples)
     rows = x_norm if (len(plan.rows) == n_rois and np.array_equal(plan.rows, np.arange(n_rois))) else x_norm[plan.rows]
     rows = rows.rechunk({0: plan.row_chunks, 1: t_chunks})
     ov = da.overlap.overlap(rows, depth={0: 0, 1: halo}, boundary="none") if halo else rows
@@ -1436,7 +1480,8 @@ def coherence(
             vdsk = {(vname, c, 0, tj): (_get, (res_name, c, tj), var)
                     for c in range(len(plan.chunk_blocks)) for tj in range(n_t)}
             vgraph = HighLevelGraph.from_collections(vname, vdsk, dependencies=[sums])
-            map_arrays[var] = da.Array(vgraph, vname, chunks=(plan.pair_chunks, (J1,), t_chunks),
+            map_chunks = tuple(-(-c // map_samples) for c in t_chunks)
+            map_arrays[var] = da.Array(vgraph, vname, chunks=(plan.pair_chunks, (J1,), map_chunks),
                                        dtype=real, meta=np.empty((0, 0, 0), real))
     if plan_order is not None:  # back to the user's pair order
         inverse = np.empty_like(plan_order)
@@ -1449,7 +1494,7 @@ def coherence(
         ref_name=ref_name, store_path=store_path, sig_attrs=sig_attrs,
         params=dict(mode=mode, boundary=boundary, dtype=dtype, tol=tol, normalize=bool(normalize),
                     detrend="linear" if detrend else "none", **gap_attrs,
-                    maps=bool(maps), preset=p.name, scale_kernel=p.scale_kernel, coi_convention=p.coi, method=method,
+                    maps=bool(maps), map_step_s=map_samples * dt if maps else "none", preset=p.name, scale_kernel=p.scale_kernel, coi_convention=p.coi, method=method,
                     time_blocks=n_t, halo=int(halo), tasks=len(dsk)),
     )
 
@@ -1519,9 +1564,16 @@ def _assemble(
         coords["ar1_a"] = ("pair", ar1[0], {"long_name": "AR(1) coefficient of roi_a"})
         coords["ar1_b"] = ("pair", ar1[1], {"long_name": "AR(1) coefficient of roi_b"})
     if map_arrays:
-        time = np.asarray(sig["time"].values, dtype=float) if "time" in sig.coords else np.arange(n) * dt
-        coords["time"] = ("time", time, {"units": "s", "long_name": "time", "standard_name": "time"})
-        coords["coi"] = ("time", grid.coi(n, p.coi), {"long_name": "cone of influence (period)", "units": "s"})
+        k = int(round(params["map_step_s"] / dt)) if isinstance(params.get("map_step_s"), float) else 1
+        centre = np.arange(0, n, k) + (np.minimum(np.arange(0, n, k) + k, n) - 1 - np.arange(0, n, k)) / 2
+        if "time" in sig.coords:  # the window's centre: its first time plus half its span
+            time = np.asarray(sig["time"].values[::k], dtype=float) + (centre - np.arange(0, n, k)) * dt
+        else:
+            time = centre * dt
+        coords["time"] = ("time", time, {"units": "s", "long_name": "time" if k == 1 else
+                                         f"time (centre of each {k}-sample map window)", "standard_name": "time"})
+        coords["coi"] = ("time", grid._coi_at(centre, n, p.coi),
+                         {"long_name": "cone of influence (period)", "units": "s"})
     attrs: dict[str, Any] = {
         "title": "wavelet coherence",
         "bioxen_dask_version": _version(),

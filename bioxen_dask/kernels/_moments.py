@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RecordMoments", "block_moments", "join_moments"]
+__all__ = ["RecordMoments", "block_moments", "decimate_maps", "join_moments"]
 
 #: Columns of a block summary.
 _N, _MEAN, _M2, _LAG, _TREND, _FIRST, _LAST, _MIN, _MAX = range(9)
@@ -134,3 +134,37 @@ def join_moments(parts: list[np.ndarray], starts: list[int]) -> RecordMoments:
     trend = (S[..., _TREND] + nb * d * centre).sum(axis=0)
     constant = S[..., _MIN].min(axis=0) == S[..., _MAX].max(axis=0)
     return RecordMoments(int(n), mean, m2, lag, trend, S[0, ..., _FIRST], S[-1, ..., _LAST], constant)
+
+
+def decimate_maps(R2: np.ndarray, phase: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coherence and phase maps ``(..., time)`` averaged over windows of ``step`` samples.
+
+    Coherence: the mean over each window; phase: the circular mean (angle of the mean unit
+    phasor). Samples that are NaN (gap-masked) are left out; a window of NaN stays NaN. The
+    last window may be shorter. The maps' dtype is kept.
+
+    Examples
+    --------
+    >>> r, p = decimate_maps(np.array([[0.2, 0.4, 1.0]]), np.array([[3.0, -3.0, 0.5]]), 2)
+    >>> r.round(6).tolist(), round(abs(float(p[0, 0])), 6), round(float(p[0, 1]), 6)
+    ([[0.3, 1.0]], 3.141593, 0.5)
+    """
+    if step == 1:
+        return R2, phase
+    n = R2.shape[-1]
+    m = -(-n // step)
+    pad = m * step - n
+
+    def windows(a: np.ndarray) -> np.ndarray:
+        if pad:
+            a = np.concatenate([a, np.full(a.shape[:-1] + (pad,), np.nan, a.dtype)], axis=-1)
+        return a.reshape(a.shape[:-1] + (m, step))
+
+    with np.errstate(invalid="ignore"):
+        w = windows(R2)
+        valid = ~np.isnan(w)
+        count = valid.sum(axis=-1)
+        r = np.where(valid, w, 0).sum(axis=-1, dtype=np.float64) / np.where(count, count, np.nan)
+        ph = windows(phase)
+        z = np.where(valid & ~np.isnan(ph), np.exp(1j * np.where(np.isnan(ph), 0, ph)), 0).sum(axis=-1)
+    return r.astype(R2.dtype), np.where(count > 0, np.angle(z), np.nan).astype(phase.dtype)
