@@ -14,12 +14,13 @@ computed in halo-exact time blocks, each an independent task; throughput in pair
 
     python benchmarks/bench_memory.py --samples 1e9            # the issue's 1e9-sample case
     python benchmarks/bench_memory.py --samples 2e7 --out docs/benchmarks/memory.md
-    python benchmarks/bench_memory.py --kind coherence --samples 1e7 --method multirate --out docs/benchmarks/memory.md
+    python benchmarks/bench_memory.py --kind coherence --samples 1e7 --json docs/benchmarks/coherence_long.json
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import dask.callbacks
 import numpy as np
 import xarray as xr
 import zarr
@@ -55,7 +57,31 @@ def write_coherence_record(path: Path, n: int, chunk: int, seed: int = 0) -> Non
         arr[:, i : i + m] = (noise + 3.0 * np.sin(2 * np.pi * 10.0 * (t[None, :] - lag))).astype("float32")
 
 
+#: Samples of the issue's recording (30 kHz for 24 h) and the core counts its cost is simulated on.
+DAY_SAMPLES, CORES = 2.6e9, (1, 16, 64)
+
+
+class _TaskTimes(dask.callbacks.Callback):
+    """Wall time of every task by key prefix (the threaded scheduler's callbacks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start: dict = {}
+        self.times: dict[str, list[float]] = {}
+
+    def _pretask(self, key, dsk, state) -> None:
+        self.start[key] = time.perf_counter()
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        name = key[0] if isinstance(key, tuple) else str(key)
+        prefix = name.split("-")[0] + ("-" + name.split("-")[1] if name.startswith("coherence-") else "")
+        self.times.setdefault(prefix, []).append(time.perf_counter() - self.start.pop(key))
+
+
 def run_coherence(args, n: int, workdir: Path) -> str:
+    """The issue's coherence case on ``n`` samples; prints the measured row and the cost of one
+    2.6e9-sample pair on 1, 16 and 64 cores simulated from the measured per-block costs."""
+    from bioxen_dask.bench.pipeline import simulate
     from bioxen_dask.coherence import coherence
 
     path = workdir / "pairs.zarr"
@@ -63,21 +89,70 @@ def run_coherence(args, n: int, workdir: Path) -> str:
     write_coherence_record(path, n, args.chunk)
     t_gen = time.perf_counter() - t0
     sig = xr.DataArray(da.from_zarr(str(path)), dims=("roi", "time"), attrs={"fs": FS})
+    timer = _TaskTimes()
     t0 = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         ds = coherence(sig, pairs=PAIRS, min_period=PERIODS[0], max_period=PERIODS[1], dj=1 / 8,
                        significance=None, method=args.method, time_chunk=args.time_chunk, workers=1)
-        res = ds.compute()
+        t_build = time.perf_counter() - t0  # the scan and the streaming pass of moments
+        with timer:
+            res = ds.compute()
     t_run = time.perf_counter() - t0
     peak = peak_rss_mb()
     lag_ms = 1e3 * res.lag.sel(period=0.1, method="nearest").values
+    # Dask fuses each block's task with its input's (under another key): a block's cost is the
+    # busy time of every task of the computation (reads, halos, pairs, sums) per block task
+    n_tasks = len(timer.times.get("coherence-block", []))
+    busy = sum(sum(v) for v in timer.times.values())
+    n_own = n / ds.attrs["time_blocks"]
     print(f"lag at 0.1 s (ms): {lag_ms.round(2).tolist()}  (record generated in {t_gen:.1f} s; "
-          f"{ds.attrs['time_blocks']} time blocks, halo {ds.attrs['halo']})")
+          f"{ds.attrs['time_blocks']} time blocks of {n_own:,.0f} samples + halo {ds.attrs['halo']}; graph built "
+          f"(scan + moments pass) in {t_build:.1f} s)")
+    if n_tasks:
+        per_block = busy / n_tasks  # one task: every pair of a pair chunk on one block
+        chunks = n_tasks / ds.attrs["time_blocks"]
+        k = DAY_SAMPLES / n_own  # blocks of one 2.6e9-sample pair
+        # the pre-passes (scan, moments) read the record twice with the cheap per-chunk work
+        # measured here, spread like the blocks; per task 1 ms of scheduler time
+        pre = t_build * args.threads / n * DAY_SAMPLES / (ROIS / 2)
+        stages = [{"name": "prepass", "durations": [pre / k] * int(k), "scheduler_s": 1e-3},
+                  {"name": "pair", "durations": [per_block / (len(PAIRS) / chunks)] * int(k), "scheduler_s": 1e-3}]
+        print(f"per block: {per_block:.3f} s of busy thread time for {len(PAIRS) / chunks:g} pair(s) ({n_tasks} tasks); "
+              f"one {DAY_SAMPLES:.2g}-sample pair = {int(k):,} blocks:")
+        simulated = simulate(stages, CORES)
+        for r in simulated:
+            print(f"  {r['workers']:>3} cores: {r['job_s'] / 3600:,.2f} h (pair blocks {r['pair_s'] / 3600:,.2f} h, "
+                  f"pre-passes {r['prepass_s'] / 3600:,.2f} h)")
     rate = len(PAIRS) * n / t_run
-    print("| samples | pairs | periods | method | time blocks | peak RSS | wall time | pair-samples/s | machine, date |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    load = os.getloadavg()[0]
+    print(f"load average during the run: {load:.1f} (timings under contention are pessimistic)")
+    if args.json:  # the report's long-record section (bioxen_dask.bench.report) reads this file
+        import json
+
+        path = Path(args.json)
+        runs = json.loads(path.read_text()) if path.is_file() else {}
+        import subprocess
+
+        import bioxen_dask
+
+        rev = subprocess.run(["git", "-C", str(Path(bioxen_dask.__file__).parent), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip() or "unknown"
+        runs[f"{n:.0e}-{args.method}-{args.threads}-{rev}"] = {
+            "commit": rev,
+            "samples": n, "pairs": len(PAIRS), "periods": int(ds.sizes["period"]), "method": args.method,
+            "threads": args.threads, "time_blocks": int(ds.attrs["time_blocks"]), "halo": int(ds.attrs["halo"]),
+            "peak_rss_mb": round(peak, 1), "wall_s": round(t_run, 2), "build_s": round(t_build, 2),
+            "pair_samples_per_s": rate, "load_avg": round(load, 2), "machine": machine_label(machine_info()),
+            "lag_ms": lag_ms.round(3).tolist(), "block_s": round(per_block, 4) if n_tasks else None,
+            "day_pair_h": {str(r["workers"]): round(r["job_s"] / 3600, 3) for r in simulated} if n_tasks else None,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
+    print("| samples | pairs | periods | method | time blocks | threads | peak RSS | wall time | pair-samples/s "
+          "| machine, date |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     return (f"| {n:.0e} | {len(PAIRS)} | {ds.sizes['period']} | {args.method} | {ds.attrs['time_blocks']} "
-            f"| {peak:,.0f} MB | {t_run:,.1f} s | {rate:,.3g} | {machine_label(machine_info())} |")
+            f"| {args.threads} | {peak:,.0f} MB | {t_run:,.1f} s | {rate:,.3g} | {machine_label(machine_info())} |")
 
 
 def main() -> None:
@@ -91,6 +166,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dir", default=None, help="where to write the temporary Zarr record")
     ap.add_argument("--out", default=None, help="append a Markdown result row to this file")
+    ap.add_argument("--json", default=None, help="coherence: merge the run into this JSON file "
+                    "(docs/benchmarks/coherence_long.json feeds docs/performance.md)")
     args = ap.parse_args()
     n = int(args.samples)
     workdir = Path(tempfile.mkdtemp(dir=args.dir, prefix="bench_memory_"))

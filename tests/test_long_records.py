@@ -240,3 +240,22 @@ def test_long_record_significance_from_block_long_surrogates_is_calibrated(tmp_p
     assert 0.035 <= rate <= 0.065, rate
     per_scale = hits.sum(0) / (ds.coi_samples.values * pairs)
     assert np.all((per_scale > 0.015) & (per_scale < 0.1)), per_scale.round(3)
+
+
+def test_the_report_section_renders_the_measured_runs(tmp_path):
+    import json
+
+    from bioxen_dask.bench.report import LONG_RECORD_RUNS, long_record_section
+
+    assert "Not measured yet" in long_record_section(tmp_path)
+    run = {"samples": 2000000, "commit": "abc1234", "method": "multirate", "threads": 2, "time_blocks": 16,
+           "halo": 14142, "peak_rss_mb": 856.0, "wall_s": 6.0, "build_s": 0.5, "pair_samples_per_s": 6.64e5,
+           "load_avg": 1.2, "machine": "test machine", "block_s": 0.7, "day_pair_h": {"1": 8.0, "16": 0.5, "64": 0.125}}
+    (tmp_path / LONG_RECORD_RUNS).parent.mkdir(parents=True)
+    (tmp_path / LONG_RECORD_RUNS).write_text(json.dumps({"a": run, "b": {**run, "threads": 1, "wall_s": 11.0,
+                                                                          "day_pair_h": None}}))
+    text = long_record_section(tmp_path)
+    assert "| 2e+06 | abc1234 | multirate | 2 | 16 | 856 MB | 6.0 s | 6.64e+05 | 1.2 | test machine |" in text
+    assert "1.83x faster" in text  # 11.0 s on 1 thread, 6.0 s on 2
+    assert "8.0 h on 1 core, 0.50 h on 16 and 0.12 h on 64" in text
+    assert "20,800 blocks" in text  # 2.6e9 / (2e6 / 16)
