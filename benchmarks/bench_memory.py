@@ -90,34 +90,39 @@ def run_coherence(args, n: int, workdir: Path) -> str:
     t_gen = time.perf_counter() - t0
     sig = xr.DataArray(da.from_zarr(str(path)), dims=("roi", "time"), attrs={"fs": FS})
     timer = _TaskTimes()
+    cpu0 = time.process_time()  # CPU time of every thread: not inflated by waiting for a shared core
     t0 = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         ds = coherence(sig, pairs=PAIRS, min_period=PERIODS[0], max_period=PERIODS[1], dj=1 / 8,
                        significance=None, method=args.method, time_chunk=args.time_chunk, workers=1)
         t_build = time.perf_counter() - t0  # the scan and the streaming pass of moments
+        cpu_build = time.process_time() - cpu0
         with timer:
             res = ds.compute()
     t_run = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     peak = peak_rss_mb()
     lag_ms = 1e3 * res.lag.sel(period=0.1, method="nearest").values
     # Dask fuses each block's task with its input's (under another key): a block's cost is the
-    # busy time of every task of the computation (reads, halos, pairs, sums) per block task
+    # CPU time of the computation (reads, halos, pairs, sums: every thread) per block task (the
+    # tasks' busy wall time also counts the waits for a shared core)
     n_tasks = len(timer.times.get("coherence-block", []))
     busy = sum(sum(v) for v in timer.times.values())
+    cpu_compute = cpu - cpu_build
     n_own = n / ds.attrs["time_blocks"]
     print(f"lag at 0.1 s (ms): {lag_ms.round(2).tolist()}  (record generated in {t_gen:.1f} s; "
           f"{ds.attrs['time_blocks']} time blocks of {n_own:,.0f} samples + halo {ds.attrs['halo']}; graph built "
           f"(scan + moments pass) in {t_build:.1f} s)")
     if n_tasks:
-        per_block = busy / n_tasks  # one task: every pair of a pair chunk on one block
+        per_block = cpu_compute / n_tasks  # one task: every pair of a pair chunk on one block
         chunks = n_tasks / ds.attrs["time_blocks"]
         k = DAY_SAMPLES / n_own  # blocks of one 2.6e9-sample pair
         # the pre-passes (scan, moments) read the record twice with the cheap per-chunk work
         # measured here, spread like the blocks; per task 1 ms of scheduler time
-        pre = t_build * args.threads / n * DAY_SAMPLES / (ROIS / 2)
+        pre = cpu_build / n * DAY_SAMPLES / (ROIS / 2)
         stages = [{"name": "prepass", "durations": [pre / k] * int(k), "scheduler_s": 1e-3},
                   {"name": "pair", "durations": [per_block / (len(PAIRS) / chunks)] * int(k), "scheduler_s": 1e-3}]
-        print(f"per block: {per_block:.3f} s of busy thread time for {len(PAIRS) / chunks:g} pair(s) ({n_tasks} tasks); "
+        print(f"per block: {per_block:.3f} CPU s ({busy / n_tasks:.3f} s busy) for {len(PAIRS) / chunks:g} pair(s) ({n_tasks} tasks); "
               f"one {DAY_SAMPLES:.2g}-sample pair = {int(k):,} blocks:")
         simulated = simulate(stages, CORES)
         for r in simulated:
@@ -125,7 +130,8 @@ def run_coherence(args, n: int, workdir: Path) -> str:
                   f"pre-passes {r['prepass_s'] / 3600:,.2f} h)")
     rate = len(PAIRS) * n / t_run
     load = os.getloadavg()[0]
-    print(f"load average during the run: {load:.1f} (timings under contention are pessimistic)")
+    print(f"load average during the run: {load:.1f} (timings under contention are pessimistic); CPU time "
+          f"{cpu:,.1f} s: {len(PAIRS) * n / cpu:.3g} pair-samples per CPU second")
     if args.json:  # the report's long-record section (bioxen_dask.bench.report) reads this file
         import json
 
@@ -142,7 +148,7 @@ def run_coherence(args, n: int, workdir: Path) -> str:
             "samples": n, "pairs": len(PAIRS), "periods": int(ds.sizes["period"]), "method": args.method,
             "threads": args.threads, "time_blocks": int(ds.attrs["time_blocks"]), "halo": int(ds.attrs["halo"]),
             "peak_rss_mb": round(peak, 1), "wall_s": round(t_run, 2), "build_s": round(t_build, 2),
-            "pair_samples_per_s": rate, "load_avg": round(load, 2), "machine": machine_label(machine_info()),
+            "pair_samples_per_s": rate, "cpu_s": round(cpu, 2), "pair_samples_per_cpu_s": len(PAIRS) * n / cpu, "load_avg": round(load, 2), "machine": machine_label(machine_info()),
             "lag_ms": lag_ms.round(3).tolist(), "block_s": round(per_block, 4) if n_tasks else None,
             "day_pair_h": {str(r["workers"]): round(r["job_s"] / 3600, 3) for r in simulated} if n_tasks else None,
         }

@@ -245,12 +245,14 @@ def long_record_section(docs: str | os.PathLike) -> str:
             "task, on the threaded scheduler; the normalisation and AR(1) moments come from one streaming pass. "
             "`commit` is the code measured (the issue's baseline, main before the change, peaked at 2.2-2.5 GB at "
             "2e7 samples and did 2.3e5 pair-samples/s). Peak RSS is the process maximum. The load average says how "
-            "much the shared cores were contended: the throughput of a loaded run is pessimistic.", "",
+            "much the shared cores were contended: the throughput of a loaded run is pessimistic; the CPU time "
+            "(all threads) is not inflated by waiting, so pair-samples per CPU second compare across loads.", "",
             _table(["samples", "commit", "method", "threads", "time blocks", "peak RSS", "wall", "pair-samples/s",
-                    "load avg", "machine, date"],
+                    "pair-samples per CPU s", "load avg", "machine, date"],
                    [(f"{r['samples']:.0e}", r.get("commit", "?"), r["method"], r["threads"], r["time_blocks"],
                      f"{r['peak_rss_mb']:,.0f} MB", f"{r['wall_s']:,.1f} s", f"{r['pair_samples_per_s']:.3g}",
-                     _fmt(r["load_avg"], ".1f"), r["machine"]) for r in runs]), ""]
+                     _fmt(r.get("pair_samples_per_cpu_s"), ".3g"), _fmt(r["load_avg"], ".1f"), r["machine"])
+                    for r in runs]), ""]
     by = {(r["samples"], r.get("commit"), r["method"], r["threads"]): r for r in runs}
     for (n, commit, method, threads), r in sorted(by.items(), key=lambda kv: str(kv[0])):
         one = by.get((n, commit, method, 1))
