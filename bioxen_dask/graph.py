@@ -472,15 +472,7 @@ def _prepare(func: str, signals: Any, dt: float | None, *, dtype: Any, tol: floa
 
 def _coi_slice(grid: ScaleGrid, n: int, t0: int, length: int, convention: str) -> np.ndarray:
     """``grid.coi(n, convention)[t0:t0 + length]``, without building the record-long COI."""
-    i = np.arange(t0, t0 + length)
-    if convention == "grinsted":
-        dist = np.minimum(i, n - 1 - i).astype(float)
-        dist[(i == 0) | (i == n - 1)] = 1e-5
-    elif convention == "pycwt":
-        dist = n / 2 - np.abs(i - (n - 1) / 2)
-    else:
-        raise ValueError(f"unknown COI convention {convention!r}; choose 'pycwt' or 'grinsted'.")
-    return grid.wavelet.fourier_factor * grid.wavelet.coi_factor * grid.dt * dist
+    return grid.coi(n, convention, start=t0, stop=t0 + length)
 
 
 def global_wavelet_spectrum(

@@ -144,23 +144,68 @@ class ScaleGrid:
             h += int(self.smoothing_support(tol)[-1])
         return h
 
-    def coi(self, n: int, convention: str = "pycwt") -> np.ndarray:
+    def coi(self, n: int, convention: str = "pycwt", *, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Cone of influence (as a Fourier period, time units) for ``n`` samples.
 
         ``fourier_factor * coi_factor * dt * d``: the e-folding time of the wavelet at the
         distance ``d`` from sample ``i`` to the nearer edge. ``convention="pycwt"``:
         ``d = n/2 - |i - (n-1)/2|`` (half a sample beyond the last sample);
         ``"grinsted"``: ``d = min(i, n-1-i)`` with ``1e-5`` at both ends (``wavelet.m``).
+        ``start``/``stop``: only samples ``[start, stop)`` of the record (a time block of a
+        long record, without building the record-long COI); the values are the same.
+
+        Examples
+        --------
+        >>> g = ScaleGrid.from_s0(dt=1.0, s0=2.0, dj=0.5, J=2)
+        >>> bool((g.coi(1000, start=10, stop=20) == g.coi(1000)[10:20]).all())
+        True
         """
-        i = np.arange(n)
+        return self._coi_at(np.arange(start, n if stop is None else stop), n, convention)
+
+    def _coi_at(self, i: np.ndarray, n: int, convention: str) -> np.ndarray:
         if convention == "grinsted":
             dist = np.minimum(i, n - 1 - i).astype(float)
-            dist[[0, -1]] = 1e-5
+            dist[(i == 0) | (i == n - 1)] = 1e-5
         elif convention == "pycwt":
             dist = n / 2 - np.abs(i - (n - 1) / 2)
         else:
             raise ValueError(f"unknown COI convention {convention!r}; choose 'pycwt' or 'grinsted'.")
         return self.wavelet.fourier_factor * self.wavelet.coi_factor * self.dt * dist
+
+    def outside_coi(self, n: int, convention: str = "pycwt") -> np.ndarray:
+        """Per scale, the samples ``[lo, hi)`` of an ``n``-sample record outside the COI.
+
+        The samples where ``period <= coi`` form one interval per scale (the COI grows to the
+        middle of the record and falls symmetrically), found by bisection on the COI formula
+        itself, so the counts equal ``(periods[:, None] <= coi(n)[None, :]).sum(1)`` without
+        the ``(scale, time)`` mask (55 GB for 55 scales of a 1e9-sample record). ``(0, 0)``
+        where no sample is outside.
+
+        Examples
+        --------
+        >>> g = ScaleGrid.from_s0(dt=1.0, s0=2.0, dj=0.5, J=4)
+        >>> iv = g.outside_coi(100)
+        >>> bool(((iv[:, 1] - iv[:, 0]) == (g.periods[:, None] <= g.coi(100)[None, :]).sum(1)).all())
+        True
+        """
+        n = int(n)
+        p = self.periods
+        mid = (n - 1) // 2  # the COI is largest here (and at n - 1 - mid)
+        lo = np.zeros(p.size, dtype=np.int64)
+        hi = np.full(p.size, mid + 1, dtype=np.int64)  # first i in [0, mid] with p <= coi(i)
+        while True:
+            open_ = lo < hi
+            if not open_.any():
+                break
+            m = (lo + hi) // 2
+            ok = p <= self._coi_at(m, n, convention)
+            hi = np.where(open_ & ok, m, hi)
+            lo = np.where(open_ & ~ok, m + 1, lo)
+        out = np.zeros((p.size, 2), dtype=np.int64)
+        inside = lo <= mid
+        out[inside, 0] = lo[inside]
+        out[inside, 1] = n - lo[inside]  # the COI is symmetric: coi(i) == coi(n - 1 - i)
+        return out
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly description (dataset attrs, cache keys)."""

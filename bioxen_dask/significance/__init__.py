@@ -32,7 +32,7 @@ Examples
 
 from . import threshold_cache
 from ._api import ar1_thresholds, surrogate_significance
-from ._ar1 import ar1_allen_smith, ar1_naive, ar1_spectrum, estimate_ar1, rednoise
+from ._ar1 import ar1_allen_smith, ar1_from_covariances, ar1_naive, ar1_spectrum, estimate_ar1, rednoise
 from ._montecarlo import (
     NBINS,
     SignificanceResult,
@@ -66,6 +66,7 @@ __all__ = [
     "SignificanceResult",
     "ThresholdCache",
     "ar1_allen_smith",
+    "ar1_from_covariances",
     "ar1_bucket",
     "ar1_mean_nulls",
     "ar1_naive",

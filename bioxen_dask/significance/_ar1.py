@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import lfilter
 
-__all__ = ["ar1_allen_smith", "ar1_naive", "estimate_ar1", "rednoise", "ar1_spectrum"]
+__all__ = ["ar1_allen_smith", "ar1_from_covariances", "ar1_naive", "estimate_ar1", "rednoise", "ar1_spectrum"]
 
 
 def _lag_covariances(x: Any) -> tuple[np.ndarray, float, float, int]:
@@ -59,6 +59,11 @@ def ar1_allen_smith(x: Any) -> tuple[float, float, float]:
     0.7
     """
     _, c0, c1, N = _lag_covariances(x)
+    return _allen_smith(c0, c1, N)
+
+
+def _allen_smith(c0: float, c1: float, N: int) -> tuple[float, float, float]:
+    """Allen & Smith's ``(g, a, mu2)`` from the lag covariances of an ``N``-sample series."""
     B = -c1 * N - c0 * N**2 - 2 * c0 + 2 * c1 - c1 * N**2 + c0 * N
     A = c0 * N**2
     C = N * (c0 + c1 * N - c1)
@@ -103,6 +108,10 @@ def ar1_naive(x: Any) -> tuple[float, float]:
     0.7
     """
     _, c0, c1, _ = _lag_covariances(x)
+    return _naive(c0, c1)
+
+
+def _naive(c0: float, c1: float) -> tuple[float, float]:
     g = c1 / c0
     if not -1 < g < 1:
         raise ValueError(f"the naive AR(1) estimate {g:g} is outside (-1, 1); the series is not stationary.")
@@ -129,6 +138,47 @@ def estimate_ar1(x: Any, estimator: str = "allen_smith") -> float:
     if estimator == "naive":
         return ar1_naive(x)[0]
     raise ValueError(f"unknown AR(1) estimator {estimator!r}; choose 'allen_smith' or 'naive'.")
+
+
+def ar1_from_covariances(c0: Any, c1: Any, n: int, estimator: str = "allen_smith") -> tuple[np.ndarray, np.ndarray]:
+    """AR(1) coefficients of records known by their lag covariances, as :func:`estimate_ar1`.
+
+    ``c0 = sum y**2 / n`` and ``c1 = sum y_t y_{t+1} / (n - 1)`` of each mean-removed record
+    (e.g. from a streaming pass over a long record:
+    :meth:`bioxen_dask.kernels._moments.RecordMoments.lag_covariances`), one value per record.
+
+    Returns
+    -------
+    g : ndarray
+        The coefficient; NaN for a constant record (``c0 == 0``) or where no estimate exists.
+    fallback : ndarray of bool
+        Where Allen & Smith has no root and the naive estimate ``c1/c0`` was taken.
+
+    Examples
+    --------
+    >>> x = rednoise(5000, 0.7, rng=0)
+    >>> y = x - x.mean()
+    >>> g, _ = ar1_from_covariances([y @ y / 5000], [y[:-1] @ y[1:] / 4999], 5000)
+    >>> bool(abs(g[0] - estimate_ar1(x)) < 1e-12)
+    True
+    """
+    if estimator not in ("allen_smith", "naive"):
+        raise ValueError(f"unknown AR(1) estimator {estimator!r}; choose 'allen_smith' or 'naive'.")
+    c0, c1 = np.atleast_1d(np.asarray(c0, float)), np.atleast_1d(np.asarray(c1, float))
+    g = np.full(c0.shape, np.nan)
+    fallback = np.zeros(c0.shape, bool)
+    for i, (a, b) in enumerate(zip(c0.tolist(), c1.tolist())):
+        if not (np.isfinite(a) and np.isfinite(b)) or a <= 0:
+            continue
+        try:
+            g[i] = _allen_smith(a, b, int(n))[0] if estimator == "allen_smith" else _naive(a, b)[0]
+        except ValueError:  # Allen & Smith has no root: fall back to the naive estimate
+            try:
+                g[i] = _naive(a, b)[0]
+                fallback[i] = estimator == "allen_smith"
+            except ValueError:
+                pass
+    return g, fallback
 
 
 def rednoise(
