@@ -134,7 +134,7 @@ def test_long_record_ar1_from_the_stream_and_block_long_surrogates(tmp_path):
     n = 6000
     x = _ar1_traces(n, 3, g=0.6, seed=9)
     for preset in ("pycwt", "grinsted"):
-        kw = dict(pairs=[(0, 1), (1, 2)], min_period=0.4, max_period=2.0, dj=1 / 4, mc_count=20, preset=preset,
+        kw = dict(pairs=[(0, 1), (1, 2)], min_period=0.4, max_period=2.0, dj=1 / 4, mc_count=20, preset=preset, boundary="linear",
                   threshold_cache=tmp_path / "cache")
         one = coherence(xr.DataArray(x, dims=("roi", "time"), attrs={"fs": 10.0}), time_chunk=n, **kw)
         (tmp_path / preset).mkdir()
