@@ -457,7 +457,7 @@ class Pipeline:
         from . import __version__
 
         desc = {"config": _identity(self.config), "fingerprint": self.facts.get("fingerprint"),
-                "version": __version__}
+                "reference_file": self.facts.get("reference_sha256"), "version": __version__}
         blob = json.dumps(desc, sort_keys=True, default=str).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -466,8 +466,18 @@ def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a pipeline config that :meth:`Pipeline.key` hashes: what is computed, not
     where (``outputs.path``, ``significance.cache``) or on what (``cluster``, ``compute`` task
     sizes and device) it runs. ``compute.method`` is kept: the two methods agree only to the
-    float32 limit, so a result is never completed, nor reused, with the other one."""
+    float32 limit, so a result is never completed, nor reused, with the other one.
+
+    The input is identified by its content, not by how its path is spelled: ``input.store``
+    and ``pairs.reference_file`` are left out (``med.zarr``, ``./med.zarr`` and the absolute
+    path are one input); the store's :func:`~bioxen_dask.io.fingerprint` and the reference
+    file's SHA-256 enter :meth:`Pipeline.key` instead."""
     cfg = {k: v for k, v in config.items() if k not in ("cluster",)}
+    cfg["input"] = {k: v for k, v in (cfg.get("input") or {}).items() if k != "store"}
+    pairs = dict(cfg.get("pairs") or {})
+    if pairs.get("reference_file") is not None:
+        pairs["reference_file"] = "(a file, identified by its content)"
+    cfg["pairs"] = pairs
     cfg["outputs"] = {k: v for k, v in (cfg.get("outputs") or {}).items() if k in ("maps", "region_size")}
     cfg["compute"] = {k: v for k, v in (cfg.get("compute") or {}).items() if k == "method"}
     cfg["significance"] = {k: v for k, v in (cfg.get("significance") or {}).items() if k != "cache"}
@@ -613,6 +623,7 @@ def check(pipeline: Pipeline) -> Pipeline:
                 f"pairs.reference: {pr['reference']!r} is not in the store {store}; it holds "
                 f"{names or 'no references'} (or use 'mean' for the population mean)."
             )
+    ref_digest = None
     if pr["reference_file"] is not None:
         path = Path(pr["reference_file"])
         if not path.is_file():
@@ -620,6 +631,7 @@ def check(pipeline: Pipeline) -> Pipeline:
         ref = _load_reference_file(path)
         if ref.shape != (n,):
             raise PipelineError(f"pairs.reference_file: shape {ref.shape}, expected one value per frame ({n},).")
+        ref_digest = hashlib.sha256(path.read_bytes()).hexdigest()
     _check_paths(cfg, store)
     if pr["mode"] == "list":
         n_pairs = len(pr["list"])
@@ -627,7 +639,8 @@ def check(pipeline: Pipeline) -> Pipeline:
         k = n_rois if rois is None else rois.size
         n_pairs = k if pr["mode"] == "reference" else k * (k - 1) // 2
     pipeline.facts.update(n_rois=n_rois, n_frames=n, fs=fs, n_scales=grid.n_scales,
-                          fingerprint=fingerprint(store), rois=rois, n_pairs=n_pairs)
+                          fingerprint=fingerprint(store), rois=rois, n_pairs=n_pairs,
+                          reference_sha256=ref_digest)
     pipeline.facts["action"] = _output_action(pipeline, check_output)
     pipeline.cluster_config()
     return pipeline
@@ -823,6 +836,9 @@ def run_differences(pipeline: Pipeline, attrs: Mapping[str, Any]) -> list[str]:
     fp, now = attrs.get("input_fingerprint"), pipeline.facts.get("fingerprint")
     if fp is not None and now is not None and fp != now:
         out.append(f"the content of the input store (fingerprint {str(fp)[:19]}..., now {str(now)[:19]}...)")
+    ref, ref_now = attrs.get("reference_file_sha256"), pipeline.facts.get("reference_sha256")
+    if ref is not None and ref_now is not None and ref != ref_now:
+        out.append(f"the content of pairs.reference_file (sha256 {str(ref)[:12]}..., now {str(ref_now)[:12]}...)")
     version = attrs.get("bioxen_dask_version")
     if version is not None and version != __version__:
         out.append(f"the bioxen-dask version (stored {version}, now {__version__})")
@@ -940,6 +956,8 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
         method=c["method"],
     )
     result.attrs["pipeline"] = json.dumps(_jsonable(cfg), sort_keys=True)
+    if pipeline.facts.get("reference_sha256"):
+        result.attrs["reference_file_sha256"] = pipeline.facts["reference_sha256"]
     if pipeline.source:
         result.attrs["pipeline_file"] = pipeline.source
     return result

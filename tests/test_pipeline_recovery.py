@@ -383,3 +383,20 @@ def test_every_panel_of_the_pipeline_figures_says_what_its_axes_are(finished, st
     for name, axes in seen.items():
         for x, y in axes:
             assert x.strip() and y.strip(), (name, x, y)
+
+
+# ----------------------------------------------------------------------------- issue 23: the first hour
+
+
+def test_resume_accepts_the_same_input_spelled_differently(finished, store, monkeypatch):
+    """``input.store=syn.zarr`` and ``./syn.zarr`` (or its absolute path) are the same input: the
+    run's identity is the store's content fingerprint, not the text of the path."""
+    folder, _ = finished
+    monkeypatch.chdir(Path(store).parent)
+    for spelling in ("syn.zarr", "./syn.zarr", f"{Path(store).parent}/./syn.zarr"):
+        p = load_pipeline(_cfg(spelling, folder))
+        assert check(p).facts["action"] == "finish", spelling
+    # a store with other content is still another run, named by its fingerprint
+    other = write_synthetic(Path(store).parent / "other.zarr", n_rois=24, n_frames=3000, seed=6)
+    with pytest.raises(OutputExistsError, match=r"the content of the input store \(fingerprint"):
+        check(load_pipeline(_cfg(other, folder)))
