@@ -40,7 +40,7 @@ def _demo_ao_baltic(args: argparse.Namespace) -> int:
     g1, g2 = ar1_allen_smith(ao)[0], ar1_allen_smith(baltic)[0]
     grid = make_grid(ao.size, 1.0)
     threshold = ar1_thresholds(grid, g1, g2, mc_count=args.surrogates, levels=0.95, seed=args.seed,
-                               progress=True, scale_kernel="pycwt", boundary="pycwt")
+                               progress=not args.no_progress, scale_kernel="pycwt", boundary="pycwt")
     ds = ds.assign_coords(time=years)
     ds["threshold"] = ("period", threshold, {"long_name": "95% coherence threshold (AR(1) Monte Carlo)"})
     outside = ds.period <= ds.coi

@@ -700,9 +700,11 @@ def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]
         reference = ("pairs.reference", ds["references"].data[names.index(pr["reference"])], pr["reference"])
     bar = contextlib.nullcontext()
     if progress:
-        from dask.diagnostics import ProgressBar
+        from tqdm.dask import TqdmCallback
 
-        bar = ProgressBar(minimum=2.0)
+        from .cluster import bar_options
+
+        bar = TqdmCallback(desc="reading the traces", delay=2.0, **bar_options())
     with dask.config.set(scheduler="threads"), bar:
         scan = scan_traces(data)
         try:
