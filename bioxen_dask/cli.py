@@ -501,8 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --dff: baseline window in seconds (default 60)")
     ing.add_argument("--dff-percentile", type=float, default=None,
                      help="with --dff: baseline percentile (default 8)")
-    ing.add_argument("--layout", choices=("roi,time", "time,roi"), default="roi,time",
-                     help="npy/HDF5/Zarr sources: axis order (default roi,time; time,roi: one column per roi)")
+    ing.add_argument("--layout", choices=("roi,time", "time,roi"), default=None, metavar="ORDER",
+                     help="npy/HDF5/Zarr sources: axis order, either 'roi,time' (one row per roi) or "
+                          "'time,roi' (one column per roi). Default roi,time; a source with more rows than "
+                          "columns is refused until --layout says which it is")
     ing.add_argument("--dataset", default=None, help="dataset/series name inside HDF5/NWB")
     ing.add_argument("--allow-pickle", action="store_true", help="read suite2p ops.npy (a pickle) for fs; only if trusted")
     ing.add_argument("--nan-policy", choices=("raise", "zero", "keep"), default="raise",

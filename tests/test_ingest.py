@@ -338,9 +338,17 @@ def test_time_major_sources_are_read_with_layout(tmp_path, capsys):
         np.testing.assert_array_equal(sig.values, x)
         assert sig.sizes == {"roi": 3, "time": 5000} and sig.attrs["source_layout"] == "time,roi"
         assert _digest(tmp_path / name) == before
-    with pytest.warns(UserWarning, match=r"t\.npy has 5000 rows and 3 columns, read as \(roi,time\).*"
-                                         r"layout='time,roi' \(--layout time,roi\)"):
+    # no layout given and the shape says "time x roi" (far more rows than columns): refused, naming
+    # --layout, instead of 5000 rois x 3 frames with exit 0
+    with pytest.raises(ValueError, match=r"t\.npy has 5000 rows and 3 columns: read as \(roi,time\) it would be "
+                                         r"5000 rois x 3 frames.*layout='time,roi' \(--layout time,roi\).*"
+                                         r"layout='roi,time' \(--layout roi,time\)"):
         ingest(tmp_path / "t.npy", tmp_path / "wrong.zarr", fs=20.0)
+    assert not (tmp_path / "wrong.zarr").exists()
+    assert main(["ingest", str(tmp_path / "t.npy"), str(tmp_path / "wrong.zarr"), "--fs", "20"]) == 2
+    assert "--layout time,roi" in capsys.readouterr().err and not (tmp_path / "wrong.zarr").exists()
+    with pytest.warns(UserWarning, match=r"read as \(roi,time\): it becomes 5000 rois x 3 frames"):
+        ingest(tmp_path / "t.npy", tmp_path / "asked.zarr", fs=20.0, layout="roi,time")  # said so: done
     np.save(tmp_path / "w.npy", x)
     with pytest.warns(UserWarning, match=r"read as \(time,roi\): it becomes 5000 rois x 3 frames.*layout='roi,time'"):
         ingest(tmp_path / "w.npy", tmp_path / "wrong2.zarr", fs=20.0, layout="time,roi")
@@ -426,3 +434,14 @@ def test_dff_bad_parameters(tmp_path):
     with pytest.raises(ValueError, match="dff_percentile must be between 0 and 100"):
         ingest(tmp_path / "f.npy", tmp_path / "a.zarr", fs=10.0, dff=True, dff_window_s=2.0, dff_percentile=100)
     assert not (tmp_path / "a.zarr").exists()
+
+
+def test_layout_help_names_each_order_once(capsys):
+    from bioxen_dask.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{roi,time,time,roi}" not in text  # argparse's joined choices read as four axis names
+    assert "--layout ORDER" in text and "'roi,time' (one row per roi)" in text
+    assert "'time,roi' (one column per roi)" in text

@@ -55,6 +55,7 @@ class _Options:
     dataset: str | None
     allow_pickle: bool
     time_major: bool = False  # npy/hdf5/zarr stored (time, roi)
+    layout_given: bool = True  # False: the default (roi, time), refused where the shape says otherwise
 
 
 @dataclass
@@ -523,9 +524,18 @@ def _read_caiman(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
 LAYOUTS = ("roi,time", "time,roi")
 
 
-def _warn_layout(name: str, shape: tuple[int, int], fmt: str, time_major: bool) -> None:
-    """Warn when a source becomes more rois than frames: likely read in the wrong axis order."""
+def _warn_layout(name: str, shape: tuple[int, int], fmt: str, time_major: bool, given_by_user: bool = True) -> None:
+    """A source that becomes more rois than frames is likely read in the wrong axis order: an
+    error naming ``layout`` when none was given (the default would silently swap the axes), a
+    warning when the caller chose that layout."""
     n_rois, n_frames = shape[::-1] if time_major else shape
+    if n_rois > n_frames and not given_by_user:
+        raise ValueError(
+            f"{name} has {shape[0]} rows and {shape[1]} columns: read as ({LAYOUTS[0]}) it would be {n_rois} rois x "
+            f"{n_frames} frames, which looks like a ({LAYOUTS[1]}) array. Say which it is: layout={LAYOUTS[1]!r} "
+            f"(--layout {LAYOUTS[1]}) if it holds one column per roi, or layout={LAYOUTS[0]!r} (--layout "
+            f"{LAYOUTS[0]}) if it really holds {n_rois} rois of {n_frames} frames"
+        )
     if n_rois > n_frames:
         given, other = (LAYOUTS[1], LAYOUTS[0]) if time_major else LAYOUTS
         warnings.warn(
@@ -537,7 +547,7 @@ def _warn_layout(name: str, shape: tuple[int, int], fmt: str, time_major: bool) 
 
 def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str) -> _Opened:
     _require_2d(data, name)
-    _warn_layout(name, tuple(data.shape), fmt, opt.time_major)
+    _warn_layout(name, tuple(data.shape), fmt, opt.time_major, opt.layout_given)
     fs, fs_from = resolve_rate(opt.fs, [], f"{fmt} sources carry no sampling rate; {_FS_HINT}")
     n_rois, n_frames = data.shape[::-1] if opt.time_major else data.shape
     return _Opened(array_reader(data, time_major=opt.time_major), (n_rois, n_frames), fs, np.arange(n_rois),
@@ -659,7 +669,7 @@ def ingest(
     allow_pickle: bool = False,
     nan_policy: str = "raise",
     chunks: Any = None,
-    layout: str = "roi,time",
+    layout: str | None = None,
 ) -> Path:
     """Convert calcium-imaging traces into a signals store, streaming, without touching the source.
 
@@ -705,10 +715,12 @@ def ingest(
         ``"raise"``/``"zero"`` are allowed (the running baseline needs every sample).
     chunks
         Store chunking, see :func:`write_signals`.
-    layout : {"roi,time", "time,roi"}
-        npy/HDF5/Zarr only: the source's axis order (``"time,roi"``: one column per roi, as
-        many tools save traces). The other formats have a known layout (NWB is read time x roi
-        by itself).
+    layout : {"roi,time", "time,roi"}, optional
+        npy/HDF5/Zarr only: the source's axis order (``"roi,time"``: one row per roi;
+        ``"time,roi"``: one column per roi, as many tools save traces). Default: ``"roi,time"``,
+        except that a source with more rows than columns (more "rois" than frames, the shape
+        of a time x roi array) is refused until ``layout`` says which it is. The other formats
+        have a known layout (NWB is read time x roi by itself).
 
     Returns
     -------
@@ -728,8 +740,8 @@ def ingest(
     Warns
     -----
     UserWarning
-        An npy/HDF5/Zarr source that would become more rois than frames: probably read in
-        the wrong axis order (the warning names the ``layout`` to pass).
+        An npy/HDF5/Zarr source that becomes more rois than frames with the ``layout``
+        given: probably the wrong axis order (the warning names the other ``layout``).
 
     Examples
     --------
@@ -768,12 +780,15 @@ def ingest(
     if src.is_dir() != (fmt in _DIRECTORY_FORMATS):
         kind = "a folder" if fmt in _DIRECTORY_FORMATS else "a file"
         raise ValueError(f"format {fmt!r} expects {kind}, but {src} is not one")
+    layout_given = layout is not None
+    layout = LAYOUTS[0] if layout is None else layout
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {list(LAYOUTS)} (the source's axis order)")
     if layout != LAYOUTS[0] and fmt not in _PLAIN_FORMATS:
         raise ValueError(f"layout={layout!r} applies to {'/'.join(_PLAIN_FORMATS)} sources; {fmt} sources have a "
                          "known axis order (drop layout=)")
-    opts = _Options(fs, neuropil_coefficient, cells_only, dataset, allow_pickle, time_major=layout == LAYOUTS[1])
+    opts = _Options(fs, neuropil_coefficient, cells_only, dataset, allow_pickle, time_major=layout == LAYOUTS[1],
+                    layout_given=layout_given)
 
     with ExitStack() as stack:
         src_data = _READERS[fmt](src, opts, stack)
