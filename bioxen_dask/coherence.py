@@ -80,6 +80,7 @@ __all__ = [
     "coherence",
     "period_grid",
     "pair_table",
+    "select_rois",
 ]
 
 #: Sign convention of the ``lag`` variable.
@@ -645,6 +646,81 @@ def _check_positions(values: Any, n_rois: int, what: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _id_listing(roi_ids: np.ndarray) -> str:
+    ids = [repr(v) if isinstance(v, str) else str(v) for v in roi_ids.tolist()]
+    return ", ".join(ids) if len(ids) <= 6 else ", ".join(ids[:5]) + f" ... {ids[-1]}"
+
+
+def select_rois(
+    roi_ids: Any, rois: Any = None, roi_positions: Any = None, *,
+    keys: tuple[str, str] = ("rois=", "roi_positions="), where: str = "signals",
+) -> np.ndarray | None:
+    """Positions (0-based, along the roi axis) of the rois a caller selects; None: every roi.
+
+    One rule for the API and pipelines: ``rois`` are roi **ids**, the values of the signals'
+    ``roi`` coordinate (suite2p / NWB / CaImAn ids, shown as ``roi_a``/``roi_b`` in results);
+    ``roi_positions`` are **positions** (``index_a``/``index_b`` in results). A boolean
+    mask (one entry per roi) is accepted by either. Order and repeats are kept.
+
+    Parameters
+    ----------
+    roi_ids : array-like
+        The signals' roi ids, in roi-axis order.
+    rois, roi_positions : int, sequence or boolean mask, optional
+        At most one of them.
+    keys : (str, str)
+        How the caller names the two (``("input.rois", "input.roi_positions")`` in pipelines).
+    where : str
+        What holds the rois, for messages (``"signals"``, ``"store"``).
+
+    Raises
+    ------
+    ValueError
+        Both given; an id the signals lack (naming the ids, and the other key); a position
+        out of range.
+
+    Examples
+    --------
+    >>> ids = np.array([0, 2, 3, 5, 8])  # suite2p kept these cells
+    >>> select_rois(ids, rois=[5, 2]).tolist(), select_rois(ids, roi_positions=[3, 1]).tolist()
+    ([3, 1], [3, 1])
+    >>> select_rois(ids, rois=[4])
+    Traceback (most recent call last):
+    ...
+    ValueError: rois: roi id 4 is not in the signals (5 rois, ids 0, 2, 3, 5, 8); rois= selects by roi id (the roi coordinate, roi_a/roi_b in results); to select by position use roi_positions= (0..4).
+    """
+    by_id, by_pos = keys
+    name_id, name_pos = by_id.rstrip("="), by_pos.rstrip("=")
+    if rois is not None and roi_positions is not None:
+        raise ValueError(f"give {by_id} (roi ids) or {by_pos} (positions), not both.")
+    ids = np.asarray(roi_ids)
+    n = ids.shape[0]
+    if roi_positions is not None:
+        return _check_positions(roi_positions, n, name_pos)
+    if rois is None:
+        return None
+    arr = np.asarray(rois)
+    if arr.dtype == bool:
+        return _check_positions(arr, n, name_id)
+    arr = arr.reshape(1) if arr.ndim == 0 else arr
+    if arr.ndim != 1:
+        raise ValueError(f"{name_id} must be a 1-D list of roi ids (or a boolean mask), got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{name_id} is empty; select at least one roi.")
+    lookup = {v: i for i, v in enumerate(ids.tolist())}
+    out = np.empty(arr.size, np.int64)
+    for k, v in enumerate(arr.tolist()):
+        pos = lookup.get(v) if isinstance(v, (int, float, str)) else None
+        if pos is None:
+            raise ValueError(
+                f"{name_id}: roi id {v!r} is not in the {where} ({n} rois, ids {_id_listing(ids)}); {by_id} "
+                f"selects by roi id (the roi coordinate, roi_a/roi_b in results); to select by position use "
+                f"{by_pos} (0..{n - 1})."
+            )
+        out[k] = pos
+    return out
+
+
 def pair_table(pairs: Any, n_rois: int) -> np.ndarray:
     """Validate a list of ``(roi, roi)`` index pairs; returns an ``(n_pairs, 2)`` int array.
 
@@ -1010,6 +1086,7 @@ def coherence(
     pairs: Any = None,
     all_pairs: bool = False,
     rois: Any = None,
+    roi_positions: Any = None,
     dt: float | None = None,
     grid: ScaleGrid | None = None,
     min_period: float | None = None,
@@ -1062,10 +1139,15 @@ def coherence(
         the signals' roi order, whatever the order of ``rois``; a roi listed twice is an
         error), tiled so that each roi's transform is computed once per tile and reused by
         every pair in it.
-    rois : int, sequence of int or boolean mask, optional
-        Roi positions to analyse (reference and all-pairs modes); default all. Reference mode
-        keeps their order (and repeats). Rois outside the selection are not analysed: their
-        gaps and constancy do not matter.
+    rois : int, str, sequence or boolean mask, optional
+        Roi **ids** to analyse (reference and all-pairs modes): values of the signals' ``roi``
+        coordinate, as ``roi_a``/``roi_b`` of the result show them (for signals without a
+        ``roi`` coordinate the ids are the positions); default all. Reference mode keeps their
+        order (and repeats). Rois outside the selection are not analysed: their gaps and
+        constancy do not matter. See :func:`select_rois`.
+    roi_positions : int, sequence or boolean mask, optional
+        The same selection by 0-based **position** along the roi axis (``index_a`` of the
+        result) instead; at most one of ``rois`` and ``roi_positions``.
     dt : float, optional
         Sampling interval (s), when the signals carry no time coordinate or ``fs``.
     grid : ScaleGrid, optional
@@ -1215,9 +1297,11 @@ def coherence(
     # --- pairs
     roi_chunk, pair_chunk = (None if v is None else whole_number(v, name, hint="or None for the default")
                              for name, v in (("roi_chunk", roi_chunk), ("pair_chunk", pair_chunk)))
-    if mode == "pairs" and rois is not None:
+    if mode == "pairs" and (rois is not None or roi_positions is not None):
         raise ValueError("rois= selects rois for reference and all-pairs modes; in list mode give the pairs only.")
-    sel = np.arange(n_rois) if rois is None else _check_positions(rois, n_rois, "rois")
+    sel = select_rois(np.asarray(sig["roi"].values) if "roi" in sig.coords else np.arange(n_rois), rois,
+                      roi_positions)
+    sel = np.arange(n_rois) if sel is None else sel
     if mode == "all_pairs":
         uniq, counts = np.unique(sel, return_counts=True)
         if (counts > 1).any():

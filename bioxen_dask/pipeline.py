@@ -3,7 +3,8 @@
 A pipeline has these sections (every key optional except ``input.store`` and
 ``outputs.path``; see ``pipelines/calcium_coherence.yaml`` for a commented example)::
 
-    input:          store (signals store path), rois (null | [i, ...] | {start, stop, step})
+    input:          store (signals store path), rois (roi ids: null | [id, ...] | {start, stop, step}),
+                    roi_positions (the same by 0-based position; at most one of the two)
     preprocessing:  normalize (z-score, default true), detrend (none | linear),
                     nan_policy (raise | interpolate), max_gap (s, longest gap interpolated)
     grid:           min_period, max_period (s) | s0, J; dj, wavelet, preset, boundary, dtype, tol
@@ -105,7 +106,9 @@ def _at_least_one(v: Any) -> str | None:
 SCHEMA: dict[str, dict[str, Key]] = {
     "input": {
         "store": Key(("str",), required=True, doc="signals store (bioxen-dask synth / ingest)"),
-        "rois": Key(("null", "int_list", "range"), doc="roi positions to analyse (default all)"),
+        "rois": Key(("null", "int_list", "range"), doc="roi ids to analyse (the store's roi coordinate, "
+                    "as results show them; default all)"),
+        "roi_positions": Key(("null", "int_list", "range"), doc="the same selection by 0-based position"),
     },
     "preprocessing": {
         "normalize": Key(("bool",), True, "z-score every trace first (pycwt's wct)"),
@@ -270,6 +273,8 @@ def validate(config: Any, *, require: bool = True) -> dict[str, dict[str, Any]]:
 
 def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
     g, pr = cfg["grid"], cfg["pairs"]
+    if cfg["input"]["rois"] is not None and cfg["input"]["roi_positions"] is not None:
+        raise PipelineError("input: give input.rois (roi ids) or input.roi_positions (positions), not both.")
     if (g["min_period"] is not None or g["max_period"] is not None) and (g["s0"] is not None or g["J"] is not None):
         raise PipelineError("grid: give either min_period/max_period or s0/J, not both.")
     mode = pr["mode"]
@@ -282,8 +287,9 @@ def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
     elif mode == "list":
         if pr["list"] is None:
             raise PipelineError("pairs.list: mode 'list' needs a list of [roi_a, roi_b] pairs.")
-        if cfg["input"]["rois"] is not None:
-            raise PipelineError("input.rois: not used with pairs.mode 'list' (the pairs name their rois).")
+        for key in ("rois", "roi_positions"):
+            if cfg["input"][key] is not None:
+                raise PipelineError(f"input.{key}: not used with pairs.mode 'list' (the pairs name their rois).")
     if mode != "reference" and (pr["reference"] is not None or pr["reference_file"] is not None):
         raise PipelineError(f"pairs.reference: only used with pairs.mode 'reference', not {mode!r}.")
     if mode == "all" and pr["list"] is not None:
@@ -537,30 +543,46 @@ def load_pipeline(
 # ----------------------------------------------------------------------------- checks
 
 
-def _roi_positions(spec: Any, n_rois: int) -> np.ndarray | None:
+def _roi_positions(inp: Mapping[str, Any], roi_ids: np.ndarray) -> np.ndarray | None:
+    """Positions of ``input.rois`` (roi ids) or ``input.roi_positions``; None: every roi.
+
+    A range ``{start, stop, step}`` of ids selects the store's ids in ``range(start, stop, step)``
+    (a suite2p store keeps only some); a range of positions must lie inside the store.
+    """
+    from .coherence import select_rois
+
+    n_rois = len(roi_ids)
+    by_id = inp["rois"] is not None
+    key = "input.rois" if by_id else "input.roi_positions"
+    spec = inp["rois"] if by_id else inp["roi_positions"]
     if spec is None:
         return None
     if isinstance(spec, Mapping):
         start, stop, step = spec.get("start", 0), spec["stop"], spec.get("step", 1)
         if step == 0:
-            raise PipelineError("input.rois.step: must not be 0.")
+            raise PipelineError(f"{key}.step: must not be 0.")
+        if by_id:
+            wanted = set(range(start, stop, step))
+            idx = np.array([i for i, v in enumerate(roi_ids.tolist()) if v in wanted], dtype=np.int64)
+            if idx.size == 0:
+                raise PipelineError(f"{key}: no roi id of the store lies in range({start}, {stop}, {step}); its "
+                                    f"{n_rois} ids run {roi_ids[0].item()!r}..{roi_ids[-1].item()!r}.")
+            return idx
         if not (0 <= start < n_rois) or not (0 < stop <= n_rois):
-            raise PipelineError(f"input.rois: range {start}..{stop} is outside the store's {n_rois} rois (0..{n_rois}).")
-        idx = np.arange(start, stop, step)
-    else:
-        idx = np.asarray(spec, dtype=np.int64)
-    bad = (idx < 0) | (idx >= n_rois)
-    if bad.any():
-        raise PipelineError(
-            f"input.rois: roi index {int(idx[bad][0])} is out of range; the store has {n_rois} rois "
-            f"(valid indices 0..{n_rois - 1})."
-        )
-    if idx.size == 0:
-        raise PipelineError("input.rois: the selection is empty.")
+            raise PipelineError(f"{key}: range {start}..{stop} is outside the store's {n_rois} rois (0..{n_rois}).")
+        spec = list(range(start, stop, step))
+        if not spec:
+            raise PipelineError(f"{key}: the selection is empty.")
+    try:
+        idx = select_rois(roi_ids, spec if by_id else None, None if by_id else spec,
+                          keys=("input.rois", "input.roi_positions"), where="store")
+    except ValueError as exc:
+        raise PipelineError(str(exc)) from None
     values, counts = np.unique(idx, return_counts=True)
     if np.any(counts > 1):
-        raise PipelineError(f"input.rois: roi index {int(values[counts > 1][0])} is listed more than once; list "
-                            "each roi once.")
+        pos = int(values[counts > 1][0])
+        raise PipelineError(f"{key}: roi {roi_ids[pos].item()!r} (position {pos}) is listed more than once; list each "
+                            "roi once.")
     return idx
 
 
@@ -606,7 +628,8 @@ def check(pipeline: Pipeline) -> Pipeline:
         check_length(n, grid, f"the input store ({store})")
     except ValueError as exc:
         raise PipelineError(f"grid: {exc}") from None
-    rois = _roi_positions(cfg["input"]["rois"], n_rois)
+    roi_ids = np.asarray(ds["roi"].values) if "roi" in ds.coords else np.arange(n_rois)
+    rois = _roi_positions(cfg["input"], roi_ids)
     pr = cfg["pairs"]
     if pr["mode"] == "list":
         try:
@@ -936,12 +959,12 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
     if pr["mode"] == "reference":
         kw["reference"] = (pr["reference"] if pr["reference"] is not None
                            else np.asarray(_load_reference_file(Path(pr["reference_file"]))))
-        kw["rois"] = pipeline.facts.get("rois")
+        kw["roi_positions"] = pipeline.facts.get("rois")
     elif pr["mode"] == "list":
         kw["pairs"] = pr["list"]
     else:
         kw["all_pairs"] = True
-        kw["rois"] = pipeline.facts.get("rois")
+        kw["roi_positions"] = pipeline.facts.get("rois")
     block_bytes = c["block_bytes"]
     if isinstance(block_bytes, str):
         block_bytes = dask.utils.parse_bytes(block_bytes)
@@ -1180,7 +1203,7 @@ def _one_pair_map(result: Any, cfg: Mapping[str, Any], k: int, coherence: Callab
     ref = pr["reference"] if pr["reference"] is not None else np.asarray(_load_reference_file(Path(pr["reference_file"])))
     thr = result["threshold"].values[k : k + 1] if "threshold" in result else None
     return coherence(
-        ds, reference=ref, rois=[int(result["index_a"].values[k])], min_period=g["min_period"],
+        ds, reference=ref, roi_positions=[int(result["index_a"].values[k])], min_period=g["min_period"],
         max_period=g["max_period"], dj=g["dj"], s0=g["s0"], J=g["J"], wavelet=g["wavelet"], preset=g["preset"],
         boundary=g["boundary"], dtype=g["dtype"], tol=g["tol"], normalize=cfg["preprocessing"]["normalize"],
         detrend=cfg["preprocessing"]["detrend"], nan_policy=cfg["preprocessing"]["nan_policy"],

@@ -91,7 +91,7 @@ def test_all_pairs_of_an_unsorted_selection_are_each_pair_once_a_before_b(traces
     signals (so the sign of phase and lag does not depend on how the selection was typed)."""
     x, _ = traces
     thr = np.full(period_grid(N, DT, **GRID).n_scales, 0.5)
-    ds = coherence(_signals(x), all_pairs=True, rois=[5, 0, 3], roi_chunk=2, dtype="float64",
+    ds = coherence(_signals(x), all_pairs=True, roi_positions=[5, 0, 3], roi_chunk=2, dtype="float64",
                    significance=thr, **GRID).compute(scheduler="sync")
     got = list(zip(ds.index_a.values.tolist(), ds.index_b.values.tolist()))
     assert sorted(got) == [(0, 3), (0, 5), (3, 5)] and all(a < b for a, b in got)
@@ -104,13 +104,13 @@ def test_all_pairs_refuse_a_selection_that_repeats_a_roi(traces):
     x, _ = traces
     with dask.config.set(scheduler=_no_compute):
         with pytest.raises(ValueError, match=r"rois lists roi 53 \(position 3\) more than once"):
-            coherence(_signals(x), all_pairs=True, rois=[5, 0, 3, 3], significance=None, **GRID)
+            coherence(_signals(x), all_pairs=True, roi_positions=[5, 0, 3, 3], significance=None, **GRID)
 
 
 def test_a_single_roi_as_a_scalar_or_a_list_gives_the_same_pair(traces):
     x, ref = traces
     kw = dict(reference=ref, dtype="float64", significance=None, **GRID)
-    one = coherence(_signals(x), rois=2, **kw).compute(scheduler="sync")
+    one = coherence(_signals(x), roi_positions=2, **kw).compute(scheduler="sync")
     assert one.sizes["pair"] == 1 and one.index_a.values.tolist() == [2] and one.roi_a.values.tolist() == [52]
     _assert_pair(one.isel(pair=0), _direct(x[2], ref, one)[0])
 
@@ -123,7 +123,7 @@ def _no_compute(*args, **kwargs):  # pragma: no cover - only runs on a bug
     "kwargs, message",
     [
         (dict(reference="mean", rois=np.zeros(6, bool)), "rois selects no roi"),
-        (dict(reference="mean", rois=[[0, 1], [2, 3]]), "rois must be a 1-D list of roi positions"),
+        (dict(reference="mean", rois=[[0, 1], [2, 3]]), "rois must be a 1-D list of roi ids"),
         (dict(all_pairs="yes"), "all_pairs must be True or False"),
         (dict(reference="mean", roi_chunk=0), "roi_chunk must be a positive integer"),
         (dict(pairs=[(0, 1)], pair_chunk=-1), "pair_chunk must be a positive integer"),
@@ -150,7 +150,7 @@ def test_rois_outside_the_selection_may_hold_any_gaps(traces):
     y0 = y.copy()
     kw = dict(nan_policy="interpolate", max_gap=1.0, dtype="float64", **GRID)
     thr = np.full(period_grid(N, DT, **GRID).n_scales, 0.5)
-    for mode in (dict(reference=ref, rois=[0, 1]), dict(pairs=[(1, 0)]), dict(all_pairs=True, rois=[1, 0])):
+    for mode in (dict(reference=ref, roi_positions=[0, 1]), dict(pairs=[(1, 0)]), dict(all_pairs=True, roi_positions=[1, 0])):
         ds = coherence(_signals(y, chunks=(6, N)), significance=thr, **mode, **kw).compute(scheduler="sync")
         for k in range(ds.sizes["pair"]):
             a, b = int(ds.index_a[k]), int(ds.index_b[k])
@@ -230,7 +230,7 @@ def test_a_reference_on_another_time_axis_is_refused(traces):
         coherence(_signals(x), reference=xr.DataArray(ref, dims="time", coords={"time": t + 5.0}),
                   significance=None, **GRID)
     same = coherence(_signals(x), reference=xr.DataArray(ref, dims="time", coords={"time": t}),
-                     rois=[0], dtype="float64", significance=None, **GRID).compute(scheduler="sync")
+                     roi_positions=[0], dtype="float64", significance=None, **GRID).compute(scheduler="sync")
     _assert_pair(same.isel(pair=0), _direct(x[0], ref, same)[0])
 
 
@@ -266,3 +266,44 @@ def test_float32_phase_sums_of_a_long_record_keep_the_maps_accuracy(method):
     assert np.max(np.abs(ds.phase_consistency.values[0] - np.abs(z))) <= 2e-6
     got = ds.phase_consistency.values[0] * np.exp(1j * ds.phase_mean.values[0])
     assert np.max(np.abs(got - z)) <= 2e-6  # the mean phase vector, where its angle is defined or not
+
+
+# ----------------------------------------------------------------------------- issue 23: roi ids, other inputs
+
+
+def _with_ids():
+    """Five traces whose roi ids are not their positions (a suite2p store keeps only cells)."""
+    rng = np.random.default_rng(23)
+    t = np.arange(600) / 10
+    x = np.sin(2 * np.pi * t / 4)[None, :] + 0.5 * rng.standard_normal((5, 600))
+    ids = np.array([3, 7, 13, 29, 40])
+    return xr.DataArray(x, dims=("roi", "time"), coords={"roi": ids, "time": t}), x
+
+
+ID_GRID = dict(min_period=1.0, max_period=8.0, dj=0.25, significance=None)
+
+
+def test_rois_select_by_id_and_roi_positions_by_position():
+    """``rois=`` takes roi ids (the ``roi`` coordinate, shown as ``roi_a`` in results);
+    ``roi_positions=`` takes 0-based positions: one rule, the same for every mode."""
+    sig, x = _with_ids()
+    by_id = coherence(sig, reference=x[0], rois=[29, 7], **ID_GRID).compute(scheduler="sync")
+    assert by_id.roi_a.values.tolist() == [29, 7] and by_id.index_a.values.tolist() == [3, 1]
+    by_pos = coherence(sig, reference=x[0], roi_positions=[3, 1], **ID_GRID).compute(scheduler="sync")
+    np.testing.assert_array_equal(by_id.coherence_mean.values, by_pos.coherence_mean.values)
+    one = coherence(sig.isel(roi=[3]), reference=x[0], **ID_GRID).compute(scheduler="sync")
+    np.testing.assert_allclose(by_id.coherence_mean.values[0], one.coherence_mean.values[0], rtol=1e-6)
+    pairs = coherence(sig, all_pairs=True, rois=[40, 3, 13], **ID_GRID)
+    assert list(zip(pairs.roi_a.values.tolist(), pairs.roi_b.values.tolist())) == [(3, 13), (3, 40), (13, 40)]
+    assert coherence(sig, reference=x[0], rois=13, **ID_GRID).roi_a.values.tolist() == [13]  # one id
+
+
+def test_a_position_given_as_a_roi_id_is_refused_naming_both_rules():
+    sig, x = _with_ids()
+    with pytest.raises(ValueError, match=r"rois: roi id 9 is not in the signals \(5 rois, ids 3, 7, 13, 29, 40\); "
+                                         r"rois= selects by roi id.*roi_positions= \(0\.\.4\)"):
+        coherence(sig, reference=x[0], rois=[9], **ID_GRID)
+    with pytest.raises(ValueError, match=r"roi_positions: roi index 9 is out of range.*0\.\.4"):
+        coherence(sig, reference=x[0], roi_positions=[9], **ID_GRID)
+    with pytest.raises(ValueError, match=r"give rois= \(roi ids\) or roi_positions= \(positions\), not both"):
+        coherence(sig, reference=x[0], rois=[3], roi_positions=[0], **ID_GRID)

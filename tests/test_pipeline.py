@@ -123,8 +123,9 @@ def test_yaml_file_and_set_overrides(tmp_path):
         ({"input__store": "nowhere.zarr"}, FileNotFoundError, r"input\.store: no signals store at nowhere\.zarr"),
         ({"grid__min_period": 0.01}, PipelineError, r"grid: min_period=0\.01 s is below the Nyquist period"),
         ({"grid__max_period": 1000.0}, PipelineError, r"grid: max_period=1000 s is longer than the record"),
-        ({"input__rois": [0, 99]}, PipelineError, r"input\.rois: roi index 99 is out of range; the store has 24"),
-        ({"input__rois": [0, 3, 1, 3]}, PipelineError, r"input\.rois: roi index 3 is listed more than once"),
+        ({"input__rois": [0, 99]}, PipelineError, r"input\.rois: roi id 99 is not in the store \(24 rois, ids 0, 1"),
+        ({"input__roi_positions": [0, 99]}, PipelineError, r"input\.roi_positions: roi index 99 is out of range"),
+        ({"input__rois": [0, 3, 1, 3]}, PipelineError, r"input\.rois: roi 3 \(position 3\) is listed more than once"),
         ({"pairs__reference": "behaviour"}, PipelineError, r"pairs\.reference: 'behaviour' is not in the store"),
     ],
 )
@@ -287,3 +288,37 @@ def test_multirate_pipeline_equals_the_exact_one(small_store, tmp_path):
     assert keep.sum() > 20
     dphi = np.angle(np.exp(1j * (multi.phase_mean.values - exact.phase_mean.values)))[keep]
     assert np.abs(dphi).max() < 1e-3
+
+
+# ----------------------------------------------------------------------------- issue 23: roi ids
+
+
+@pytest.fixture(scope="module")
+def id_store(tmp_path_factory):
+    """A store whose roi ids are not positions (as suite2p's cells: ids 0, 2, 3, 5, ...)."""
+    from bioxen_dask.io import open_signals_store, write_signals
+
+    syn = open_signals_store(write_synthetic(tmp_path_factory.mktemp("ids") / "syn.zarr", n_rois=12,
+                                             n_frames=3000, seed=5))
+    ids = np.array([0, 2, 3, 5, 8, 9, 13, 17, 21, 29, 33, 40])
+    path = tmp_path_factory.mktemp("ids") / "ids.zarr"
+    return write_signals(path, syn["signals"].values, fs=float(syn.attrs["fs"]), roi=ids,
+                         references={"stimulus": syn["references"].values[0]})
+
+
+def test_input_rois_are_roi_ids_and_roi_positions_positions(id_store, tmp_path):
+    """``input.rois: [29]`` analyses roi 29 (an id, as the results show them); position 9
+    (``input.roi_positions: [9]``) is the same roi; an id the store lacks is named as such."""
+    by_id = run_pipeline(load_pipeline(_base(id_store, tmp_path / "a", input__rois=[29, 13])), progress=False)
+    res = open_result(by_id["output"]).compute()
+    assert res.roi_a.values.tolist() == [29, 13] and res.index_a.values.tolist() == [9, 6]
+    by_pos = run_pipeline(load_pipeline(_base(id_store, tmp_path / "b", input__roi_positions=[9, 6])),
+                          progress=False)
+    np.testing.assert_array_equal(open_result(by_pos["output"]).coherence_mean.values, res.coherence_mean.values)
+    with pytest.raises(PipelineError, match=r"input\.rois: roi id 1 is not in the store \(12 rois, ids 0, 2, 3, 5, "
+                                            r"8 \.\.\. 40\).*input\.roi_positions"):
+        check(load_pipeline(_base(id_store, tmp_path / "c", input__rois=[1])))
+    with pytest.raises(PipelineError, match=r"input: give input\.rois \(roi ids\) or input\.roi_positions"):
+        load_pipeline(_base(id_store, tmp_path / "c", input__rois=[2], input__roi_positions=[1]))
+    p = check(load_pipeline(_base(id_store, tmp_path / "c", input__rois={"start": 0, "stop": 6})))
+    assert p.facts["rois"].tolist() == [0, 1, 2, 3]  # the ids 0, 2, 3 and 5 of range(0, 6) that exist
