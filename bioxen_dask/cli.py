@@ -82,7 +82,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    """Convert suite2p / NWB / CaImAn / npy / HDF5 / Zarr traces into a signals store."""
+    """Convert suite2p / NWB / CaImAn / npy / HDF5 / Zarr / CSV-TSV traces into a signals store."""
     from .io import ingest
 
     dff_options = {k: v for k, v in (("dff_window_s", args.dff_window), ("dff_percentile", args.dff_percentile))
@@ -488,8 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="replace an existing output")
     synth.set_defaults(func=_cmd_synth)
 
-    ing = sub.add_parser("ingest", help="convert traces (suite2p, NWB, CaImAn, npy, HDF5, Zarr) to a signals store")
-    ing.add_argument("source", help="suite2p folder, .nwb, CaImAn .hdf5, .npy, .h5 or .zarr")
+    ing = sub.add_parser("ingest", help="convert traces (suite2p, NWB, CaImAn, npy, HDF5, Zarr, CSV/TSV) to a "
+                                        "signals store")
+    ing.add_argument("source", help="suite2p folder, .nwb, CaImAn .hdf5, .npy, .h5, .zarr, or .csv/.tsv "
+                                    "(time x roi: one column per roi, a header and a time column optional)")
     ing.add_argument("out", help="output signals store (.zarr)")
     ing.add_argument("--format", default="auto", help="source format (default: detected)")
     ing.add_argument("--fs", type=float, default=None, help="frame rate (Hz), when the source lacks it")

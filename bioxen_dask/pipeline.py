@@ -9,7 +9,7 @@ A pipeline has these sections (every key optional except ``input.store`` and
                     nan_policy (raise | interpolate), max_gap (s, longest gap interpolated)
     grid:           min_period, max_period (s) | s0, J; dj, wavelet, preset, boundary, dtype, tol
     pairs:          mode (reference | list | all), reference (stored name | mean),
-                    reference_file (.npy, one value per frame), list ([[a, b], ...])
+                    reference_file (.npy or one-column .csv/.tsv, one value per frame), list ([[a, b], ...])
     significance:   enabled, method (ar1), mc_count, level, seed, bucket_width, cache
     outputs:        path (.zarr), maps, overwrite, resume, region_size, figures (folder), summary (.json)
     compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers, device, method
@@ -134,7 +134,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "pairs": {
         "mode": Key(("str",), "reference", "pair mode", choices=("reference", "list", "all")),
         "reference": Key(("null", "str"), None, "stored reference name, or 'mean'"),
-        "reference_file": Key(("null", "str"), None, ".npy file with one value per frame"),
+        "reference_file": Key(("null", "str"), None, ".npy or one-column CSV/TSV file with one value per frame"),
         "list": Key(("null", "pair_list"), None, "[[roi_a, roi_b], ...] (positions)"),
     },
     "significance": {
@@ -746,15 +746,39 @@ def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]
             "rois_with_gaps": int((scan.n_missing > 0).sum())}
 
 
+#: What a reference file may be, for messages.
+_REFERENCE_FILES = (".npy (np.save(path, np.asarray(trace, float))) or a CSV/TSV table (.csv, .tsv, .tab, .txt: "
+                    "one column, one row per frame; a header and a time column are optional)")
+
+
 def _load_reference_file(path: Path) -> np.ndarray:
-    """A ``.npy`` reference trace: numbers only, never unpickled."""
+    """A reference trace from a ``.npy`` file (numbers only, never unpickled) or a one-column
+    CSV/TSV table (:func:`bioxen_dask.io._ingest.read_table`)."""
+    from .io._ingest import _TABLE_SUFFIXES, _check_npy, read_table
+
+    if path.suffix.lower() in _TABLE_SUFFIXES:
+        try:
+            values, names, _ = read_table(path)
+        except ValueError as exc:
+            raise PipelineError(f"pairs.reference_file: {exc}.") from None
+        if values.shape[1] != 1:
+            listed = f" ({', '.join(repr(n) for n in names)})" if names else ""
+            raise PipelineError(
+                f"pairs.reference_file: {path.name} holds {values.shape[1]} columns{listed}; a reference file "
+                "holds one trace: keep its column (a time column named 'time' may stay)."
+            )
+        return values[:, 0]
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head != np.lib.format.MAGIC_PREFIX and head[:1] != b"\x80":
+        raise PipelineError(f"pairs.reference_file: {path} is not a .npy file (no NumPy header) nor a CSV/TSV "
+                            f"table by its suffix; a reference file is {_REFERENCE_FILES}.")
     try:
+        _check_npy(path)
         ref = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
-        raise PipelineError(
-            f"pairs.reference_file: {path} holds Python objects (a pickle) or is not a .npy array ({exc}); "
-            "bioxen-dask never unpickles files: save the trace with np.save(path, np.asarray(trace, float))."
-        ) from None
+        raise PipelineError(f"pairs.reference_file: {exc}; bioxen-dask never unpickles files: a reference file is "
+                            f"{_REFERENCE_FILES}.") from None
     if ref.dtype.kind not in "iuf":
         raise PipelineError(f"pairs.reference_file: {path} must hold real numbers, got dtype {ref.dtype}.")
     return ref

@@ -445,3 +445,49 @@ def test_layout_help_names_each_order_once(capsys):
     assert "{roi,time,time,roi}" not in text  # argparse's joined choices read as four axis names
     assert "--layout ORDER" in text and "'roi,time' (one row per roi)" in text
     assert "'time,roi' (one column per roi)" in text
+
+
+# ----------------------------------------------------------------------------- CSV / TSV (issue 23.5)
+
+
+def _csv_traces():
+    rng = np.random.default_rng(23)
+    return rng.standard_normal((4, 500)).astype(np.float32)  # (roi, time)
+
+
+@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_csv_tsv_time_x_roi_with_header_and_time_column(tmp_path, sep, suffix):
+    """The common export: one column per roi under a header naming it, a time column first;
+    the rate comes from the time column, the roi ids from the header."""
+    x = _csv_traces()
+    t = np.arange(500) / 15.0
+    lines = [sep.join(["time", "3", "7", "13", "29"])]
+    lines += [sep.join([f"{t[k]:.9g}"] + [f"{v:.9g}" for v in x[:, k]]) for k in range(500)]
+    src = tmp_path / f"traces{suffix}"
+    src.write_text("\n".join(lines) + "\n")
+    before = _digest(src)
+    assert detect_format(src) == "csv"
+    sig = open_signals(ingest(src, tmp_path / "o.zarr"))
+    np.testing.assert_array_equal(sig.values, x)
+    assert sig.attrs["fs"] == pytest.approx(15.0, rel=1e-6) and sig["roi"].values.tolist() == [3, 7, 13, 29]
+    assert sig.attrs["source_format"] == "csv" and _digest(src) == before
+    with pytest.raises(ValueError, match=r"fs=16 disagrees|disagree"):
+        ingest(src, tmp_path / "o2.zarr", fs=16.0)
+
+
+def test_csv_without_header_or_time_column_needs_fs_and_named_columns(tmp_path):
+    x = _csv_traces()
+    np.savetxt(tmp_path / "plain.csv", x.T, delimiter=",", fmt="%.9g")
+    with pytest.raises(ValueError, match="csv sources carry no sampling rate.*pass fs="):
+        ingest(tmp_path / "plain.csv", tmp_path / "o.zarr")
+    sig = open_signals(ingest(tmp_path / "plain.csv", tmp_path / "o.zarr", fs=10.0))
+    np.testing.assert_array_equal(sig.values, x)
+    assert sig["roi"].values.tolist() == [0, 1, 2, 3]
+    (tmp_path / "names.csv").write_text("cellA,cellB\n1,2\n3,4\n5,6.5\n")
+    named = open_signals(ingest(tmp_path / "names.csv", tmp_path / "n.zarr", fs=1.0))
+    assert named["roi"].values.tolist() == ["cellA", "cellB"]
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,oops\n")
+    with pytest.raises(ValueError, match=r"bad\.csv: row 3, column 'b': 'oops' is not a number"):
+        ingest(tmp_path / "bad.csv", tmp_path / "b.zarr", fs=1.0)
+    with pytest.raises(ValueError, match=r"CSV/TSV sources are read time x roi.*layout='roi,time' does not apply"):
+        ingest(tmp_path / "plain.csv", tmp_path / "l.zarr", fs=10.0, layout="roi,time")

@@ -322,3 +322,29 @@ def test_input_rois_are_roi_ids_and_roi_positions_positions(id_store, tmp_path):
         load_pipeline(_base(id_store, tmp_path / "c", input__rois=[2], input__roi_positions=[1]))
     p = check(load_pipeline(_base(id_store, tmp_path / "c", input__rois={"start": 0, "stop": 6})))
     assert p.facts["rois"].tolist() == [0, 1, 2, 3]  # the ids 0, 2, 3 and 5 of range(0, 6) that exist
+
+
+def test_a_csv_reference_file_is_read_and_other_files_are_named_for_what_they_are(small_store, tmp_path):
+    """A CSV/TSV reference (one column, a header and a time column optional) gives the same
+    result as the .npy of the same trace; a file that is neither is not called "a pickle"."""
+    from bioxen_dask.io import open_signals_store
+
+    stim = np.asarray(open_signals_store(small_store)["references"].values[0], dtype=np.float64)
+    np.save(tmp_path / "stim.npy", stim)
+    t = np.arange(stim.size) / 30.0
+    (tmp_path / "stim.csv").write_text("time,stimulus\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(t, stim)))
+    base = dict(pairs__reference=None, input__rois=[0, 1, 2, 3, 4], outputs__figures=None)
+    runs = {}
+    for name in ("stim.npy", "stim.csv"):
+        cfg = _base(small_store, tmp_path / name.replace(".", "_"), pairs__reference_file=str(tmp_path / name),
+                    **base)
+        runs[name] = open_result(run_pipeline(load_pipeline(cfg), progress=False)["output"]).compute()
+    np.testing.assert_array_equal(runs["stim.csv"].coherence_mean.values, runs["stim.npy"].coherence_mean.values)
+    (tmp_path / "two.csv").write_text("a,b\n" + "".join(f"{float(v)!r},{float(v)!r}\n" for v in stim))
+    with pytest.raises(PipelineError, match=r"two\.csv holds 2 columns \('a', 'b'\); a reference file holds one trace"):
+        check(load_pipeline(_base(small_store, tmp_path / "x", pairs__reference_file=str(tmp_path / "two.csv"), **base)))
+    (tmp_path / "notes.dat").write_text("just text\n")
+    with pytest.raises(PipelineError) as err:
+        check(load_pipeline(_base(small_store, tmp_path / "x", pairs__reference_file=str(tmp_path / "notes.dat"),
+                                  **base)))
+    assert "pickle" not in str(err.value) and "not a .npy file" in str(err.value) and ".csv" in str(err.value)

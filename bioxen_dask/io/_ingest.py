@@ -1,4 +1,4 @@
-"""Ingest: suite2p / NWB / CaImAn / npy / HDF5 / Zarr traces -> a signals store.
+"""Ingest: suite2p / NWB / CaImAn / npy / HDF5 / Zarr / CSV-TSV traces -> a signals store.
 
 Each format has one private reader that opens the source read-only and returns an
 :class:`_Opened`: a lazy block reader plus rate, roi ids and provenance. Nothing is
@@ -29,7 +29,7 @@ from ._store import SignalsWriter, check_output, is_signals_store, nonfinite_err
 __all__ = ["FORMATS", "detect_format", "ingest"]
 
 #: Formats ``ingest`` reads (``format="auto"`` detects them).
-FORMATS = ("suite2p", "nwb", "caiman", "npy", "hdf5", "zarr")
+FORMATS = ("suite2p", "nwb", "caiman", "npy", "hdf5", "zarr", "csv")
 _DIRECTORY_FORMATS = frozenset({"suite2p", "zarr"})
 _HDF5_SUFFIXES = frozenset({".h5", ".hdf5", ".hdf", ".he5"})
 _SUITE2P_FILES = ("F.npy", "Fneu.npy", "iscell.npy", "spks.npy", "stat.npy", "ops.npy")
@@ -581,6 +581,108 @@ def _read_zarr(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
     return _plain(data, name, source, opt, "zarr")
 
 
+# ----------------------------------------------------------------------------- CSV / TSV
+
+#: Suffixes read as delimited text (``format="csv"``), and their delimiter (None: sniffed).
+_TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
+#: Header names of a time column (seconds): the rate comes from it, it is not a roi.
+TIME_COLUMNS = ("time", "t", "time_s", "seconds", "timestamp", "timestamps")
+#: Header names of a frame-number column: dropped (neither a roi nor a rate).
+FRAME_COLUMNS = ("frame", "frames", "index", "")
+
+
+def _number(cell: str) -> float:
+    cell = cell.strip()
+    return math.nan if cell == "" or cell.lower() in ("nan", "na", "n/a") else float(cell)
+
+
+def read_table(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None, np.ndarray | None]:
+    """A delimited text file of traces, time x column: ``(values (time, column), names or None,
+    times or None)``.
+
+    The layout of a CSV/TSV export: one row per frame, one column per trace, an optional
+    header row naming the columns; a column named like :data:`TIME_COLUMNS` holds the time
+    (seconds) and one named like :data:`FRAME_COLUMNS` a frame number (both taken out of
+    the traces). Empty cells and ``NaN`` are missing samples. The whole file is read (text
+    cannot be memory-mapped).
+
+    Raises
+    ------
+    ValueError
+        Naming the row and column of a cell that is not a number, or rows of unequal length.
+    """
+    import csv
+
+    src = Path(path)
+    delimiter = _TABLE_SUFFIXES.get(src.suffix.lower(), ",")
+    with open(src, newline="", encoding="utf-8-sig") as f:
+        text = f.read()
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",\t; ").delimiter
+        except csv.Error:
+            delimiter = ","
+    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"{src} holds no rows")
+    names: list[str] | None = None
+    try:
+        [_number(c) for c in rows[0]]
+    except ValueError:
+        names, rows = [c.strip() for c in rows[0]], rows[1:]
+    width = len(names) if names is not None else len(rows[0])
+    values = np.empty((len(rows), width), dtype=np.float64)
+    for i, row in enumerate(rows):
+        line = i + 1 + (names is not None)
+        if len(row) != width:
+            raise ValueError(f"{src}: row {line} has {len(row)} cells, the {'header' if names else 'first row'} "
+                             f"{width}; every row needs one value per column")
+        for j, cell in enumerate(row):
+            try:
+                values[i, j] = _number(cell)
+            except ValueError:
+                column = repr(names[j]) if names is not None else str(j + 1)
+                raise ValueError(f"{src}: row {line}, column {column}: {cell.strip()!r} is not a number; "
+                                 "traces are numbers (an empty cell or NaN for a missing sample)") from None
+    times = None
+    if names is not None:
+        lowered = [n.lower() for n in names]
+        keep = [j for j, n in enumerate(lowered) if n not in TIME_COLUMNS and n not in FRAME_COLUMNS]
+        time_cols = [j for j, n in enumerate(lowered) if n in TIME_COLUMNS]
+        if time_cols:
+            times = values[:, time_cols[0]]
+        values, names = values[:, keep], [names[j] for j in keep]
+    return values, names, times
+
+
+def _read_csv(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
+    if opt.layout_given and opt.time_major is False:
+        raise ValueError(f"CSV/TSV sources are read time x roi (one row per frame, one column per roi, a header "
+                         f"naming them); layout='roi,time' does not apply: transpose {source.name} or drop --layout")
+    values, names, times = read_table(source)
+    if values.shape[1] == 0:
+        raise ValueError(f"{source} has no trace columns (only time/frame columns)")
+    found = []
+    t0 = 0.0
+    if times is not None:
+        rate, t0 = _rate_from_timestamps(times, f"the time column of {source.name}")
+        found.append((f"the time column of {source.name}", rate))
+    fs, fs_from = resolve_rate(opt.fs, found, f"csv sources carry no sampling rate (no time column: "
+                               f"{', '.join(TIME_COLUMNS[:3])}, ...); {_FS_HINT}")
+    if names is None:
+        roi: np.ndarray = np.arange(values.shape[1])
+    else:
+        try:
+            as_int = [int(n) for n in names]
+            roi = np.asarray(as_int, dtype=np.int64) if all(str(i) == n for i, n in zip(as_int, names)) \
+                else np.asarray(names, dtype=str)
+        except ValueError:
+            roi = np.asarray(names, dtype=str)
+    data = np.ascontiguousarray(values.T)
+    return _Opened(array_reader(data), data.shape, fs, roi, units="a.u.", t0=t0 if times is not None else 0.0,
+                   attrs={"source_dataset": source.name, "fs_source": fs_from, "source_layout": LAYOUTS[1]})
+
+
 #: Formats without a layout of their own (``layout=`` applies).
 _PLAIN_FORMATS = ("npy", "hdf5", "zarr")
 
@@ -591,6 +693,7 @@ _READERS: dict[str, Callable[[Path, _Options, ExitStack], _Opened]] = {
     "npy": _read_npy,
     "hdf5": _read_hdf5,
     "zarr": _read_zarr,
+    "csv": _read_csv,
 }
 
 
@@ -639,6 +742,8 @@ def detect_format(source: str | os.PathLike[str]) -> str:
         return "npy"
     if suffix == ".nwb":
         return "nwb"
+    if suffix in _TABLE_SUFFIXES:
+        return "csv"
     if suffix in _HDF5_SUFFIXES or _import_optional("h5py").is_hdf5(str(path)):
         return _hdf5_flavour(path)
     raise ValueError(f"cannot tell the format of {path}; pass format= one of {FORMATS}")
@@ -679,11 +784,14 @@ def ingest(
         A suite2p plane folder (``F.npy``, ``Fneu.npy``, ``iscell.npy``), an NWB file
         (a ``RoiResponseSeries``, stored time × roi), a CaImAn HDF5 file
         (``/estimates/F_dff`` if present, else ``/estimates/C``), a ``.npy`` file, an
-        HDF5 file or a Zarr array/group (roi × time, or time × roi with ``layout``).
+        HDF5 file or a Zarr array/group (roi × time, or time × roi with ``layout``), or a
+        CSV/TSV file (``.csv``, ``.tsv``, ``.tab``, ``.txt``; time × roi: one column per roi,
+        an optional header naming them and a ``time`` column giving the rate, see
+        :func:`read_table`).
     out
         Path of the new signals store (Zarr v3).
     format
-        ``"auto"`` (see :func:`detect_format`) or one of ``suite2p, nwb, caiman, npy, hdf5, zarr``.
+        ``"auto"`` (see :func:`detect_format`) or one of ``suite2p, nwb, caiman, npy, hdf5, zarr, csv``.
     fs
         Sampling rate in Hz. Required for npy/hdf5/zarr; optional where the source has
         a rate (NWB ``rate``/``timestamps``, CaImAn ``/params/data/fr``, suite2p
@@ -784,7 +892,7 @@ def ingest(
     layout = LAYOUTS[0] if layout is None else layout
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {list(LAYOUTS)} (the source's axis order)")
-    if layout != LAYOUTS[0] and fmt not in _PLAIN_FORMATS:
+    if layout != LAYOUTS[0] and fmt not in _PLAIN_FORMATS + ("csv",):
         raise ValueError(f"layout={layout!r} applies to {'/'.join(_PLAIN_FORMATS)} sources; {fmt} sources have a "
                          "known axis order (drop layout=)")
     opts = _Options(fs, neuropil_coefficient, cells_only, dataset, allow_pickle, time_major=layout == LAYOUTS[1],
