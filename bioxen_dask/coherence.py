@@ -822,8 +822,49 @@ def _all_pairs_plan(sel: np.ndarray, tile: int) -> _PairPlan:
 # ------------------------------------------------------------------------------ inputs
 
 
-def _unwrap_signals(signals: Any) -> tuple[xr.DataArray, xr.Dataset | None, str | None]:
-    """(signals DataArray, its Dataset if any, store path if known)."""
+def _pandas_signals(frame: Any) -> xr.DataArray:
+    """A pandas DataFrame (time index, one column per roi) as ``(roi, time)`` signals: the
+    columns are the roi ids; a numeric, datetime or timedelta index is the time (seconds from
+    the first row); a default ``RangeIndex`` (row numbers) carries no time."""
+    import pandas as pd
+
+    index = frame.index
+    coords: dict[str, Any] = {"roi": np.asarray(frame.columns)}
+    if isinstance(index, pd.DatetimeIndex):
+        coords["time"] = np.asarray((index - index[0]).total_seconds(), dtype=float)
+    elif isinstance(index, pd.TimedeltaIndex):
+        coords["time"] = np.asarray(index.total_seconds(), dtype=float)
+    elif not isinstance(index, pd.RangeIndex) and np.issubdtype(np.asarray(index).dtype, np.number):
+        coords["time"] = np.asarray(index, dtype=float)
+    values = frame.to_numpy()
+    if values.dtype.kind not in "fiu":
+        bad = [c for c in frame.columns if frame[c].dtype.kind not in "fiu"][:3]
+        raise ValueError(f"the DataFrame's columns must be numbers (one trace per roi); {bad} are not.")
+    return xr.DataArray(values.T, dims=("roi", "time"), coords=coords)
+
+
+def _array_signals(values: Any) -> xr.DataArray:
+    """A 2-D NumPy or Dask array, read ``(roi, time)`` (as MNE's ``(n_channels, n_times)``)."""
+    if values.ndim != 2:
+        hint = "; one trace? pass it as shape (1, n_frames)" if values.ndim == 1 else ""
+        raise ValueError(f"signals must be a 2-D (roi, time) array, got shape {tuple(values.shape)}{hint}.")
+    rows, cols = values.shape
+    if rows > cols:
+        raise ValueError(
+            f"an array is read as (roi, time): {rows} rows x {cols} columns would be {rows} rois of {cols} "
+            "frames. If it is (time, roi), one column per roi, pass signals.T; otherwise pass an xarray "
+            "DataArray with dims ('roi', 'time')."
+        )
+    return xr.DataArray(values, dims=("roi", "time"))
+
+
+def _unwrap_signals(signals: Any, dim: str | None = None) -> tuple[xr.DataArray, xr.Dataset | None, str | None]:
+    """(signals DataArray ``(roi, time)``, its Dataset if any, store path if known).
+
+    ``dim`` names the time dimension of a DataArray whose dims are not ``roi``/``time``; the
+    other dimension is the rois, and the time dimension's coordinate (frame numbers, usually)
+    is not read as seconds.
+    """
     path = None
     ds = None
     if isinstance(signals, (str, os.PathLike)):
@@ -841,15 +882,47 @@ def _unwrap_signals(signals: Any) -> tuple[xr.DataArray, xr.Dataset | None, str 
         sig = sig.assign_attrs({**ds.attrs, **sig.attrs})
     elif isinstance(signals, xr.DataArray):
         sig = signals
+    elif isinstance(signals, (np.ndarray, da.Array)):
+        sig = _array_signals(signals)
+    elif type(signals).__name__ == "DataFrame" and hasattr(signals, "to_numpy"):
+        sig = _pandas_signals(signals)
     else:
         raise TypeError(
-            "signals must be an xarray DataArray (roi, time), a signals-store Dataset or the path "
-            f"of a signals store; got {type(signals).__name__}."
+            "signals must be an xarray DataArray (roi, time), a signals-store Dataset, the path of a signals "
+            "store, a 2-D NumPy/Dask array (roi, time) with dt= or fs=, or a pandas DataFrame (time index, one "
+            f"column per roi); got {type(signals).__name__}."
         )
-    if sig.ndim != 2 or "time" not in sig.dims:
+    if sig.ndim != 2:
         raise ValueError(f"signals must be 2-D (roi, time), got dims {sig.dims}.")
-    sig = sig.transpose(..., "time")
+    if dim is not None and dim != "time":
+        if dim not in sig.dims:
+            raise ValueError(f"dim={dim!r} is not a dimension of the signals {tuple(sig.dims)}; name the time "
+                             "dimension.")
+        other = next(d for d in sig.dims if d != dim)
+        if dim in sig.coords:  # frame numbers, not seconds: dt comes from dt=, fs= or the fs attribute
+            sig = sig.drop_vars(dim)
+        sig = sig.rename({dim: "time"} if other == "roi" else {dim: "time", other: "roi"})
+    elif "time" not in sig.dims:
+        raise ValueError(
+            f"signals must be 2-D (roi, time), got dims {tuple(sig.dims)}: pass dim= naming the time dimension "
+            f"(e.g. dim={sig.dims[-1]!r}); the other dimension is the rois."
+        )
+    elif "roi" not in sig.dims:
+        sig = sig.rename({next(d for d in sig.dims if d != "time"): "roi"})
+    sig = sig.transpose("roi", "time")
     return sig, ds, path
+
+
+def _interval(dt: float | None, fs: float | None) -> float | None:
+    """The sampling interval given as ``dt`` or ``fs`` (or None); both must agree."""
+    if fs is None:
+        return dt
+    from .io._store import validate_fs
+
+    step = 1.0 / validate_fs(fs)
+    if dt is not None and not math.isclose(check_dt(dt), step, rel_tol=1e-6):
+        raise ValueError(f"dt={dt:g} contradicts fs={fs:g} (dt=1/fs={step:g}); pass one of them.")
+    return step
 
 
 def _dt_of(sig: xr.DataArray, dt: float | None) -> float:
@@ -875,7 +948,8 @@ def _dt_of(sig: xr.DataArray, dt: float | None) -> float:
         return from_fs
     if given is not None:
         return given
-    raise ValueError("dt is not given and cannot be read from the signals (no time coordinate or fs attr); pass dt=.")
+    raise ValueError("dt is not given and cannot be read from the signals (no time coordinate or fs attr); pass dt= "
+                     "or fs=.")
 
 
 def _as_dask(values: Any, row_chunk: int | None = None) -> da.Array:
@@ -1088,6 +1162,8 @@ def coherence(
     rois: Any = None,
     roi_positions: Any = None,
     dt: float | None = None,
+    fs: float | None = None,
+    dim: str | None = None,
     grid: ScaleGrid | None = None,
     min_period: float | None = None,
     max_period: float | None = None,
@@ -1124,9 +1200,14 @@ def coherence(
 
     Parameters
     ----------
-    signals : xarray.DataArray ``(roi, time)``, signals-store Dataset, or path
+    signals : xarray.DataArray, signals-store Dataset, path, NumPy/Dask array or pandas DataFrame
         The traces; dask-backed for anything large (:func:`bioxen_dask.io.open_signals`).
-        ``dt`` comes from the ``time`` coordinate or the ``fs`` attribute.
+        A DataArray ``(roi, time)`` (other dim names: see ``dim``); a 2-D array ``(roi,
+        time)``, as MNE's ``(n_channels, n_times)``, with ``dt`` or ``fs`` (an array with
+        more rows than columns is refused: pass ``signals.T`` if it is time x roi); a
+        DataFrame with one row per frame and one column per roi (the columns are the roi
+        ids; a numeric, datetime or timedelta index is the time). ``dt`` comes from the
+        ``time`` coordinate or the ``fs`` attribute when not given.
     reference : str, array-like or DataArray, optional
         **Reference mode**: every selected roi against one trace: the name of a reference
         stored with the signals (e.g. ``"stimulus"``; needs the store's Dataset or path),
@@ -1150,6 +1231,13 @@ def coherence(
         result) instead; at most one of ``rois`` and ``roi_positions``.
     dt : float, optional
         Sampling interval (s), when the signals carry no time coordinate or ``fs``.
+    fs : float, optional
+        Or the sampling rate (Hz), ``1 / dt``.
+    dim : str, optional
+        The time dimension of a DataArray whose dims are not ``("roi", "time")``, e.g.
+        ``dim="frame"`` for dims ``("cell", "frame")``; the other dimension is the rois (its
+        coordinate the roi ids). The time dimension's coordinate is then not read as seconds
+        (frame numbers): give ``dt``/``fs`` or an ``fs`` attribute.
     grid : ScaleGrid, optional
         The scale grid; otherwise built from ``min_period``/``max_period`` (s) and ``dj``,
         or from pycwt's ``s0``/``J``/``dj`` (see :func:`period_grid`).
@@ -1267,9 +1355,9 @@ def coherence(
     p = get_preset(preset)
     real, _ = kernels.resolve_dtype(dtype)
     dtype = str(real)
-    sig, ds_in, store_path = _unwrap_signals(signals)
+    sig, ds_in, store_path = _unwrap_signals(signals, dim)
     n_rois, n = sig.shape
-    dt = _dt_of(sig, dt)
+    dt = _dt_of(sig, _interval(dt, fs))
     if grid is None:
         grid = period_grid(n, dt, min_period=min_period, max_period=max_period, dj=dj, s0=s0, J=J,
                            wavelet=wavelet, preset=p)

@@ -307,3 +307,48 @@ def test_a_position_given_as_a_roi_id_is_refused_naming_both_rules():
         coherence(sig, reference=x[0], roi_positions=[9], **ID_GRID)
     with pytest.raises(ValueError, match=r"give rois= \(roi ids\) or roi_positions= \(positions\), not both"):
         coherence(sig, reference=x[0], rois=[3], roi_positions=[0], **ID_GRID)
+
+
+def test_numpy_dataarray_with_other_dims_and_pandas_inputs_give_the_same_result():
+    """A 2-D NumPy array (roi, time) with dt= or fs=, a DataArray with its own dim names
+    (dim= names the time one) and a pandas DataFrame (time index, one column per roi) are the
+    same signals as the labelled DataArray."""
+    import pandas as pd
+
+    sig, x = _with_ids()
+    ref = x[0]
+    want = coherence(sig, reference=ref, **ID_GRID).compute(scheduler="sync")
+    got = {
+        "numpy dt": coherence(x, reference=ref, dt=0.1, **ID_GRID),
+        "numpy fs": coherence(x, reference=ref, fs=10.0, **ID_GRID),
+        "dims cell/frame": coherence(xr.DataArray(x, dims=("cell", "frame"), coords={"cell": sig.roi.values}),
+                                     reference=ref, dim="frame", fs=10.0, **ID_GRID),
+        "dims frame/cell": coherence(xr.DataArray(x.T, dims=("frame", "cell"), coords={"cell": sig.roi.values}),
+                                     reference=ref, dim="frame", dt=0.1, **ID_GRID),
+        "pandas": coherence(pd.DataFrame(x.T, index=pd.Index(sig.time.values, name="time"), columns=sig.roi.values),
+                            reference=ref, **ID_GRID),
+        "pandas timedelta": coherence(pd.DataFrame(x.T, index=pd.to_timedelta(sig.time.values, unit="s"),
+                                                   columns=sig.roi.values), reference=ref, **ID_GRID),
+    }
+    for name, ds in got.items():
+        ds = ds.compute(scheduler="sync")
+        np.testing.assert_allclose(ds.coherence_mean.values, want.coherence_mean.values, rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(ds.period.values, want.period.values, rtol=1e-12, err_msg=name)
+        if name not in ("numpy dt", "numpy fs"):
+            assert ds.roi_a.values.tolist() == [3, 7, 13, 29, 40], name
+    sub = coherence(pd.DataFrame(x.T, columns=sig.roi.values), reference=ref, fs=10.0, rois=[13], **ID_GRID)
+    assert sub.roi_a.values.tolist() == [13]
+
+
+def test_unusable_inputs_say_how_to_pass_them():
+    sig, x = _with_ids()
+    with pytest.raises(ValueError, match=r"dims \('cell', 'frame'\).*dim= naming the time dimension"):
+        coherence(xr.DataArray(x, dims=("cell", "frame")), reference=x[0], fs=10.0, **ID_GRID)
+    with pytest.raises(ValueError, match="dt is not given.*pass dt= or fs="):
+        coherence(x, reference=x[0], **ID_GRID)
+    with pytest.raises(ValueError, match=r"dt=0\.2 contradicts fs=10"):
+        coherence(x, reference=x[0], dt=0.2, fs=10.0, **ID_GRID)
+    with pytest.raises(ValueError, match=r"read as \(roi, time\): 600 rows x 5 columns.*pass signals\.T"):
+        coherence(x.T, reference=x[0], fs=10.0, **ID_GRID)
+    with pytest.raises(ValueError, match=r"dim='frames' is not a dimension of the signals \('cell', 'frame'\)"):
+        coherence(xr.DataArray(x, dims=("cell", "frame")), reference=x[0], dim="frames", fs=10.0, **ID_GRID)
