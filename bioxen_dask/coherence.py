@@ -1477,7 +1477,10 @@ def coherence(
             x = da.where(keep, x, 0.0)
         x = _fill_gaps(x, gap_samples)
     gap_attrs = {"nan_policy": nan_policy, "max_gap_s": "none" if max_gap is None else float(max_gap),
-                 "missing_samples": int(scan.n_missing.sum()), "rois_with_gaps": int((scan.n_missing > 0).sum())}
+                 "missing_samples": int(scan.n_missing.sum()), "rois_with_gaps": int((scan.n_missing > 0).sum()),
+                 "constant_rois": [v.item() if hasattr(v, "item") else v for v in roi_ids[need][scan.constant]],
+                 "constant_rois_reason": "zero variance: coherence is 0/0, so every pair with one of these rois "
+                                         "is NaN (constant='nan')"}
     single_mean = halo == 0 and p.remove_mean  # cwt removes the block mean itself, as in-memory
     x_norm = _normalise(x.rechunk({1: -1}) if halo == 0 else x, normalize, p.remove_mean and not single_mean,
                         detrend)

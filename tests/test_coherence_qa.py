@@ -352,3 +352,23 @@ def test_unusable_inputs_say_how_to_pass_them():
         coherence(x.T, reference=x[0], fs=10.0, **ID_GRID)
     with pytest.raises(ValueError, match=r"dim='frames' is not a dimension of the signals \('cell', 'frame'\)"):
         coherence(xr.DataArray(x, dims=("cell", "frame")), reference=x[0], dim="frames", fs=10.0, **ID_GRID)
+
+
+def test_constant_traces_warn_naming_the_rois_and_the_result_says_why_its_rows_are_nan():
+    sig, x = _with_ids()
+    y = sig.copy(data=x.copy())
+    y[1] = 2.0  # roi 7
+    y[3] = 0.0  # roi 29
+    with pytest.warns(UserWarning, match=r"2 traces are constant \(zero variance\): rois 7, 29 \(positions 1, 3\); "
+                                         r"their pairs are NaN.*rois=.*constant='raise'"):
+        ds = coherence(y, reference=x[0], **ID_GRID)
+    assert ds.attrs["constant_rois"] == [7, 29]
+    assert "zero variance" in ds.attrs["constant_rois_reason"]
+    out = ds.compute(scheduler="sync")
+    assert np.isnan(out.coherence_mean.values[[1, 3]]).all() and np.isfinite(out.coherence_mean.values[[0, 2, 4]]).all()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing constant among the analysed rois: no warning
+        clean = coherence(y, reference=x[0], rois=[3, 13], **ID_GRID)
+    assert clean.attrs["constant_rois"] == []
