@@ -216,13 +216,16 @@ def test_store_reference_population_mean_and_provenance(tmp_path):
         coherence(store, reference=np.zeros(10), min_period=1, max_period=12)
 
 
-def test_constant_roi_gives_nan_without_warnings(traces):
+def test_constant_roi_gives_nan_with_one_warning_naming_it(traces):
+    """No numerical warnings (0/0 is handled), one UserWarning naming the constant roi."""
     x, ref = traces
     y = x.copy()
     y[2] = 3.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         ds = coherence(_signals(y), reference=ref, mc_count=10, **GRID).compute(scheduler="sync")
+    assert [type(w.message) for w in caught] == [UserWarning]
+    assert "rois 102 (positions 2); their pairs are NaN" in str(caught[0].message)
     assert np.all(np.isnan(ds.coherence_mean.values[2])) and np.all(np.isnan(ds.significant_fraction.values[2]))
     assert np.all(np.isfinite(ds.coherence_mean.values[[0, 1, 3]]))
     assert ds.attrs["ar1_undefined"] == 1
