@@ -949,8 +949,10 @@ def _layout_error(pipeline: Pipeline, path: Path, exc: Exception) -> Exception:
 
     if "region layout" not in str(exc):
         return exc
+    from .datasets import _regions_of
+
     attrs = _stored_attrs(path)
-    regions = attrs.get("regions") or {}
+    regions = _regions_of(attrs)
     stored = _stored_config(attrs) or {}
     keys = ("compute.roi_chunk", "compute.pair_chunk", "outputs.region_size")
     old, new = _flat(stored), _flat(pipeline.config)
@@ -965,6 +967,42 @@ def _layout_error(pipeline: Pipeline, path: Path, exc: Exception) -> Exception:
 
 
 # ----------------------------------------------------------------------------- running
+
+
+def damage_report(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The damaged regions of the complete result a checked pipeline would finish (action
+    ``finish``; reads every region once): what a run recomputes. Empty otherwise."""
+    from .datasets import damaged_regions
+
+    if pipeline.facts.get("action") != "finish" or pipeline.config["outputs"]["maps"]:
+        return []
+    return damaged_regions(Path(pipeline.config["outputs"]["path"]))
+
+
+def _repair(pipeline: Pipeline, out: Path, say: Callable[[str], None]) -> list[int]:
+    """Damaged regions of the complete result at ``out`` made incomplete again, so that the
+    run recomputes them (only them); ``facts["action"]`` becomes ``repair``."""
+    from .datasets import OutputExistsError, reopen_for_repair, result_status
+
+    damaged = damage_report(pipeline)
+    if not damaged:
+        return []
+    regions = [d["region"] for d in damaged]
+    if None in regions:
+        raise OutputExistsError(f"outputs.path: {out}: {damaged[-1]['problem']}: its region layout is damaged; "
+                                f"{_OVERWRITE_HINT} by a new run.")
+    count = result_status(out)["regions"]
+    say(f"{out}: {len(regions)} of {count} regions damaged since written ({_region_list(damaged)}); "
+        "recomputing those only")
+    reopen_for_repair(out, regions)
+    pipeline.facts["action"] = "repair"
+    return regions
+
+
+def _region_list(damaged: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(f"region {d['region']} ({d['dim']}s {d['start']}..{d['stop'] - 1}): {d['problem']}"
+                     for d in damaged)
+
 
 
 def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
@@ -1039,7 +1077,7 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
         The summary: output path, write report, sizes, wall times, and for synthetic inputs
         the recovery of the planted groups (:func:`evaluate_recovery`).
     """
-    from .datasets import OutputExistsError, open_result, result_status, verify_result, write_result
+    from .datasets import OutputExistsError, open_result, result_status, write_result
 
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
@@ -1050,15 +1088,16 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
     say(f"input {cfg['input']['store']}: {pipeline.facts['n_rois']} rois x {pipeline.facts['n_frames']} frames "
         f"at {pipeline.facts['fs']:g} Hz; {pipeline.facts['n_scales']} scales; output {out} "
         f"({pipeline.facts['action']})")
+    repaired: list[int] = []
     if pipeline.facts["action"] == "finish":
         # complete result of this same run: an earlier run was interrupted while it wrote the
-        # summary or figures; they are (re)written, nothing is recomputed
+        # summary or figures; they are (re)written, nothing is recomputed -- unless regions were
+        # damaged since: those (only) are recomputed
         if cfg["outputs"]["maps"]:  # re-reading maps is re-reading most of the run's output
             say(f"{out}: maps not re-verified (bioxen-dask info --verify {out} re-reads every region)")
-        elif not verify_result(out):
-            raise OutputExistsError(
-                f"outputs.path: {out} is marked complete, but its data no longer match the checksums recorded "
-                f"when it was written (changed or damaged since); {_OVERWRITE_HINT} by a new run.")
+        else:
+            repaired = _repair(pipeline, out, say)
+    if pipeline.facts["action"] == "finish":
         ds = open_result(out)
         t_sig = 0.0
         say(f"{out} already holds the complete result of this run (verified); writing its summary and figures only")
@@ -1076,6 +1115,8 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
         except OutputExistsError as exc:
             raise _layout_error(pipeline, out, exc) from None
         write = report.describe()
+        if repaired:
+            write["repaired_regions"] = repaired
     t_write = time.perf_counter() - t0
     summary: dict[str, Any] = {
         "output": str(out),

@@ -99,7 +99,7 @@ def test_demo_on_a_small_recording(tmp_path, capsys, monkeypatch):
     for name in ("signals.zarr", "coherence.zarr", "coherence_summary.png", "recovery.png", "pair_coherence.png"):
         assert (out / name).exists(), name
     assert str(out / "recovery.png") in summary["outputs"] and all(Path(p).exists() for p in summary["outputs"])
-    assert main(["info", str(out / "coherence.zarr")]) == 0
+    assert main(["info", str(out / "coherence.zarr"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["complete"] is True and info["parameters"]["mode"] == "reference"
     assert info["variables"]["coherence_mean"]["dims"] == ["pair", "period"]
