@@ -54,6 +54,7 @@ __all__ = [
     "OutputExistsError",
     "WriteReport",
     "check_output",
+    "netcdf_safe_attrs",
     "open_result",
     "result_info",
     "result_status",
@@ -239,7 +240,38 @@ def open_result(path: str | os.PathLike[str]) -> xr.Dataset:
             f"result {p} is incomplete ({status['regions_done']} of {status['regions']} regions written); "
             "re-run the pipeline to resume it."
         )
-    return xr.open_zarr(str(p), consolidated=True, zarr_format=3)
+    ds = xr.open_zarr(str(p), consolidated=True, zarr_format=3)
+    ds.attrs = netcdf_safe_attrs(ds.attrs)
+    for var in ds.variables.values():
+        var.attrs = netcdf_safe_attrs(var.attrs)
+    return ds
+
+
+def netcdf_safe_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes every netCDF writer takes: booleans as 0/1 (netCDF has no boolean type; they
+    stay truthy), mappings and mixed lists as JSON strings, None as ``"none"``; strings,
+    numbers and lists of one of them as they are. ``open_result(path).to_netcdf(file)`` works.
+
+    Examples
+    --------
+    >>> netcdf_safe_attrs({"complete": True, "regions": {"count": 2}, "ids": [3, 7], "seed": None})
+    {'complete': 1, 'regions': '{"count": 2}', 'ids': [3, 7], 'seed': 'none'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, (bool, np.bool_)):
+            value = int(value)
+        elif value is None:
+            value = "none"
+        elif isinstance(value, Mapping):
+            value = json.dumps(value, sort_keys=True, default=str)
+        elif isinstance(value, (list, tuple)):
+            kinds = {type(v) for v in value}
+            if not value or bool in kinds or len({str if k is str else float for k in kinds}) > 1 \
+                    or not kinds <= {str, int, float}:
+                value = json.dumps(list(value), default=str)  # empty, boolean or mixed: one string
+        out[key] = value
+    return out
 
 
 # ----------------------------------------------------------------------------- writing

@@ -454,3 +454,23 @@ def test_info_prints_a_summary_for_a_person_and_json_on_request(finished, store,
     assert "references: stimulus" in text
     assert cli.main(["info", str(store), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_rois"] == 24
+
+
+def test_a_stored_result_exports_to_netcdf_and_reads_back_the_same(finished, tmp_path):
+    """Every attribute of a result is netCDF-safe (strings, numbers, lists of one type): the
+    stored result goes through ``to_netcdf`` and back unchanged."""
+    folder, _ = finished
+    ds = bioxen_dask.datasets.open_result(folder / "out.zarr")
+    path = tmp_path / "result.nc"
+    ds.to_netcdf(path, engine="netcdf4")
+    back = xr.open_dataset(path, engine="netcdf4").load()
+    ds = ds.compute()
+    assert set(back.data_vars) == set(ds.data_vars) and back.sizes == ds.sizes
+    for name in list(ds.data_vars) + list(ds.coords):
+        np.testing.assert_array_equal(back[name].values, ds[name].values, err_msg=name)
+    for key, value in ds.attrs.items():
+        got = back.attrs[key]
+        got = got.tolist() if isinstance(got, np.ndarray) else got
+        want = list(value) if isinstance(value, (list, tuple)) else value
+        assert got == want or (isinstance(want, list) and np.atleast_1d(got).tolist() == want), key
+    assert json.loads(back.attrs["regions"])["count"] == 4
