@@ -9,7 +9,8 @@ A pipeline has these sections (every key optional except ``input.store`` and
                     nan_policy (raise | interpolate), max_gap (s, longest gap interpolated)
     grid:           min_period, max_period (s) | s0, J; dj, wavelet, preset, boundary, dtype, tol
     pairs:          mode (reference | list | all), reference (stored name | mean),
-                    reference_file (.npy or one-column .csv/.tsv, one value per frame), list ([[a, b], ...])
+                    reference_file (.npy or one-column .csv/.tsv, one value per frame; given, it
+                    replaces pairs.reference), list ([[a, b], ...])
     significance:   enabled, method (ar1), mc_count, level, seed, bucket_width, cache
     outputs:        path (.zarr), maps, overwrite, resume, region_size, figures (folder), summary (.json)
     compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers, device, method
@@ -134,7 +135,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "pairs": {
         "mode": Key(("str",), "reference", "pair mode", choices=("reference", "list", "all")),
         "reference": Key(("null", "str"), None, "stored reference name, or 'mean'"),
-        "reference_file": Key(("null", "str"), None, ".npy or one-column CSV/TSV file with one value per frame"),
+        "reference_file": Key(("null", "str"), None, ".npy or one-column CSV/TSV file with one value per frame; "
+                              "replaces pairs.reference"),
         "list": Key(("null", "pair_list"), None, "[[roi_a, roi_b], ...] (positions)"),
     },
     "significance": {
@@ -278,10 +280,12 @@ def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
     if (g["min_period"] is not None or g["max_period"] is not None) and (g["s0"] is not None or g["J"] is not None):
         raise PipelineError("grid: give either min_period/max_period or s0/J, not both.")
     mode = pr["mode"]
+    if pr["reference_file"] is not None:
+        pr["reference"] = None  # a reference file replaces the stored reference (a pipeline's default)
     if mode == "reference":
-        if (pr["reference"] is None) == (pr["reference_file"] is None):
-            raise PipelineError("pairs.reference: mode 'reference' needs exactly one of pairs.reference "
-                                "(a stored reference name or 'mean') and pairs.reference_file (.npy).")
+        if pr["reference"] is None and pr["reference_file"] is None:
+            raise PipelineError("pairs.reference: mode 'reference' needs pairs.reference (a stored reference "
+                                "name or 'mean') or pairs.reference_file (.npy or one-column .csv/.tsv).")
         if pr["list"] is not None:
             raise PipelineError("pairs.list: only used with pairs.mode 'list'.")
     elif mode == "list":

@@ -491,3 +491,24 @@ def test_csv_without_header_or_time_column_needs_fs_and_named_columns(tmp_path):
         ingest(tmp_path / "bad.csv", tmp_path / "b.zarr", fs=1.0)
     with pytest.raises(ValueError, match=r"CSV/TSV sources are read time x roi.*layout='roi,time' does not apply"):
         ingest(tmp_path / "plain.csv", tmp_path / "l.zarr", fs=10.0, layout="roi,time")
+
+
+def test_hdf5_and_zarr_rate_attributes_are_read(tmp_path):
+    """An ``fs`` (or ``rate``, ``sampling_rate``, ...) attribute on the dataset or a group above it
+    is the rate; a given ``fs`` must agree with it."""
+    x = np.random.default_rng(7).standard_normal((3, 400))
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["traces"] = x
+        f["traces"].attrs["fs"] = 12.5
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        f.attrs["sampling_rate"] = 20.0
+        f["imaging/traces"] = x
+    z = zarr.create_array(str(tmp_path / "a.zarr"), data=x)
+    z.attrs["rate"] = 7.5
+    for name, rate, where in (("a.h5", 12.5, "'fs' of /traces"), ("g.h5", 20.0, "'sampling_rate' of /"),
+                              ("a.zarr", 7.5, "'rate' of a.zarr")):
+        sig = open_signals(ingest(tmp_path / name, tmp_path / f"o-{name}.zarr"))
+        np.testing.assert_array_equal(sig.values, x.astype(np.float32))
+        assert sig.attrs["fs"] == rate and sig.attrs["fs_source"] == f"attribute {where}", name
+    with pytest.raises(ValueError, match="disagree"):
+        ingest(tmp_path / "a.h5", tmp_path / "bad.zarr", fs=30.0)

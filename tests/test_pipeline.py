@@ -348,3 +348,18 @@ def test_a_csv_reference_file_is_read_and_other_files_are_named_for_what_they_ar
         check(load_pipeline(_base(small_store, tmp_path / "x", pairs__reference_file=str(tmp_path / "notes.dat"),
                                   **base)))
     assert "pickle" not in str(err.value) and "not a .npy file" in str(err.value) and ".csv" in str(err.value)
+
+
+def test_a_reference_file_replaces_the_stored_reference_of_the_shipped_pipeline(small_store, tmp_path):
+    """The shipped pipeline names the stored reference ``stimulus``; adding one's own stimulus
+    with ``pairs.reference_file`` replaces it, without also setting ``pairs.reference=null``."""
+    from bioxen_dask.io import open_signals_store
+
+    stim = np.asarray(open_signals_store(small_store)["references"].values[0], dtype=np.float64)
+    np.save(tmp_path / "mine.npy", -stim)
+    p = load_pipeline(SMALL_PIPELINE, [f"input.store={small_store}", f"outputs.path={tmp_path / 'o.zarr'}",
+                                       f"pairs.reference_file={tmp_path / 'mine.npy'}"])
+    assert p.get("pairs.reference") is None and p.get("pairs.reference_file") == str(tmp_path / "mine.npy")
+    assert check(p).facts["action"] == "create"
+    with pytest.raises(PipelineError, match=r"pairs\.reference: mode 'reference' needs pairs\.reference"):
+        load_pipeline(SMALL_PIPELINE, [f"input.store={small_store}", "pairs.reference=null"])

@@ -545,10 +545,30 @@ def _warn_layout(name: str, shape: tuple[int, int], fmt: str, time_major: bool, 
         )
 
 
-def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str) -> _Opened:
+#: Attribute names read as the sampling rate (Hz) of an HDF5 dataset or Zarr array, or of a
+#: group above it (the nearest one that has one).
+RATE_ATTRS = ("fs", "rate", "sampling_rate", "sample_rate", "sampling_frequency", "frame_rate", "fps", "fr")
+
+
+def _rate_attribute(nodes: list[tuple[str, Any]]) -> list[tuple[str, float]]:
+    """``[(where, Hz)]`` from the first of ``nodes`` (``(name, attrs)``, nearest first) with a
+    numeric :data:`RATE_ATTRS` attribute; empty when none has one."""
+    for where, attrs in nodes:
+        for key in RATE_ATTRS:
+            value = attrs.get(key) if hasattr(attrs, "get") else None
+            arr = np.asarray(value) if value is not None else None
+            if arr is not None and arr.size == 1 and arr.dtype.kind in "iuf":
+                return [(f"attribute {key!r} of {where}", float(arr.reshape(-1)[0]))]
+    return []
+
+
+def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str,
+           rate_nodes: list[tuple[str, Any]] = ()) -> _Opened:
     _require_2d(data, name)
     _warn_layout(name, tuple(data.shape), fmt, opt.time_major, opt.layout_given)
-    fs, fs_from = resolve_rate(opt.fs, [], f"{fmt} sources carry no sampling rate; {_FS_HINT}")
+    fs, fs_from = resolve_rate(opt.fs, _rate_attribute(list(rate_nodes)),
+                               f"{fmt} sources carry no sampling rate (no {'/'.join(RATE_ATTRS[:3])} attribute); "
+                               f"{_FS_HINT}")
     n_rois, n_frames = data.shape[::-1] if opt.time_major else data.shape
     return _Opened(array_reader(data, time_major=opt.time_major), (n_rois, n_frames), fs, np.arange(n_rois),
                    units="a.u.", attrs={"source_dataset": name, "fs_source": fs_from,
@@ -558,7 +578,13 @@ def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str) -> _Open
 def _read_hdf5(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
     f = _open_h5(source, stack)
     name, data = _exact_or_pick(f, _h5_datasets_2d(f), opt.dataset, source, "2-D numeric dataset")
-    return _plain(data, f"/{name}", source, opt, "hdf5")
+    nodes, node = [], data
+    while True:  # the dataset, then every group above it
+        nodes.append((node.name, node.attrs))
+        if node.name == "/":
+            break
+        node = node.parent
+    return _plain(data, f"/{name}", source, opt, "hdf5", nodes)
 
 
 def _read_npy(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
@@ -574,11 +600,14 @@ def _read_zarr(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
         )
     node = zarr.open(str(source), mode="r")
     if isinstance(node, zarr.Array):
-        return _plain(node, source.name, source, opt, "zarr")
+        return _plain(node, source.name, source, opt, "zarr", [(source.name, node.attrs)])
     arrays = {path: arr for path, arr in node.members(max_depth=None)
               if isinstance(arr, zarr.Array) and _is_numeric_2d(arr)}
     name, data = _exact_or_pick(node, arrays, opt.dataset, source, "2-D numeric array")
-    return _plain(data, name, source, opt, "zarr")
+    parts = name.strip("/").split("/")
+    nodes = [(name, data.attrs)] + [("/".join(parts[:k]) or source.name, node[("/".join(parts[:k]))].attrs
+                                     if k else node.attrs) for k in range(len(parts) - 1, -1, -1)]
+    return _plain(data, name, source, opt, "zarr", nodes)
 
 
 # ----------------------------------------------------------------------------- CSV / TSV
@@ -660,6 +689,8 @@ def _read_csv(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
         raise ValueError(f"CSV/TSV sources are read time x roi (one row per frame, one column per roi, a header "
                          f"naming them); layout='roi,time' does not apply: transpose {source.name} or drop --layout")
     values, names, times = read_table(source)
+    if values.shape[0] == 0:
+        raise ValueError(f"{source} has a header but no rows of values")
     if values.shape[1] == 0:
         raise ValueError(f"{source} has no trace columns (only time/frame columns)")
     found = []
@@ -742,7 +773,7 @@ def detect_format(source: str | os.PathLike[str]) -> str:
         return "npy"
     if suffix == ".nwb":
         return "nwb"
-    if suffix in _TABLE_SUFFIXES:
+    if suffix in _TABLE_SUFFIXES and suffix != ".txt":  # .txt: anything; format="csv" says it is a table
         return "csv"
     if suffix in _HDF5_SUFFIXES or _import_optional("h5py").is_hdf5(str(path)):
         return _hdf5_flavour(path)
@@ -785,7 +816,7 @@ def ingest(
         (a ``RoiResponseSeries``, stored time × roi), a CaImAn HDF5 file
         (``/estimates/F_dff`` if present, else ``/estimates/C``), a ``.npy`` file, an
         HDF5 file or a Zarr array/group (roi × time, or time × roi with ``layout``), or a
-        CSV/TSV file (``.csv``, ``.tsv``, ``.tab``, ``.txt``; time × roi: one column per roi,
+        CSV/TSV file (``.csv``, ``.tsv``, ``.tab``; ``.txt`` with ``format="csv"``; time × roi: one column per roi,
         an optional header naming them and a ``time`` column giving the rate, see
         :func:`read_table`).
     out
