@@ -1140,6 +1140,22 @@ def _significance(
 # ------------------------------------------------------------------------------ the builder
 
 
+def _warn_few_surrogates(significance: Any, mc_count: Any, level: float) -> None:
+    """Warn when ``mc_count`` is below ``1 / (1 - level)`` (20 at 0.95): too few surrogate pairs
+    for the level's quantile."""
+    import numbers
+    import warnings
+
+    need = round(1 / (1 - level))
+    if isinstance(significance, str) and isinstance(mc_count, numbers.Integral) and 0 < mc_count < need:
+        warnings.warn(
+            f"mc_count={mc_count}: fewer surrogate pairs than 1/(1 - level) = {need} at level {level:g}: the "
+            f"thresholds rest on too few surrogates to be a {level:g} quantile worth reporting. Use mc_count >= "
+            f"{need} (pycwt uses 300).",
+            UserWarning, stacklevel=3,
+        )
+
+
 def _mode_of(reference: Any, pairs: Any, all_pairs: bool) -> str:
     if not isinstance(all_pairs, (bool, np.bool_)):
         raise ValueError(f"all_pairs must be True or False, got {all_pairs!r}; select rois with rois=.")
@@ -1371,6 +1387,7 @@ def coherence(
         raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level!r}.")
     if isinstance(significance, str) and significance != "ar1":
         raise ValueError(f"significance must be 'ar1', None or an array of thresholds; got {significance!r}.")
+    _warn_few_surrogates(significance, mc_count, level)
     if block_bytes < 2**20:
         raise ValueError(f"block_bytes must be at least 1 MiB, got {block_bytes}.")
     device = check_device(device)

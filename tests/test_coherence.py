@@ -223,7 +223,7 @@ def test_constant_roi_gives_nan_with_one_warning_naming_it(traces):
     y[2] = 3.0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = coherence(_signals(y), reference=ref, mc_count=10, **GRID).compute(scheduler="sync")
+        ds = coherence(_signals(y), reference=ref, mc_count=20, **GRID).compute(scheduler="sync")
     assert [type(w.message) for w in caught] == [UserWarning]
     assert "rois 102 (positions 2); their pairs are NaN" in str(caught[0].message)
     assert np.all(np.isnan(ds.coherence_mean.values[2])) and np.all(np.isnan(ds.significant_fraction.values[2]))

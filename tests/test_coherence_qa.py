@@ -372,3 +372,19 @@ def test_constant_traces_warn_naming_the_rois_and_the_result_says_why_its_rows_a
         warnings.simplefilter("error")  # nothing constant among the analysed rois: no warning
         clean = coherence(y, reference=x[0], rois=[3, 13], **ID_GRID)
     assert clean.attrs["constant_rois"] == []
+
+
+def test_too_few_surrogates_warn_saying_how_many_the_level_needs():
+    sig, x = _with_ids()
+    kw = dict(min_period=1.0, max_period=8.0, dj=0.25, reference=x[0])
+    with pytest.warns(UserWarning, match=r"mc_count=1: fewer surrogate pairs than 1/\(1 - level\) = 20 at level "
+                                         r"0\.95.*mc_count >= 20.*pycwt uses 300"):
+        coherence(sig, mc_count=1, **kw)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coherence(sig, mc_count=20, **kw)  # enough for the level: no warning
+        coherence(sig, mc_count=1, significance=None, **kw)  # no significance, no surrogates
+    with pytest.warns(UserWarning, match=r"= 100 at level 0\.99"):
+        coherence(sig, mc_count=50, level=0.99, **kw)
