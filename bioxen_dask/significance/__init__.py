@@ -30,6 +30,7 @@ Examples
 from . import threshold_cache
 from ._api import ar1_thresholds, surrogate_significance
 from ._ar1 import ar1_allen_smith, ar1_naive, ar1_spectrum, estimate_ar1, rednoise
+from ._fdr import fdr_bh
 from ._montecarlo import (
     NBINS,
     SignificanceResult,
@@ -70,6 +71,7 @@ __all__ = [
     "bucket_centre",
     "cached_ar1_thresholds",
     "estimate_ar1",
+    "fdr_bh",
     "levels_from_histograms",
     "outside_coi_mask",
     "pointwise_levels",
