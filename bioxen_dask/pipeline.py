@@ -655,7 +655,7 @@ def check(pipeline: Pipeline) -> Pipeline:
         path = Path(pr["reference_file"])
         if not path.is_file():
             raise FileNotFoundError(f"pairs.reference_file: no file {path}.")
-        ref = _load_reference_file(path)
+        ref = _load_reference_file(path, fs)
         if ref.shape != (n,):
             raise PipelineError(f"pairs.reference_file: shape {ref.shape}, expected one value per frame ({n},).")
         ref_digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -755,16 +755,21 @@ _REFERENCE_FILES = (".npy (np.save(path, np.asarray(trace, float))) or a CSV/TSV
                     "one column, one row per frame; a header and a time column are optional)")
 
 
-def _load_reference_file(path: Path) -> np.ndarray:
+def _load_reference_file(path: Path, fs: float | None = None) -> np.ndarray:
     """A reference trace from a ``.npy`` file (numbers only, never unpickled) or a one-column
-    CSV/TSV table (:func:`bioxen_dask.io._ingest.read_table`)."""
-    from .io._ingest import _TABLE_SUFFIXES, _check_npy, read_table
+    CSV/TSV table (:func:`bioxen_dask.io._ingest.read_table`); a table's time column, if any,
+    must give the store's rate ``fs`` (when given)."""
+    from .io._ingest import _TABLE_SUFFIXES, _check_npy, _rate_from_timestamps, _rates_match, read_table
 
     if path.suffix.lower() in _TABLE_SUFFIXES:
         try:
-            values, names, _ = read_table(path)
+            values, names, times = read_table(path)
+            rate = None if times is None or fs is None else _rate_from_timestamps(times, f"the times of {path.name}")[0]
         except ValueError as exc:
             raise PipelineError(f"pairs.reference_file: {exc}.") from None
+        if rate is not None and not _rates_match(rate, fs):
+            raise PipelineError(f"pairs.reference_file: the time column of {path.name} gives {rate:.10g} Hz, the "
+                                f"input store {fs:.10g} Hz; resample the reference to the store's frames.")
         if values.shape[1] != 1:
             listed = f" ({', '.join(repr(n) for n in names)})" if names else ""
             raise PipelineError(

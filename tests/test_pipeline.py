@@ -340,6 +340,11 @@ def test_a_csv_reference_file_is_read_and_other_files_are_named_for_what_they_ar
                     **base)
         runs[name] = open_result(run_pipeline(load_pipeline(cfg), progress=False)["output"]).compute()
     np.testing.assert_array_equal(runs["stim.csv"].coherence_mean.values, runs["stim.npy"].coherence_mean.values)
+    (tmp_path / "fast.csv").write_text("time,stimulus\n" + "".join(f"{float(a) / 2!r},{float(b)!r}\n"
+                                                                  for a, b in zip(t, stim)))
+    with pytest.raises(PipelineError, match=r"time column of fast\.csv gives 60 Hz, the input store 30 Hz"):
+        check(load_pipeline(_base(small_store, tmp_path / "x", pairs__reference_file=str(tmp_path / "fast.csv"),
+                                  **base)))
     (tmp_path / "two.csv").write_text("a,b\n" + "".join(f"{float(v)!r},{float(v)!r}\n" for v in stim))
     with pytest.raises(PipelineError, match=r"two\.csv holds 2 columns \('a', 'b'\); a reference file holds one trace"):
         check(load_pipeline(_base(small_store, tmp_path / "x", pairs__reference_file=str(tmp_path / "two.csv"), **base)))
