@@ -254,7 +254,8 @@ class TraceScan:
         dt : float, optional
             Sampling interval, to give times in the messages.
         constant : {"raise", "nan"}
-            Whether constant traces (coherence 0/0) are an error or left to give NaN.
+            Whether constant traces (coherence 0/0) are an error or left to give NaN (with a
+            ``UserWarning`` naming them).
         where : str
             What the signals are, for the messages.
         """
@@ -290,8 +291,17 @@ class TraceScan:
                 "the record, or raise max_gap."
             )
         const = np.flatnonzero(self.constant)
+        listed = ", ".join(repr(ids[i].item()) for i in const[:5]) + (" ..." if const.size > 5 else "")
+        if const.size and constant == "nan":
+            import warnings
+
+            warnings.warn(
+                f"{where}: {const.size} traces are constant (zero variance): rois {listed} (positions "
+                f"{', '.join(str(int(p)) for p in pos[const[:5]])}); their pairs are NaN (coherence is 0/0). "
+                "Exclude them (rois= in the API, input.rois in a pipeline) or pass constant='raise' to refuse them.",
+                UserWarning, stacklevel=3,
+            )
         if const.size and constant == "raise":
-            listed = ", ".join(repr(ids[i].item()) for i in const[:5]) + (" ..." if const.size > 5 else "")
             raise ValueError(
                 f"{where}: {const.size} traces are constant (zero variance: coherence is 0/0), rois "
                 f"{listed} (positions {pos[const[:5]].tolist()}). Fix: exclude them (input.rois in a "

@@ -40,7 +40,7 @@ def _demo_ao_baltic(args: argparse.Namespace) -> int:
     g1, g2 = ar1_allen_smith(ao)[0], ar1_allen_smith(baltic)[0]
     grid = make_grid(ao.size, 1.0)
     threshold = ar1_thresholds(grid, g1, g2, mc_count=args.surrogates, levels=0.95, seed=args.seed,
-                               progress=True, scale_kernel="pycwt", boundary="pycwt")
+                               progress=not args.no_progress, scale_kernel="pycwt", boundary="pycwt")
     ds = ds.assign_coords(time=years)
     ds["threshold"] = ("period", threshold, {"long_name": "95% coherence threshold (AR(1) Monte Carlo)"})
     outside = ds.period <= ds.coi
@@ -82,7 +82,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    """Convert suite2p / NWB / CaImAn / npy / HDF5 / Zarr traces into a signals store."""
+    """Convert suite2p / NWB / CaImAn / npy / HDF5 / Zarr / CSV-TSV traces into a signals store."""
     from .io import ingest
 
     dff_options = {k: v for k, v in (("dff_window_s", args.dff_window), ("dff_percentile", args.dff_percentile))
@@ -104,20 +104,69 @@ def _info(path: str | Path) -> dict:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    """What a signals store (or a coherence result store) holds."""
-    from .datasets import result_info, result_status, verify_result
+    """What a signals store (or a coherence result store) holds: a summary, or JSON (--json)."""
+    from .datasets import damaged_regions, result_info, result_status
 
     if result_status(args.store)["is_result"]:
         info = result_info(args.store)
         if args.verify:
-            info["verified"] = info.get("complete") is True and verify_result(args.store)
-        print(json.dumps(info, indent=2, default=str))
+            info["damaged_regions"] = damaged_regions(args.store) if info.get("complete") is True else []
+            info["verified"] = info.get("complete") is True and not info["damaged_regions"]
+        print(json.dumps(info, indent=2, default=str) if args.json else _result_summary(info))
+        if args.verify and info["damaged_regions"]:
+            from .pipeline import _region_list
+
+            _eprint(f"{args.store}: {len(info['damaged_regions'])} of {info['regions']} regions no longer match "
+                    f"their checksums: {_region_list(info['damaged_regions'])}. A re-run of the pipeline that "
+                    "wrote it recomputes these regions only.")
         return 0 if not args.verify or info["verified"] else 1
     if args.verify:
         raise ValueError(f"--verify re-reads a coherence result against its checksums; {args.store} is not one "
                          "(a signals store is checked whenever it is opened).")
-    print(json.dumps(_info(args.store), indent=2, default=str))
+    info = _info(args.store)
+    print(json.dumps(info, indent=2, default=str) if args.json else _store_summary(info))
     return 0
+
+
+def _result_summary(info: dict) -> str:
+    """``info`` of a coherence result, for a person."""
+    par = info.get("parameters", {})
+    state = "complete" if info.get("complete") else (f"INCOMPLETE ({info.get('regions_done')} of "
+                                                     f"{info.get('regions')} regions written; re-run to resume)")
+    if "verified" in info:
+        state += ", verified" if info["verified"] else f", DAMAGED ({len(info['damaged_regions'])} regions)"
+    sizes = {d: n for v in info.get("variables", {}).values() for d, n in zip(v["dims"], v["shape"])}
+    mode = par.get("mode", "?") + (f" against {par['reference']!r}" if par.get("reference") else "")
+    lines = [
+        f"coherence result {info['path']}: {state}",
+        f"  {mode}: {sizes.get('pair', '?')} pairs x {sizes.get('period', '?')} periods "
+        f"({par.get('period_min', 0):.4g}..{par.get('period_max', 0):.4g} s), {par.get('n_rois', '?')} rois x "
+        f"{par.get('n_samples', '?')} samples in the input",
+        f"  input: {par.get('input_store', 'not recorded')} ({str(par.get('input_fingerprint', ''))[:19] or '-'})",
+        f"  significance: {par.get('significance', 'none')}"
+        + (f", level {par['significance_level']:g}, mc_count {par.get('mc_count')}"
+           if "significance_level" in par else ""),
+        f"  grid: preset {par.get('preset')}, boundary {par.get('boundary')}, {par.get('dtype')}; written by "
+        f"bioxen-dask {par.get('bioxen_dask_version', '?')}",
+        "  variables: " + ", ".join(f"{k} ({', '.join(v['dims'])})" for k, v in info.get("variables", {}).items()),
+    ]
+    return "\n".join(lines)
+
+
+def _store_summary(info: dict) -> str:
+    """``store_info`` of a signals store, for a person."""
+    state = "complete" if info.get("complete") else "INCOMPLETE (an interrupted write: ingest or synth it again)"
+    lines = [
+        f"signals store {info['path']}: {state}",
+        f"  {info['n_rois']} rois x {info['n_frames']} frames at {info['fs']:g} Hz ({info['duration_s']:g} s), "
+        f"{info['dtype']}, units {info.get('units')}",
+        f"  source: {info.get('source') or '-'} ({info.get('source_format') or '-'})",
+        f"  references: {', '.join(info.get('references') or []) or 'none'}",
+        f"  preprocessing: {'; '.join(info.get('preprocessing') or []) or 'none'}",
+        f"  missing samples: {info.get('missing_samples')}; {info['size_bytes'] / 2**20:.1f} MiB in "
+        f"{info['n_chunks']} chunks",
+    ]
+    return "\n".join(lines)
 
 
 def _eprint(msg: str) -> None:
@@ -281,7 +330,7 @@ def _run_on(client, config, pipeline, args: argparse.Namespace, dashboard_link) 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline YAML: check it, connect to the cluster, compute, write results."""
-    from .pipeline import check, load_pipeline, parse_overrides, scan_inputs
+    from .pipeline import check, damage_report, load_pipeline, parse_overrides, scan_inputs
 
     overrides = parse_overrides(args.set) + _cluster_overrides(args)
     pipeline = load_pipeline(args.pipeline, overrides)
@@ -295,6 +344,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             report["data"] = "not read (--no-scan: metadata only)"
         else:
             report.update(scan_inputs(pipeline, progress=not args.no_progress))
+            damaged = damage_report(pipeline)
+            if damaged:
+                from .pipeline import _region_list
+
+                report.update(action="repair", damaged_regions=damaged)
+                _eprint(f"{pipeline.config['outputs']['path']}: {len(damaged)} of "
+                        f"{_result_regions(pipeline)} regions damaged since written "
+                        f"({_region_list(damaged)}); the run recomputes those only")
         print(json.dumps(report, indent=2))
         return 0
     try:
@@ -304,6 +361,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _result_regions(pipeline) -> int | None:
+    from .datasets import result_status
+
+    return result_status(pipeline.config["outputs"]["path"])["regions"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -501,8 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="replace an existing output")
     synth.set_defaults(func=_cmd_synth)
 
-    ing = sub.add_parser("ingest", help="convert traces (suite2p, NWB, CaImAn, npy, HDF5, Zarr) to a signals store")
-    ing.add_argument("source", help="suite2p folder, .nwb, CaImAn .hdf5, .npy, .h5 or .zarr")
+    ing = sub.add_parser("ingest", help="convert traces (suite2p, NWB, CaImAn, npy, HDF5, Zarr, CSV/TSV) to a "
+                                        "signals store")
+    ing.add_argument("source", help="suite2p folder, .nwb, CaImAn .hdf5, .npy, .h5, .zarr, or .csv/.tsv "
+                                    "(time x roi: one column per roi, a header and a time column optional)")
     ing.add_argument("out", help="output signals store (.zarr)")
     ing.add_argument("--format", default="auto", help="source format (default: detected)")
     ing.add_argument("--fs", type=float, default=None, help="frame rate (Hz), when the source lacks it")
@@ -514,8 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --dff: baseline window in seconds (default 60)")
     ing.add_argument("--dff-percentile", type=float, default=None,
                      help="with --dff: baseline percentile (default 8)")
-    ing.add_argument("--layout", choices=("roi,time", "time,roi"), default="roi,time",
-                     help="npy/HDF5/Zarr sources: axis order (default roi,time; time,roi: one column per roi)")
+    ing.add_argument("--layout", choices=("roi,time", "time,roi"), default=None, metavar="ORDER",
+                     help="npy/HDF5/Zarr sources: axis order, either 'roi,time' (one row per roi) or "
+                          "'time,roi' (one column per roi). Default roi,time; a source with more rows than "
+                          "columns is refused until --layout says which it is")
     ing.add_argument("--dataset", default=None, help="dataset/series name inside HDF5/NWB")
     ing.add_argument("--allow-pickle", action="store_true", help="read suite2p ops.npy (a pickle) for fs; only if trusted")
     ing.add_argument("--nan-policy", choices=("raise", "zero", "keep"), default="raise",
@@ -528,7 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("store", help="a signals store or a coherence result (.zarr)")
     info.add_argument("--verify", action="store_true",
                       help="coherence results: re-read every region and compare with the checksums recorded when "
-                           "it was written (exit status 1 on a mismatch)")
+                           "it was written; names the damaged regions (exit status 1 on a mismatch)")
+    info.add_argument("--json", action="store_true", help="print the description as JSON (default: a summary)")
     info.set_defaults(func=_cmd_info)
     return parser
 

@@ -40,6 +40,7 @@ import math
 import numbers
 import os
 import socket
+import sys
 import urllib.parse
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -71,6 +72,8 @@ __all__ = [
     "job_script",
     "worker_environment",
     "local_cluster_layout",
+    "bar_options",
+    "cluster_progress",
     "progress",
 ]
 
@@ -1372,6 +1375,71 @@ def active_client(client: Client | None = None) -> Client | None:
         return None
 
 
+#: Seconds between the lines a progress bar writes when stderr is not a terminal (a log file):
+#: a line now and then, not a redraw every 0.1 s.
+LOG_PROGRESS_INTERVAL = 30.0
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def bar_options() -> dict[str, Any]:
+    """tqdm keyword arguments for every progress bar of the package: on stderr (stdout carries
+    only machine-readable output), redrawn every 0.1 s on a terminal, else a line every
+    :data:`LOG_PROGRESS_INTERVAL` seconds."""
+    if _stderr_is_terminal():
+        return {"file": sys.stderr, "mininterval": 0.1}
+    return {"file": sys.stderr, "mininterval": LOG_PROGRESS_INTERVAL, "ascii": True}
+
+
+def cluster_progress(futures: Any) -> None:
+    """``distributed.progress`` of ``futures``, but its text bar on stderr.
+
+    In a notebook: distributed's widget (returns at once). In a terminal: a bar redrawn on
+    stderr, blocking until done (distributed's own bar writes to stdout, which would corrupt
+    ``bioxen-dask run > summary.json``). Elsewhere (a log file): one line at the start, one
+    every :data:`LOG_PROGRESS_INTERVAL` seconds and one at the end.
+    """
+    import distributed
+    from distributed.diagnostics.progressbar import TextProgressBar
+    from dask.utils import format_time
+    from distributed.utils import is_kernel
+
+    if is_kernel():
+        distributed.progress(futures)
+        return
+    terminal = _stderr_is_terminal()
+
+    class _StderrBar(TextProgressBar):
+        _last: float | None = None  # elapsed time of the last line written (log files)
+
+        def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
+            if not terminal:  # the scheduler is polled every 0.1 s; a line is written far less often
+                if remaining and self._last is not None and self.elapsed - self._last < LOG_PROGRESS_INTERVAL:
+                    return
+                if not remaining and self._last == -1.0:
+                    return  # the final line is written once
+                self._last = self.elapsed if remaining else -1.0
+            frac = (1 - remaining / all) if all else 1.0
+            bar = "#" * int(self.width * frac)
+            msg = f"[{bar:<{self.width}}] | {int(100 * frac)}% Completed | {format_time(self.elapsed)}"
+            with contextlib.suppress(ValueError):
+                sys.stderr.write(f"\r{msg}" if terminal else f"{msg}\n")
+                sys.stderr.flush()
+
+        def _draw_stop(self, **kwargs: Any) -> None:
+            if terminal:
+                with contextlib.suppress(ValueError):
+                    sys.stderr.write("\n")
+                    sys.stderr.flush()
+
+    _StderrBar(distributed.client.futures_of(futures))
+
+
 def progress(
     work: Any,
     client: Client | None = None,
@@ -1383,7 +1451,8 @@ def progress(
 
     ``dask.diagnostics.ProgressBar`` and tqdm's dask callback only see the local
     schedulers, and ``distributed.progress`` only sees a cluster; this picks the
-    right one.
+    right one. Bars go to stderr (:func:`bar_options`, :func:`cluster_progress`), a line
+    every :data:`LOG_PROGRESS_INTERVAL` seconds when stderr is not a terminal.
 
     * **Dask collection(s)** (array, dataset, delayed; or a list/tuple/dict of
       them): with a distributed client (``client`` or the default one) they are
@@ -1449,7 +1518,7 @@ def progress(
             import distributed
 
             futures = list(work.values()) if isinstance(work, Mapping) else work
-            distributed.progress(futures)
+            cluster_progress(futures)
         return work
 
     if is_collection(work):
@@ -1457,19 +1526,17 @@ def progress(
         if active is not None:
             persisted = active.persist(work)
             if not disable:
-                import distributed
-
                 parts = (
                     list(persisted.values())
                     if isinstance(persisted, Mapping)
                     else persisted
                 )
-                distributed.progress(parts)
+                cluster_progress(parts)
             return persisted
 
         from tqdm.dask import TqdmCallback
 
-        with TqdmCallback(desc=desc, disable=disable):
+        with TqdmCallback(desc=desc, disable=disable, **bar_options()):
             if isinstance(work, Mapping):
                 keys = list(work)
                 return dict(zip(keys, dask.persist(*[work[k] for k in keys]), strict=True))
@@ -1482,7 +1549,7 @@ def progress(
     if isinstance(work, Iterable):
         from tqdm.auto import tqdm
 
-        return tqdm(work, desc=desc, disable=disable)
+        return tqdm(work, desc=desc, disable=disable, **bar_options())
 
     raise TypeError(
         f"progress() takes dask collections, distributed futures or an iterable; "

@@ -96,6 +96,7 @@ __all__ = [
     "coherence",
     "period_grid",
     "pair_table",
+    "select_rois",
 ]
 
 #: Sign convention of the ``lag`` variable.
@@ -701,6 +702,81 @@ def _check_positions(values: Any, n_rois: int, what: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _id_listing(roi_ids: np.ndarray) -> str:
+    ids = [repr(v) if isinstance(v, str) else str(v) for v in roi_ids.tolist()]
+    return ", ".join(ids) if len(ids) <= 6 else ", ".join(ids[:5]) + f" ... {ids[-1]}"
+
+
+def select_rois(
+    roi_ids: Any, rois: Any = None, roi_positions: Any = None, *,
+    keys: tuple[str, str] = ("rois=", "roi_positions="), where: str = "signals",
+) -> np.ndarray | None:
+    """Positions (0-based, along the roi axis) of the rois a caller selects; None: every roi.
+
+    One rule for the API and pipelines: ``rois`` are roi **ids**, the values of the signals'
+    ``roi`` coordinate (suite2p / NWB / CaImAn ids, shown as ``roi_a``/``roi_b`` in results);
+    ``roi_positions`` are **positions** (``index_a``/``index_b`` in results). A boolean
+    mask (one entry per roi) is accepted by either. Order and repeats are kept.
+
+    Parameters
+    ----------
+    roi_ids : array-like
+        The signals' roi ids, in roi-axis order.
+    rois, roi_positions : int, sequence or boolean mask, optional
+        At most one of them.
+    keys : (str, str)
+        How the caller names the two (``("input.rois", "input.roi_positions")`` in pipelines).
+    where : str
+        What holds the rois, for messages (``"signals"``, ``"store"``).
+
+    Raises
+    ------
+    ValueError
+        Both given; an id the signals lack (naming the ids, and the other key); a position
+        out of range.
+
+    Examples
+    --------
+    >>> ids = np.array([0, 2, 3, 5, 8])  # suite2p kept these cells
+    >>> select_rois(ids, rois=[5, 2]).tolist(), select_rois(ids, roi_positions=[3, 1]).tolist()
+    ([3, 1], [3, 1])
+    >>> select_rois(ids, rois=[4])
+    Traceback (most recent call last):
+    ...
+    ValueError: rois: roi id 4 is not in the signals (5 rois, ids 0, 2, 3, 5, 8); rois= selects by roi id (the roi coordinate, roi_a/roi_b in results); to select by position use roi_positions= (0..4).
+    """
+    by_id, by_pos = keys
+    name_id, name_pos = by_id.rstrip("="), by_pos.rstrip("=")
+    if rois is not None and roi_positions is not None:
+        raise ValueError(f"give {by_id} (roi ids) or {by_pos} (positions), not both.")
+    ids = np.asarray(roi_ids)
+    n = ids.shape[0]
+    if roi_positions is not None:
+        return _check_positions(roi_positions, n, name_pos)
+    if rois is None:
+        return None
+    arr = np.asarray(rois)
+    if arr.dtype == bool:
+        return _check_positions(arr, n, name_id)
+    arr = arr.reshape(1) if arr.ndim == 0 else arr
+    if arr.ndim != 1:
+        raise ValueError(f"{name_id} must be a 1-D list of roi ids (or a boolean mask), got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{name_id} is empty; select at least one roi.")
+    lookup = {v: i for i, v in enumerate(ids.tolist())}
+    out = np.empty(arr.size, np.int64)
+    for k, v in enumerate(arr.tolist()):
+        pos = lookup.get(v) if isinstance(v, (int, float, str)) else None
+        if pos is None:
+            raise ValueError(
+                f"{name_id}: roi id {v!r} is not in the {where} ({n} rois, ids {_id_listing(ids)}); {by_id} "
+                f"selects by roi id (the roi coordinate, roi_a/roi_b in results); to select by position use "
+                f"{by_pos} (0..{n - 1})."
+            )
+        out[k] = pos
+    return out
+
+
 def pair_table(pairs: Any, n_rois: int) -> np.ndarray:
     """Validate a list of ``(roi, roi)`` index pairs; returns an ``(n_pairs, 2)`` int array.
 
@@ -819,8 +895,49 @@ def _all_pairs_plan(sel: np.ndarray, tile: int) -> _PairPlan:
 # ------------------------------------------------------------------------------ inputs
 
 
-def _unwrap_signals(signals: Any) -> tuple[xr.DataArray, xr.Dataset | None, str | None]:
-    """(signals DataArray, its Dataset if any, store path if known)."""
+def _pandas_signals(frame: Any) -> xr.DataArray:
+    """A pandas DataFrame (time index, one column per roi) as ``(roi, time)`` signals: the
+    columns are the roi ids; a numeric, datetime or timedelta index is the time (seconds from
+    the first row); a default ``RangeIndex`` (row numbers) carries no time."""
+    import pandas as pd
+
+    index = frame.index
+    coords: dict[str, Any] = {"roi": np.asarray(frame.columns)}
+    if isinstance(index, pd.DatetimeIndex):
+        coords["time"] = np.asarray((index - index[0]).total_seconds(), dtype=float)
+    elif isinstance(index, pd.TimedeltaIndex):
+        coords["time"] = np.asarray(index.total_seconds(), dtype=float)
+    elif not isinstance(index, pd.RangeIndex) and np.issubdtype(np.asarray(index).dtype, np.number):
+        coords["time"] = np.asarray(index, dtype=float)
+    values = frame.to_numpy()
+    if values.dtype.kind not in "fiu":
+        bad = [c for c in frame.columns if frame[c].dtype.kind not in "fiu"][:3]
+        raise ValueError(f"the DataFrame's columns must be numbers (one trace per roi); {bad} are not.")
+    return xr.DataArray(values.T, dims=("roi", "time"), coords=coords)
+
+
+def _array_signals(values: Any) -> xr.DataArray:
+    """A 2-D NumPy or Dask array, read ``(roi, time)`` (as MNE's ``(n_channels, n_times)``)."""
+    if values.ndim != 2:
+        hint = "; one trace? pass it as shape (1, n_frames)" if values.ndim == 1 else ""
+        raise ValueError(f"signals must be a 2-D (roi, time) array, got shape {tuple(values.shape)}{hint}.")
+    rows, cols = values.shape
+    if rows > cols:
+        raise ValueError(
+            f"an array is read as (roi, time): {rows} rows x {cols} columns would be {rows} rois of {cols} "
+            "frames. If it is (time, roi), one column per roi, pass signals.T; otherwise pass an xarray "
+            "DataArray with dims ('roi', 'time')."
+        )
+    return xr.DataArray(values, dims=("roi", "time"))
+
+
+def _unwrap_signals(signals: Any, dim: str | None = None) -> tuple[xr.DataArray, xr.Dataset | None, str | None]:
+    """(signals DataArray ``(roi, time)``, its Dataset if any, store path if known).
+
+    ``dim`` names the time dimension of a DataArray whose dims are not ``roi``/``time``; the
+    other dimension is the rois, and the time dimension's coordinate (frame numbers, usually)
+    is not read as seconds.
+    """
     path = None
     ds = None
     if isinstance(signals, (str, os.PathLike)):
@@ -838,15 +955,47 @@ def _unwrap_signals(signals: Any) -> tuple[xr.DataArray, xr.Dataset | None, str 
         sig = sig.assign_attrs({**ds.attrs, **sig.attrs})
     elif isinstance(signals, xr.DataArray):
         sig = signals
+    elif isinstance(signals, (np.ndarray, da.Array)):
+        sig = _array_signals(signals)
+    elif type(signals).__name__ == "DataFrame" and hasattr(signals, "to_numpy"):
+        sig = _pandas_signals(signals)
     else:
         raise TypeError(
-            "signals must be an xarray DataArray (roi, time), a signals-store Dataset or the path "
-            f"of a signals store; got {type(signals).__name__}."
+            "signals must be an xarray DataArray (roi, time), a signals-store Dataset, the path of a signals "
+            "store, a 2-D NumPy/Dask array (roi, time) with dt= or fs=, or a pandas DataFrame (time index, one "
+            f"column per roi); got {type(signals).__name__}."
         )
-    if sig.ndim != 2 or "time" not in sig.dims:
+    if sig.ndim != 2:
         raise ValueError(f"signals must be 2-D (roi, time), got dims {sig.dims}.")
-    sig = sig.transpose(..., "time")
+    if dim is not None and dim != "time":
+        if dim not in sig.dims:
+            raise ValueError(f"dim={dim!r} is not a dimension of the signals {tuple(sig.dims)}; name the time "
+                             "dimension.")
+        other = next(d for d in sig.dims if d != dim)
+        if dim in sig.coords:  # frame numbers, not seconds: dt comes from dt=, fs= or the fs attribute
+            sig = sig.drop_vars(dim)
+        sig = sig.rename({dim: "time"} if other == "roi" else {dim: "time", other: "roi"})
+    elif "time" not in sig.dims:
+        raise ValueError(
+            f"signals must be 2-D (roi, time), got dims {tuple(sig.dims)}: pass dim= naming the time dimension "
+            f"(e.g. dim={sig.dims[-1]!r}); the other dimension is the rois."
+        )
+    elif "roi" not in sig.dims:
+        sig = sig.rename({next(d for d in sig.dims if d != "time"): "roi"})
+    sig = sig.transpose("roi", "time")
     return sig, ds, path
+
+
+def _interval(dt: float | None, fs: float | None) -> float | None:
+    """The sampling interval given as ``dt`` or ``fs`` (or None); both must agree."""
+    if fs is None:
+        return dt
+    from .io._store import validate_fs
+
+    step = 1.0 / validate_fs(fs)
+    if dt is not None and not math.isclose(check_dt(dt), step, rel_tol=1e-6):
+        raise ValueError(f"dt={dt:g} contradicts fs={fs:g} (dt=1/fs={step:g}); pass one of them.")
+    return step
 
 
 def _dt_of(sig: xr.DataArray, dt: float | None) -> float:
@@ -872,7 +1021,8 @@ def _dt_of(sig: xr.DataArray, dt: float | None) -> float:
         return from_fs
     if given is not None:
         return given
-    raise ValueError("dt is not given and cannot be read from the signals (no time coordinate or fs attr); pass dt=.")
+    raise ValueError("dt is not given and cannot be read from the signals (no time coordinate or fs attr); pass dt= "
+                     "or fs=.")
 
 
 def _as_dask(values: Any, row_chunk: int | None = None) -> da.Array:
@@ -1118,6 +1268,22 @@ def _pvalue_array(mean: da.Array, nulls: np.ndarray, index: np.ndarray, how: str
 # ------------------------------------------------------------------------------ the builder
 
 
+def _warn_few_surrogates(significance: Any, mc_count: Any, level: float) -> None:
+    """Warn when ``mc_count`` is below ``1 / (1 - level)`` (20 at 0.95): too few surrogate pairs
+    for the level's quantile."""
+    import numbers
+    import warnings
+
+    need = round(1 / (1 - level))
+    if isinstance(significance, str) and isinstance(mc_count, numbers.Integral) and 0 < mc_count < need:
+        warnings.warn(
+            f"mc_count={mc_count}: fewer surrogate pairs than 1/(1 - level) = {need} at level {level:g}: the "
+            f"thresholds rest on too few surrogates to be a {level:g} quantile worth reporting. Use mc_count >= "
+            f"{need} (pycwt uses 300).",
+            UserWarning, stacklevel=3,
+        )
+
+
 def _mode_of(reference: Any, pairs: Any, all_pairs: bool) -> str:
     if not isinstance(all_pairs, (bool, np.bool_)):
         raise ValueError(f"all_pairs must be True or False, got {all_pairs!r}; select rois with rois=.")
@@ -1138,7 +1304,10 @@ def coherence(
     pairs: Any = None,
     all_pairs: bool = False,
     rois: Any = None,
+    roi_positions: Any = None,
     dt: float | None = None,
+    fs: float | None = None,
+    dim: str | None = None,
     grid: ScaleGrid | None = None,
     min_period: float | None = None,
     max_period: float | None = None,
@@ -1177,9 +1346,14 @@ def coherence(
 
     Parameters
     ----------
-    signals : xarray.DataArray ``(roi, time)``, signals-store Dataset, or path
+    signals : xarray.DataArray, signals-store Dataset, path, NumPy/Dask array or pandas DataFrame
         The traces; dask-backed for anything large (:func:`bioxen_dask.io.open_signals`).
-        ``dt`` comes from the ``time`` coordinate or the ``fs`` attribute.
+        A DataArray ``(roi, time)`` (other dim names: see ``dim``); a 2-D array ``(roi,
+        time)``, as MNE's ``(n_channels, n_times)``, with ``dt`` or ``fs`` (an array with
+        more rows than columns is refused: pass ``signals.T`` if it is time x roi); a
+        DataFrame with one row per frame and one column per roi (the columns are the roi
+        ids; a numeric, datetime or timedelta index is the time). ``dt`` comes from the
+        ``time`` coordinate or the ``fs`` attribute when not given.
     reference : str, array-like or DataArray, optional
         **Reference mode**: every selected roi against one trace: the name of a reference
         stored with the signals (e.g. ``"stimulus"``; needs the store's Dataset or path),
@@ -1192,12 +1366,24 @@ def coherence(
         the signals' roi order, whatever the order of ``rois``; a roi listed twice is an
         error), tiled so that each roi's transform is computed once per tile and reused by
         every pair in it.
-    rois : int, sequence of int or boolean mask, optional
-        Roi positions to analyse (reference and all-pairs modes); default all. Reference mode
-        keeps their order (and repeats). Rois outside the selection are not analysed: their
-        gaps and constancy do not matter.
+    rois : int, str, sequence or boolean mask, optional
+        Roi **ids** to analyse (reference and all-pairs modes): values of the signals' ``roi``
+        coordinate, as ``roi_a``/``roi_b`` of the result show them (for signals without a
+        ``roi`` coordinate the ids are the positions); default all. Reference mode keeps their
+        order (and repeats). Rois outside the selection are not analysed: their gaps and
+        constancy do not matter. See :func:`select_rois`.
+    roi_positions : int, sequence or boolean mask, optional
+        The same selection by 0-based **position** along the roi axis (``index_a`` of the
+        result) instead; at most one of ``rois`` and ``roi_positions``.
     dt : float, optional
         Sampling interval (s), when the signals carry no time coordinate or ``fs``.
+    fs : float, optional
+        Or the sampling rate (Hz), ``1 / dt``.
+    dim : str, optional
+        The time dimension of a DataArray whose dims are not ``("roi", "time")``, e.g.
+        ``dim="frame"`` for dims ``("cell", "frame")``; the other dimension is the rois (its
+        coordinate the roi ids). The time dimension's coordinate is then not read as seconds
+        (frame numbers): give ``dt``/``fs`` or an ``fs`` attribute.
     grid : ScaleGrid, optional
         The scale grid; otherwise built from ``min_period``/``max_period`` (s) and ``dj``,
         or from pycwt's ``s0``/``J``/``dj`` (see :func:`period_grid`).
@@ -1337,9 +1523,9 @@ def coherence(
         )
     real, _ = kernels.resolve_dtype(dtype)
     dtype = str(real)
-    sig, ds_in, store_path = _unwrap_signals(signals)
+    sig, ds_in, store_path = _unwrap_signals(signals, dim)
     n_rois, n = sig.shape
-    dt = _dt_of(sig, dt)
+    dt = _dt_of(sig, _interval(dt, fs))
     if grid is None:
         grid = period_grid(n, dt, min_period=min_period, max_period=max_period, dj=dj, s0=s0, J=J,
                            wavelet=wavelet, preset=p)
@@ -1353,6 +1539,7 @@ def coherence(
         raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level!r}.")
     if isinstance(significance, str) and significance != "ar1":
         raise ValueError(f"significance must be 'ar1', None or an array of thresholds; got {significance!r}.")
+    _warn_few_surrogates(significance, mc_count, level)
     if block_bytes < 2**20:
         raise ValueError(f"block_bytes must be at least 1 MiB, got {block_bytes}.")
     device = check_device(device)
@@ -1373,9 +1560,11 @@ def coherence(
     # --- pairs
     roi_chunk, pair_chunk = (None if v is None else whole_number(v, name, hint="or None for the default")
                              for name, v in (("roi_chunk", roi_chunk), ("pair_chunk", pair_chunk)))
-    if mode == "pairs" and rois is not None:
+    if mode == "pairs" and (rois is not None or roi_positions is not None):
         raise ValueError("rois= selects rois for reference and all-pairs modes; in list mode give the pairs only.")
-    sel = np.arange(n_rois) if rois is None else _check_positions(rois, n_rois, "rois")
+    sel = select_rois(np.asarray(sig["roi"].values) if "roi" in sig.coords else np.arange(n_rois), rois,
+                      roi_positions)
+    sel = np.arange(n_rois) if sel is None else sel
     if mode == "all_pairs":
         uniq, counts = np.unique(sel, return_counts=True)
         if (counts > 1).any():
@@ -1471,7 +1660,10 @@ def coherence(
             x = da.where(keep, x, 0.0)
         x = _fill_gaps(x, gap_samples)
     gap_attrs = {"nan_policy": nan_policy, "max_gap_s": "none" if max_gap is None else float(max_gap),
-                 "missing_samples": int(scan.n_missing.sum()), "rois_with_gaps": int((scan.n_missing > 0).sum())}
+                 "missing_samples": int(scan.n_missing.sum()), "rois_with_gaps": int((scan.n_missing > 0).sum()),
+                 "constant_rois": [v.item() if hasattr(v, "item") else v for v in roi_ids[need][scan.constant]],
+                 "constant_rois_reason": "zero variance: coherence is 0/0, so every pair with one of these rois "
+                                         "is NaN (constant='nan')"}
     single_mean = halo == 0 and p.remove_mean  # cwt removes the block mean itself, as in-memory
     streamed = ref_streamed = None  # time blocks: the records' moments from one streaming pass, as numbers
     if halo == 0:

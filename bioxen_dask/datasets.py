@@ -54,6 +54,7 @@ __all__ = [
     "OutputExistsError",
     "WriteReport",
     "check_output",
+    "netcdf_safe_attrs",
     "open_result",
     "result_info",
     "result_status",
@@ -96,6 +97,18 @@ class WriteReport:
 # ----------------------------------------------------------------------------- inspection
 
 
+def _regions_of(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``regions`` attribute (dim, size, count, checksums): a JSON string on disk, so that
+    every attribute is netCDF-safe; a mapping in results written before."""
+    raw = attrs.get(REGIONS_ATTR)
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    return dict(raw) if isinstance(raw, Mapping) else {}
+
+
 def _attrs_of(path: Path) -> dict[str, Any] | None:
     meta = path / "zarr.json"
     if not meta.is_file():
@@ -118,7 +131,7 @@ def result_status(path: str | os.PathLike[str]) -> dict[str, Any]:
     if attrs is None or KIND_ATTR not in attrs:
         return out
     out.update(is_result=True, complete=attrs.get(COMPLETE_ATTR) is True, run_key=attrs.get(RUN_KEY_ATTR))
-    regions = attrs.get(REGIONS_ATTR) or {}
+    regions = _regions_of(attrs)
     out["regions"] = regions.get("count")
     if out["complete"]:
         out["regions_done"] = regions.get("count")
@@ -227,7 +240,38 @@ def open_result(path: str | os.PathLike[str]) -> xr.Dataset:
             f"result {p} is incomplete ({status['regions_done']} of {status['regions']} regions written); "
             "re-run the pipeline to resume it."
         )
-    return xr.open_zarr(str(p), consolidated=True, zarr_format=3)
+    ds = xr.open_zarr(str(p), consolidated=True, zarr_format=3)
+    ds.attrs = netcdf_safe_attrs(ds.attrs)
+    for var in ds.variables.values():
+        var.attrs = netcdf_safe_attrs(var.attrs)
+    return ds
+
+
+def netcdf_safe_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes every netCDF writer takes: booleans as 0/1 (netCDF has no boolean type; they
+    stay truthy), mappings and mixed lists as JSON strings, None as ``"none"``; strings,
+    numbers and lists of one of them as they are. ``open_result(path).to_netcdf(file)`` works.
+
+    Examples
+    --------
+    >>> netcdf_safe_attrs({"complete": True, "regions": {"count": 2}, "ids": [3, 7], "seed": None})
+    {'complete': 1, 'regions': '{"count": 2}', 'ids': [3, 7], 'seed': 'none'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, (bool, np.bool_)):
+            value = int(value)
+        elif value is None:
+            value = "none"
+        elif isinstance(value, Mapping):
+            value = json.dumps(value, sort_keys=True, default=str)
+        elif isinstance(value, (list, tuple)):
+            kinds = {type(v) for v in value}
+            if not value or bool in kinds or len({str if k is str else float for k in kinds}) > 1 \
+                    or not kinds <= {str, int, float}:
+                value = json.dumps(list(value), default=str)  # empty, boolean or mixed: one string
+        out[key] = value
+    return out
 
 
 # ----------------------------------------------------------------------------- writing
@@ -429,7 +473,7 @@ def write_result(
     resumed = action == "resume"
     if action == "resume":
         group = zarr.open_group(str(p), mode="r+")
-        info = group.attrs.get(REGIONS_ATTR) or {}
+        info = _regions_of(group.attrs.asdict())
         if info.get("count") != len(bounds) or info.get("size") != size or info.get("dim") != dim:
             raise OutputExistsError(
                 f"output {p} holds an incomplete result with another region layout; pass overwrite=True."
@@ -444,7 +488,7 @@ def write_result(
     if action != "resume":
         template = ds.copy()
         template.attrs = {**ds.attrs, KIND_ATTR: "coherence", RUN_KEY_ATTR: key, COMPLETE_ATTR: False,
-                          REGIONS_ATTR: {"dim": dim, "size": size, "count": len(bounds)}}
+                          REGIONS_ATTR: json.dumps({"dim": dim, "size": size, "count": len(bounds)})}
         p.parent.mkdir(parents=True, exist_ok=True)
         with _space_errors(p):
             template.to_zarr(str(p), mode="w", compute=False, encoding=_encoding(ds, dim, size),
@@ -477,40 +521,101 @@ def _finalize(p: Path, count: int) -> None:
     missing = int((sums == 0).sum())
     if missing:
         raise IncompleteResultError(f"{missing} of {count} regions of {p} were not written; it stays incomplete.")
-    info = dict(group.attrs.get(REGIONS_ATTR) or {})
+    info = _regions_of(group.attrs.asdict())
     info["checksums"] = [f"{int(s):016x}" for s in sums]
-    group.attrs[REGIONS_ATTR] = info
+    group.attrs[REGIONS_ATTR] = json.dumps(info)
     del group[CHECKSUMS]
     _consolidate(p)
     group = zarr.open_group(str(p), mode="r+", use_consolidated=True)
     group.attrs[COMPLETE_ATTR] = True  # the very last write
 
 
-def verify_result(path: str | os.PathLike[str]) -> bool:
-    """Re-read every region of a complete result and compare with the recorded checksums."""
-    p = Path(path)
-    group = zarr.open_group(str(p), mode="r")
-    attrs = group.attrs.asdict()
-    info = attrs.get(REGIONS_ATTR) or {}
-    if attrs.get(COMPLETE_ATTR) is not True or "checksums" not in info:
-        return False
-    dim, size = info["dim"], int(info["size"])
+def _checked_axes(p: Path, group: zarr.Group, dim: str) -> dict[str, int]:
+    """The region variables (the Dataset's data variables along ``dim``, not its coordinates)
+    that a result's checksums cover, and their axis of ``dim``."""
     axes = {}
     for name, arr in group.arrays():
         dims = list(arr.metadata.dimension_names or ())
-        if dim in dims and name not in ("roi_a", "roi_b", "index_a", "index_b", "ar1_a", "ar1_b"):
+        if dim in dims:
             axes[name] = dims.index(dim)
-    ds = xr.open_zarr(str(p), consolidated=True, zarr_format=3)
-    axes = {k: v for k, v in axes.items() if k in ds.data_vars}
-    n = ds.sizes[dim]
+    data_vars = xr.open_zarr(str(p), consolidated=True, zarr_format=3).data_vars
+    return {k: v for k, v in axes.items() if k in data_vars}
+
+
+def damaged_regions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Re-read every region of a complete result; the regions that no longer match the checksums
+    recorded when they were written.
+
+    Returns
+    -------
+    list of dict
+        One entry per damaged region: ``region`` (its number), ``dim``, ``start``/``stop``
+        (its range along ``dim``) and ``problem`` (the variable whose chunk no longer decodes,
+        or that the data differ from the checksum). Empty for an intact result.
+
+    Raises
+    ------
+    IncompleteResultError
+        The result is not complete (it has no recorded checksums to compare with).
+    """
+    p = Path(path)
+    group = zarr.open_group(str(p), mode="r")
+    attrs = group.attrs.asdict()
+    info = _regions_of(attrs)
+    if attrs.get(COMPLETE_ATTR) is not True or "checksums" not in info:
+        raise IncompleteResultError(f"result {p} is incomplete: it has no checksums to verify; re-run the "
+                                    "pipeline to resume it.")
+    dim, size, count = info["dim"], int(info["size"]), int(info["count"])
+    axes = _checked_axes(p, group, dim)
+    n = next(iter(group[name].shape[axis] for name, axis in axes.items()))
+    out = []
     for k, start in enumerate(range(0, n, size)):
-        try:
-            region = _read_region(group, start, min(start + size, n), axes)
-        except Exception:  # a chunk that no longer decodes (truncated, overwritten): not verified
-            return False
-        if f"{_checksum(region):016x}" != info["checksums"][k]:
-            return False
-    return True
+        stop = min(start + size, n)
+        problem = None
+        region = {}
+        for name, axis in sorted(axes.items()):
+            try:
+                region.update(_read_region(group, start, stop, {name: axis}))
+            except Exception:  # a chunk that no longer decodes (truncated, overwritten)
+                problem = f"{name}: a chunk no longer decodes"
+                break
+        if problem is None and (k >= len(info["checksums"]) or f"{_checksum(region):016x}" != info["checksums"][k]):
+            problem = "the data differ from the checksum recorded when the region was written"
+        if problem is not None:
+            out.append({"region": k, "dim": dim, "start": start, "stop": stop, "problem": problem})
+    if count != len(range(0, n, size)):
+        out.append({"region": None, "dim": dim, "start": 0, "stop": n,
+                    "problem": f"{count} regions recorded, {len(range(0, n, size))} found"})
+    return out
 
 
-__all__.append("verify_result")
+def reopen_for_repair(path: str | os.PathLike[str], regions: list[int]) -> None:
+    """Turn a complete result with damaged ``regions`` back into an incomplete one whose other
+    regions count as written: a resumed :func:`write_result` of the same run then recomputes
+    the damaged regions only. ``complete`` is cleared first, so an interruption leaves a result
+    that is never opened as complete (and resumes the same way)."""
+    p = Path(path)
+    group = zarr.open_group(str(p), mode="r+")
+    info = _regions_of(group.attrs.asdict())
+    group.attrs[COMPLETE_ATTR] = False  # first: from here on it is not a complete result
+    sums = np.array([int(c, 16) for c in info["checksums"]], dtype=np.uint64)
+    sums[list(regions)] = 0
+    if CHECKSUMS in group:
+        del group[CHECKSUMS]
+    arr = group.create_array(CHECKSUMS, shape=(len(sums),), chunks=(1,), dtype="uint64", fill_value=0,
+                             dimension_names=("region",))
+    arr[:] = sums
+    _consolidate(p)  # the consolidated listing is what a resumed write reads
+
+
+def verify_result(path: str | os.PathLike[str]) -> bool:
+    """Re-read every region of a complete result and compare with the recorded checksums
+    (:func:`damaged_regions` names the regions that fail)."""
+    p = Path(path)
+    attrs = zarr.open_group(str(p), mode="r").attrs.asdict()
+    if attrs.get(COMPLETE_ATTR) is not True or "checksums" not in _regions_of(attrs):
+        return False
+    return not damaged_regions(p)
+
+
+__all__ += ["damaged_regions", "reopen_for_repair", "verify_result"]

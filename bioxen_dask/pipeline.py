@@ -3,12 +3,14 @@
 A pipeline has these sections (every key optional except ``input.store`` and
 ``outputs.path``; see ``pipelines/calcium_coherence.yaml`` for a commented example)::
 
-    input:          store (signals store path), rois (null | [i, ...] | {start, stop, step})
+    input:          store (signals store path), rois (roi ids: null | [id, ...] | {start, stop, step}),
+                    roi_positions (the same by 0-based position; at most one of the two)
     preprocessing:  normalize (z-score, default true), detrend (none | linear),
                     nan_policy (raise | interpolate), max_gap (s, longest gap interpolated)
     grid:           min_period, max_period (s) | s0, J; dj, wavelet, preset, boundary, dtype, tol
     pairs:          mode (reference | list | all), reference (stored name | mean),
-                    reference_file (.npy, one value per frame), list ([[a, b], ...])
+                    reference_file (.npy or one-column .csv/.tsv, one value per frame; given, it
+                    replaces pairs.reference), list ([[a, b], ...])
     significance:   enabled, method (ar1), mc_count, level, seed, bucket_width, cache
     outputs:        path (.zarr), maps, overwrite, resume, region_size, figures (folder), summary (.json)
     compute:        roi_chunk, pair_chunk, time_chunk, block_bytes, fft_workers, device, method
@@ -110,7 +112,9 @@ def _at_least_one(v: Any) -> str | None:
 SCHEMA: dict[str, dict[str, Key]] = {
     "input": {
         "store": Key(("str",), required=True, doc="signals store (bioxen-dask synth / ingest)"),
-        "rois": Key(("null", "int_list", "range"), doc="roi positions to analyse (default all)"),
+        "rois": Key(("null", "int_list", "range"), doc="roi ids to analyse (the store's roi coordinate, "
+                    "as results show them; default all)"),
+        "roi_positions": Key(("null", "int_list", "range"), doc="the same selection by 0-based position"),
     },
     "preprocessing": {
         "normalize": Key(("bool",), True, "z-score every trace first (pycwt's wct)"),
@@ -137,7 +141,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "pairs": {
         "mode": Key(("str",), "reference", "pair mode", choices=("reference", "list", "all")),
         "reference": Key(("null", "str"), None, "stored reference name, or 'mean'"),
-        "reference_file": Key(("null", "str"), None, ".npy file with one value per frame"),
+        "reference_file": Key(("null", "str"), None, ".npy or one-column CSV/TSV file with one value per frame; "
+                              "replaces pairs.reference"),
         "list": Key(("null", "pair_list"), None, "[[roi_a, roi_b], ...] (positions)"),
     },
     "significance": {
@@ -276,6 +281,8 @@ def validate(config: Any, *, require: bool = True) -> dict[str, dict[str, Any]]:
 
 def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
     g, pr = cfg["grid"], cfg["pairs"]
+    if cfg["input"]["rois"] is not None and cfg["input"]["roi_positions"] is not None:
+        raise PipelineError("input: give input.rois (roi ids) or input.roi_positions (positions), not both.")
     # the one rule (bioxen_dask.presets.resolve_conventions): a named preset selects its tool's
     # boundary unless grid.boundary is given; the validated pipeline records both, resolved
     from .presets import resolve_conventions
@@ -286,17 +293,20 @@ def _cross_checks(cfg: dict[str, dict[str, Any]]) -> None:
     if (g["min_period"] is not None or g["max_period"] is not None) and (g["s0"] is not None or g["J"] is not None):
         raise PipelineError("grid: give either min_period/max_period or s0/J, not both.")
     mode = pr["mode"]
+    if pr["reference_file"] is not None:
+        pr["reference"] = None  # a reference file replaces the stored reference (a pipeline's default)
     if mode == "reference":
-        if (pr["reference"] is None) == (pr["reference_file"] is None):
-            raise PipelineError("pairs.reference: mode 'reference' needs exactly one of pairs.reference "
-                                "(a stored reference name or 'mean') and pairs.reference_file (.npy).")
+        if pr["reference"] is None and pr["reference_file"] is None:
+            raise PipelineError("pairs.reference: mode 'reference' needs pairs.reference (a stored reference "
+                                "name or 'mean') or pairs.reference_file (.npy or one-column .csv/.tsv).")
         if pr["list"] is not None:
             raise PipelineError("pairs.list: only used with pairs.mode 'list'.")
     elif mode == "list":
         if pr["list"] is None:
             raise PipelineError("pairs.list: mode 'list' needs a list of [roi_a, roi_b] pairs.")
-        if cfg["input"]["rois"] is not None:
-            raise PipelineError("input.rois: not used with pairs.mode 'list' (the pairs name their rois).")
+        for key in ("rois", "roi_positions"):
+            if cfg["input"][key] is not None:
+                raise PipelineError(f"input.{key}: not used with pairs.mode 'list' (the pairs name their rois).")
     if mode != "reference" and (pr["reference"] is not None or pr["reference_file"] is not None):
         raise PipelineError(f"pairs.reference: only used with pairs.mode 'reference', not {mode!r}.")
     if mode == "all" and pr["list"] is not None:
@@ -471,7 +481,7 @@ class Pipeline:
         from . import __version__
 
         desc = {"config": _identity(self.config), "fingerprint": self.facts.get("fingerprint"),
-                "version": __version__}
+                "reference_file": self.facts.get("reference_sha256"), "version": __version__}
         blob = json.dumps(desc, sort_keys=True, default=str).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -480,8 +490,18 @@ def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a pipeline config that :meth:`Pipeline.key` hashes: what is computed, not
     where (``outputs.path``, ``significance.cache``) or on what (``cluster``, ``compute`` task
     sizes and device) it runs. ``compute.method`` is kept: the two methods agree only to the
-    float32 limit, so a result is never completed, nor reused, with the other one."""
+    float32 limit, so a result is never completed, nor reused, with the other one.
+
+    The input is identified by its content, not by how its path is spelled: ``input.store``
+    and ``pairs.reference_file`` are left out (``med.zarr``, ``./med.zarr`` and the absolute
+    path are one input); the store's :func:`~bioxen_dask.io.fingerprint` and the reference
+    file's SHA-256 enter :meth:`Pipeline.key` instead."""
     cfg = {k: v for k, v in config.items() if k not in ("cluster",)}
+    cfg["input"] = {k: v for k, v in (cfg.get("input") or {}).items() if k != "store"}
+    pairs = dict(cfg.get("pairs") or {})
+    if pairs.get("reference_file") is not None:
+        pairs["reference_file"] = "(a file, identified by its content)"
+    cfg["pairs"] = pairs
     cfg["outputs"] = {k: v for k, v in (cfg.get("outputs") or {}).items() if k in ("maps", "region_size")}
     cfg["compute"] = {k: v for k, v in (cfg.get("compute") or {}).items() if k == "method"}
     cfg["significance"] = {k: v for k, v in (cfg.get("significance") or {}).items() if k != "cache"}
@@ -541,30 +561,46 @@ def load_pipeline(
 # ----------------------------------------------------------------------------- checks
 
 
-def _roi_positions(spec: Any, n_rois: int) -> np.ndarray | None:
+def _roi_positions(inp: Mapping[str, Any], roi_ids: np.ndarray) -> np.ndarray | None:
+    """Positions of ``input.rois`` (roi ids) or ``input.roi_positions``; None: every roi.
+
+    A range ``{start, stop, step}`` of ids selects the store's ids in ``range(start, stop, step)``
+    (a suite2p store keeps only some); a range of positions must lie inside the store.
+    """
+    from .coherence import select_rois
+
+    n_rois = len(roi_ids)
+    by_id = inp["rois"] is not None
+    key = "input.rois" if by_id else "input.roi_positions"
+    spec = inp["rois"] if by_id else inp["roi_positions"]
     if spec is None:
         return None
     if isinstance(spec, Mapping):
         start, stop, step = spec.get("start", 0), spec["stop"], spec.get("step", 1)
         if step == 0:
-            raise PipelineError("input.rois.step: must not be 0.")
+            raise PipelineError(f"{key}.step: must not be 0.")
+        if by_id:
+            wanted = set(range(start, stop, step))
+            idx = np.array([i for i, v in enumerate(roi_ids.tolist()) if v in wanted], dtype=np.int64)
+            if idx.size == 0:
+                raise PipelineError(f"{key}: no roi id of the store lies in range({start}, {stop}, {step}); its "
+                                    f"{n_rois} ids run {roi_ids[0].item()!r}..{roi_ids[-1].item()!r}.")
+            return idx
         if not (0 <= start < n_rois) or not (0 < stop <= n_rois):
-            raise PipelineError(f"input.rois: range {start}..{stop} is outside the store's {n_rois} rois (0..{n_rois}).")
-        idx = np.arange(start, stop, step)
-    else:
-        idx = np.asarray(spec, dtype=np.int64)
-    bad = (idx < 0) | (idx >= n_rois)
-    if bad.any():
-        raise PipelineError(
-            f"input.rois: roi index {int(idx[bad][0])} is out of range; the store has {n_rois} rois "
-            f"(valid indices 0..{n_rois - 1})."
-        )
-    if idx.size == 0:
-        raise PipelineError("input.rois: the selection is empty.")
+            raise PipelineError(f"{key}: range {start}..{stop} is outside the store's {n_rois} rois (0..{n_rois}).")
+        spec = list(range(start, stop, step))
+        if not spec:
+            raise PipelineError(f"{key}: the selection is empty.")
+    try:
+        idx = select_rois(roi_ids, spec if by_id else None, None if by_id else spec,
+                          keys=("input.rois", "input.roi_positions"), where="store")
+    except ValueError as exc:
+        raise PipelineError(str(exc)) from None
     values, counts = np.unique(idx, return_counts=True)
     if np.any(counts > 1):
-        raise PipelineError(f"input.rois: roi index {int(values[counts > 1][0])} is listed more than once; list "
-                            "each roi once.")
+        pos = int(values[counts > 1][0])
+        raise PipelineError(f"{key}: roi {roi_ids[pos].item()!r} (position {pos}) is listed more than once; list each "
+                            "roi once.")
     return idx
 
 
@@ -610,7 +646,8 @@ def check(pipeline: Pipeline) -> Pipeline:
         check_length(n, grid, f"the input store ({store})")
     except ValueError as exc:
         raise PipelineError(f"grid: {exc}") from None
-    rois = _roi_positions(cfg["input"]["rois"], n_rois)
+    roi_ids = np.asarray(ds["roi"].values) if "roi" in ds.coords else np.arange(n_rois)
+    rois = _roi_positions(cfg["input"], roi_ids)
     pr = cfg["pairs"]
     if pr["mode"] == "list":
         try:
@@ -627,13 +664,15 @@ def check(pipeline: Pipeline) -> Pipeline:
                 f"pairs.reference: {pr['reference']!r} is not in the store {store}; it holds "
                 f"{names or 'no references'} (or use 'mean' for the population mean)."
             )
+    ref_digest = None
     if pr["reference_file"] is not None:
         path = Path(pr["reference_file"])
         if not path.is_file():
             raise FileNotFoundError(f"pairs.reference_file: no file {path}.")
-        ref = _load_reference_file(path)
+        ref = _load_reference_file(path, fs)
         if ref.shape != (n,):
             raise PipelineError(f"pairs.reference_file: shape {ref.shape}, expected one value per frame ({n},).")
+        ref_digest = hashlib.sha256(path.read_bytes()).hexdigest()
     _check_paths(cfg, store)
     if pr["mode"] == "list":
         n_pairs = len(pr["list"])
@@ -641,7 +680,8 @@ def check(pipeline: Pipeline) -> Pipeline:
         k = n_rois if rois is None else rois.size
         n_pairs = k if pr["mode"] == "reference" else k * (k - 1) // 2
     pipeline.facts.update(n_rois=n_rois, n_frames=n, fs=fs, n_scales=grid.n_scales,
-                          fingerprint=fingerprint(store), rois=rois, n_pairs=n_pairs)
+                          fingerprint=fingerprint(store), rois=rois, n_pairs=n_pairs,
+                          reference_sha256=ref_digest)
     pipeline.facts["action"] = _output_action(pipeline, check_output)
     pipeline.cluster_config()
     return pipeline
@@ -701,9 +741,11 @@ def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]
         reference = ("pairs.reference", ds["references"].data[names.index(pr["reference"])], pr["reference"])
     bar = contextlib.nullcontext()
     if progress:
-        from dask.diagnostics import ProgressBar
+        from tqdm.dask import TqdmCallback
 
-        bar = ProgressBar(minimum=2.0)
+        from .cluster import bar_options
+
+        bar = TqdmCallback(desc="reading the traces", delay=2.0, **bar_options())
     with dask.config.set(scheduler="threads"), bar:
         scan = scan_traces(data)
         try:
@@ -722,15 +764,44 @@ def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]
             "rois_with_gaps": int((scan.n_missing > 0).sum())}
 
 
-def _load_reference_file(path: Path) -> np.ndarray:
-    """A ``.npy`` reference trace: numbers only, never unpickled."""
+#: What a reference file may be, for messages.
+_REFERENCE_FILES = (".npy (np.save(path, np.asarray(trace, float))) or a CSV/TSV table (.csv, .tsv, .tab, .txt: "
+                    "one column, one row per frame; a header and a time column are optional)")
+
+
+def _load_reference_file(path: Path, fs: float | None = None) -> np.ndarray:
+    """A reference trace from a ``.npy`` file (numbers only, never unpickled) or a one-column
+    CSV/TSV table (:func:`bioxen_dask.io._ingest.read_table`); a table's time column, if any,
+    must give the store's rate ``fs`` (when given)."""
+    from .io._ingest import _TABLE_SUFFIXES, _check_npy, _rate_from_timestamps, _rates_match, read_table
+
+    if path.suffix.lower() in _TABLE_SUFFIXES:
+        try:
+            values, names, times = read_table(path)
+            rate = None if times is None or fs is None else _rate_from_timestamps(times, f"the times of {path.name}")[0]
+        except ValueError as exc:
+            raise PipelineError(f"pairs.reference_file: {exc}.") from None
+        if rate is not None and not _rates_match(rate, fs):
+            raise PipelineError(f"pairs.reference_file: the time column of {path.name} gives {rate:.10g} Hz, the "
+                                f"input store {fs:.10g} Hz; resample the reference to the store's frames.")
+        if values.shape[1] != 1:
+            listed = f" ({', '.join(repr(n) for n in names)})" if names else ""
+            raise PipelineError(
+                f"pairs.reference_file: {path.name} holds {values.shape[1]} columns{listed}; a reference file "
+                "holds one trace: keep its column (a time column named 'time' may stay)."
+            )
+        return values[:, 0]
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head != np.lib.format.MAGIC_PREFIX and head[:1] != b"\x80":
+        raise PipelineError(f"pairs.reference_file: {path} is not a .npy file (no NumPy header) nor a CSV/TSV "
+                            f"table by its suffix; a reference file is {_REFERENCE_FILES}.")
     try:
+        _check_npy(path)
         ref = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
-        raise PipelineError(
-            f"pairs.reference_file: {path} holds Python objects (a pickle) or is not a .npy array ({exc}); "
-            "bioxen-dask never unpickles files: save the trace with np.save(path, np.asarray(trace, float))."
-        ) from None
+        raise PipelineError(f"pairs.reference_file: {exc}; bioxen-dask never unpickles files: a reference file is "
+                            f"{_REFERENCE_FILES}.") from None
     if ref.dtype.kind not in "iuf":
         raise PipelineError(f"pairs.reference_file: {path} must hold real numbers, got dtype {ref.dtype}.")
     return ref
@@ -837,6 +908,9 @@ def run_differences(pipeline: Pipeline, attrs: Mapping[str, Any]) -> list[str]:
     fp, now = attrs.get("input_fingerprint"), pipeline.facts.get("fingerprint")
     if fp is not None and now is not None and fp != now:
         out.append(f"the content of the input store (fingerprint {str(fp)[:19]}..., now {str(now)[:19]}...)")
+    ref, ref_now = attrs.get("reference_file_sha256"), pipeline.facts.get("reference_sha256")
+    if ref is not None and ref_now is not None and ref != ref_now:
+        out.append(f"the content of pairs.reference_file (sha256 {str(ref)[:12]}..., now {str(ref_now)[:12]}...)")
     version = attrs.get("bioxen_dask_version")
     if version is not None and version != __version__:
         out.append(f"the bioxen-dask version (stored {version}, now {__version__})")
@@ -898,8 +972,10 @@ def _layout_error(pipeline: Pipeline, path: Path, exc: Exception) -> Exception:
 
     if "region layout" not in str(exc):
         return exc
+    from .datasets import _regions_of
+
     attrs = _stored_attrs(path)
-    regions = attrs.get("regions") or {}
+    regions = _regions_of(attrs)
     stored = _stored_config(attrs) or {}
     keys = ("compute.roi_chunk", "compute.pair_chunk", "outputs.region_size")
     old, new = _flat(stored), _flat(pipeline.config)
@@ -914,6 +990,42 @@ def _layout_error(pipeline: Pipeline, path: Path, exc: Exception) -> Exception:
 
 
 # ----------------------------------------------------------------------------- running
+
+
+def damage_report(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The damaged regions of the complete result a checked pipeline would finish (action
+    ``finish``; reads every region once): what a run recomputes. Empty otherwise."""
+    from .datasets import damaged_regions
+
+    if pipeline.facts.get("action") != "finish" or pipeline.config["outputs"]["maps"]:
+        return []
+    return damaged_regions(Path(pipeline.config["outputs"]["path"]))
+
+
+def _repair(pipeline: Pipeline, out: Path, say: Callable[[str], None]) -> list[int]:
+    """Damaged regions of the complete result at ``out`` made incomplete again, so that the
+    run recomputes them (only them); ``facts["action"]`` becomes ``repair``."""
+    from .datasets import OutputExistsError, reopen_for_repair, result_status
+
+    damaged = damage_report(pipeline)
+    if not damaged:
+        return []
+    regions = [d["region"] for d in damaged]
+    if None in regions:
+        raise OutputExistsError(f"outputs.path: {out}: {damaged[-1]['problem']}: its region layout is damaged; "
+                                f"{_OVERWRITE_HINT} by a new run.")
+    count = result_status(out)["regions"]
+    say(f"{out}: {len(regions)} of {count} regions damaged since written ({_region_list(damaged)}); "
+        "recomputing those only")
+    reopen_for_repair(out, regions)
+    pipeline.facts["action"] = "repair"
+    return regions
+
+
+def _region_list(damaged: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(f"region {d['region']} ({d['dim']}s {d['start']}..{d['stop'] - 1}): {d['problem']}"
+                     for d in damaged)
+
 
 
 def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
@@ -932,12 +1044,12 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
     if pr["mode"] == "reference":
         kw["reference"] = (pr["reference"] if pr["reference"] is not None
                            else np.asarray(_load_reference_file(Path(pr["reference_file"]))))
-        kw["rois"] = pipeline.facts.get("rois")
+        kw["roi_positions"] = pipeline.facts.get("rois")
     elif pr["mode"] == "list":
         kw["pairs"] = pr["list"]
     else:
         kw["all_pairs"] = True
-        kw["rois"] = pipeline.facts.get("rois")
+        kw["roi_positions"] = pipeline.facts.get("rois")
     block_bytes = c["block_bytes"]
     if isinstance(block_bytes, str):
         block_bytes = dask.utils.parse_bytes(block_bytes)
@@ -954,6 +1066,8 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
         method=c["method"],
     )
     result.attrs["pipeline"] = json.dumps(_jsonable(cfg), sort_keys=True)
+    if pipeline.facts.get("reference_sha256"):
+        result.attrs["reference_file_sha256"] = pipeline.facts["reference_sha256"]
     if pipeline.source:
         result.attrs["pipeline_file"] = pipeline.source
     return result
@@ -986,7 +1100,7 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
         The summary: output path, write report, sizes, wall times, and for synthetic inputs
         the recovery of the planted groups (:func:`evaluate_recovery`).
     """
-    from .datasets import OutputExistsError, open_result, result_status, verify_result, write_result
+    from .datasets import OutputExistsError, open_result, result_status, write_result
 
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
@@ -997,15 +1111,16 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
     say(f"input {cfg['input']['store']}: {pipeline.facts['n_rois']} rois x {pipeline.facts['n_frames']} frames "
         f"at {pipeline.facts['fs']:g} Hz; {pipeline.facts['n_scales']} scales; output {out} "
         f"({pipeline.facts['action']})")
+    repaired: list[int] = []
     if pipeline.facts["action"] == "finish":
         # complete result of this same run: an earlier run was interrupted while it wrote the
-        # summary or figures; they are (re)written, nothing is recomputed
+        # summary or figures; they are (re)written, nothing is recomputed -- unless regions were
+        # damaged since: those (only) are recomputed
         if cfg["outputs"]["maps"]:  # re-reading maps is re-reading most of the run's output
             say(f"{out}: maps not re-verified (bioxen-dask info --verify {out} re-reads every region)")
-        elif not verify_result(out):
-            raise OutputExistsError(
-                f"outputs.path: {out} is marked complete, but its data no longer match the checksums recorded "
-                f"when it was written (changed or damaged since); {_OVERWRITE_HINT} by a new run.")
+        else:
+            repaired = _repair(pipeline, out, say)
+    if pipeline.facts["action"] == "finish":
         ds = open_result(out)
         t_sig = 0.0
         say(f"{out} already holds the complete result of this run (verified); writing its summary and figures only")
@@ -1023,6 +1138,8 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[st
         except OutputExistsError as exc:
             raise _layout_error(pipeline, out, exc) from None
         write = report.describe()
+        if repaired:
+            write["repaired_regions"] = repaired
     t_write = time.perf_counter() - t0
     summary: dict[str, Any] = {
         "output": str(out),
@@ -1174,7 +1291,7 @@ def _one_pair_map(result: Any, cfg: Mapping[str, Any], k: int, coherence: Callab
     ref = pr["reference"] if pr["reference"] is not None else np.asarray(_load_reference_file(Path(pr["reference_file"])))
     thr = result["threshold"].values[k : k + 1] if "threshold" in result else None
     return coherence(
-        ds, reference=ref, rois=[int(result["index_a"].values[k])], min_period=g["min_period"],
+        ds, reference=ref, roi_positions=[int(result["index_a"].values[k])], min_period=g["min_period"],
         max_period=g["max_period"], dj=g["dj"], s0=g["s0"], J=g["J"], wavelet=g["wavelet"], preset=g["preset"],
         boundary=g["boundary"], dtype=g["dtype"], tol=g["tol"], normalize=cfg["preprocessing"]["normalize"],
         detrend=cfg["preprocessing"]["detrend"], nan_policy=cfg["preprocessing"]["nan_policy"],

@@ -183,7 +183,7 @@ fig.savefig(figures / "population.png", dpi=100)
     ("code", """
 # the time-period map of the most coherent roi (maps are recomputed for one roi only)
 k = int(np.nanargmax(np.nanmean(result["coherence_mean"].values, axis=1)))
-one = coherence(signals, reference="stimulus", rois=[int(result["index_a"].values[k])],
+one = coherence(signals, reference="stimulus", roi_positions=[int(result["index_a"].values[k])],
                 min_period=1.0, max_period=float(result["period"].max()), dj=0.25, maps=True,
                 significance=result["threshold"].values[k:k + 1]).compute()
 fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)

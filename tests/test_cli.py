@@ -99,7 +99,7 @@ def test_demo_on_a_small_recording(tmp_path, capsys, monkeypatch):
     for name in ("signals.zarr", "coherence.zarr", "coherence_summary.png", "recovery.png", "pair_coherence.png"):
         assert (out / name).exists(), name
     assert str(out / "recovery.png") in summary["outputs"] and all(Path(p).exists() for p in summary["outputs"])
-    assert main(["info", str(out / "coherence.zarr")]) == 0
+    assert main(["info", str(out / "coherence.zarr"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["complete"] is True and info["parameters"]["mode"] == "reference"
     assert info["variables"]["coherence_mean"]["dims"] == ["pair", "period"]
@@ -118,3 +118,25 @@ def test_demo_ao_baltic_writes_what_its_summary_lists(tmp_path, capsys):
 
     _, ao, baltic = sample_data.load_ao_baltic()
     assert summary["ar1"] == {"ao": round(float(pycwt.ar1(ao)[0]), 4), "baltic": round(float(pycwt.ar1(baltic)[0]), 4)}
+
+
+def test_run_progress_goes_to_stderr_and_stdout_is_the_summary_alone(store, tmp_path, capsys):
+    """``bioxen-dask run ... > s.json`` gives a JSON file: bars and logs go to stderr, and to a
+    stderr that is not a terminal (a log file) a bar writes a few lines, not one every 0.1 s."""
+    code, out, err = _run(["run", SMALL, *_sets(store, tmp_path / "p.zarr", tmp_path / "c", "cluster.n_workers=1",
+                                                 "outputs.region_size=2")], capsys)
+    assert code == 0, err
+    summary = json.loads(out)  # nothing but the summary
+    assert summary["write"]["written"] == summary["write"]["regions"] == 15
+    assert "100% Completed" in err  # the bars were shown, on stderr
+    bar_updates = err.count("% Completed")
+    assert 2 <= bar_updates <= 8, err  # start and end of each stage's bar, not a redraw per 0.1 s
+    assert "\r" not in err  # lines, not carriage-return redraws, in a log file
+
+
+def test_demo_ao_baltic_no_progress_shows_no_bar(tmp_path, capsys):
+    code, stdout, err = _run(["demo", "--ao-baltic", "--surrogates", "10", "--no-progress",
+                              "--out", str(tmp_path / "ao")], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["surrogates"] == 10
+    assert "%" not in err and "batch" not in err, err  # no tqdm bar of the surrogate batches

@@ -15,7 +15,7 @@ def test_synth_info_and_ingest_round_trip(tmp_path, capsys):
     assert main(["synth", str(store), "--rois", "12", "--frames", "900", "--fs", "30", "--seed", "4"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["n_rois"] == 12 and info["n_frames"] == 900 and info["fs"] == 30.0
-    assert main(["info", str(store)]) == 0
+    assert main(["info", str(store), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["references"] == ["stimulus"]
 
     traces = np.random.default_rng(0).standard_normal((4, 500)).astype("float32")

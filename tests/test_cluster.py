@@ -774,7 +774,8 @@ def test_progress_without_client_uses_tqdm(capsys):
         progress(42)
 
 
-def test_progress_on_a_cluster_uses_distributed_progress(capsys):
+def test_progress_on_a_cluster_uses_distributed_progress_on_stderr(capsys):
+    """distributed's text bar, but on stderr: stdout carries only machine-readable output."""
     from distributed import futures_of
 
     cfg = ClusterConfig(kind="local", n_workers=1, threads_per_worker=2, processes=False,
@@ -784,8 +785,10 @@ def test_progress_on_a_cluster_uses_distributed_progress(capsys):
         out = progress(x)
         assert futures_of(out), "the collection was not persisted on the cluster"
         assert int(out.sum().compute()) == 500_500
-        assert "100% Completed" in capsys.readouterr().out
+        captured = capsys.readouterr()
+        assert "100% Completed" in captured.err and captured.out == ""
         futures = client.map(lambda i: i * i, range(5))
         assert progress(futures) is futures
         assert client.gather(futures) == [0, 1, 4, 9, 16]
-        assert "100% Completed" in capsys.readouterr().out
+        captured = capsys.readouterr()
+        assert "100% Completed" in captured.err and captured.out == ""

@@ -97,14 +97,14 @@ def test_all_pairs_every_pair_once_and_agrees_with_list_and_reference_modes(trac
     x, ref = traces
     sel = [0, 2, 3, 5, 6]
     full = np.vstack([x, ref[None, :]])  # the reference as an extra roi (position 7)
-    allp = coherence(_signals(full), all_pairs=True, rois=sel + [7], roi_chunk=2, dtype="float64",
+    allp = coherence(_signals(full), all_pairs=True, roi_positions=sel + [7], roi_chunk=2, dtype="float64",
                      significance=None, **GRID).compute(scheduler="sync")
     got = sorted(zip(allp.index_a.values.tolist(), allp.index_b.values.tolist()))
     expect = [(a, b) for i, a in enumerate(sel + [7]) for b in (sel + [7])[i + 1:]]
     assert got == sorted(expect)  # each unordered pair exactly once, a before b
     listed = coherence(_signals(full), pairs=expect, dtype="float64", significance=None,
                        **GRID).compute(scheduler="sync")
-    refm = coherence(_signals(x), reference=ref, rois=sel, dtype="float64", significance=None,
+    refm = coherence(_signals(x), reference=ref, roi_positions=sel, dtype="float64", significance=None,
                      **GRID).compute(scheduler="sync")
     by = allp.set_index(pair=["index_a", "index_b"])
     lst = listed.set_index(pair=["index_a", "index_b"]).sel(pair=by.pair)
@@ -216,13 +216,16 @@ def test_store_reference_population_mean_and_provenance(tmp_path):
         coherence(store, reference=np.zeros(10), min_period=1, max_period=12)
 
 
-def test_constant_roi_gives_nan_without_warnings(traces):
+def test_constant_roi_gives_nan_with_one_warning_naming_it(traces):
+    """No numerical warnings (0/0 is handled), one UserWarning naming the constant roi."""
     x, ref = traces
     y = x.copy()
     y[2] = 3.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        ds = coherence(_signals(y), reference=ref, mc_count=10, **GRID).compute(scheduler="sync")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = coherence(_signals(y), reference=ref, mc_count=20, **GRID).compute(scheduler="sync")
+    assert [type(w.message) for w in caught] == [UserWarning]
+    assert "rois 102 (positions 2); their pairs are NaN" in str(caught[0].message)
     assert np.all(np.isnan(ds.coherence_mean.values[2])) and np.all(np.isnan(ds.significant_fraction.values[2]))
     assert np.all(np.isfinite(ds.coherence_mean.values[[0, 1, 3]]))
     assert ds.attrs["ar1_undefined"] == 1
@@ -234,7 +237,8 @@ def test_constant_roi_gives_nan_without_warnings(traces):
         (dict(), "choose exactly one pair mode"),
         (dict(reference="mean", all_pairs=True), "choose exactly one pair mode"),
         (dict(pairs=[(0, 1), (2, 9)]), r"pairs\[1\] = \(2, 9\): roi index 9 is out of range"),
-        (dict(all_pairs=True, rois=[1, 70]), "roi index 70 is out of range"),
+        (dict(all_pairs=True, rois=[101, 70]), "rois: roi id 70 is not in the signals"),
+        (dict(all_pairs=True, roi_positions=[1, 70]), "roi_positions: roi index 70 is out of range"),
         (dict(reference="mean", min_period=0.1), "below the Nyquist period"),
         (dict(reference="mean", max_period=500.0), "longer than the record"),
         (dict(reference="mean", min_period=5, max_period=2), "must be smaller than max_period"),
@@ -298,7 +302,7 @@ def _multirate_equals_exact(exact, multi, *, map_tol=1e-5):
 def test_multirate_method_equals_exact_in_every_mode(traces, mode):
     x, ref = traces
     kw = {"reference": dict(reference=ref), "pairs": dict(pairs=[(0, 5), (3, 1), (6, 2)]),
-          "all_pairs": dict(all_pairs=True, rois=[0, 2, 5])}[mode]
+          "all_pairs": dict(all_pairs=True, roi_positions=[0, 2, 5])}[mode]
     thr = np.full(31, 0.6)
     common = dict(**GRID, **kw, significance=thr, maps=True, roi_chunk=3, pair_chunk=2)
     exact = coherence(_signals(x), **common).compute(scheduler="sync")

@@ -91,7 +91,7 @@ def test_all_pairs_of_an_unsorted_selection_are_each_pair_once_a_before_b(traces
     signals (so the sign of phase and lag does not depend on how the selection was typed)."""
     x, _ = traces
     thr = np.full(period_grid(N, DT, **GRID).n_scales, 0.5)
-    ds = coherence(_signals(x), all_pairs=True, rois=[5, 0, 3], roi_chunk=2, dtype="float64",
+    ds = coherence(_signals(x), all_pairs=True, roi_positions=[5, 0, 3], roi_chunk=2, dtype="float64",
                    significance=thr, **GRID).compute(scheduler="sync")
     got = list(zip(ds.index_a.values.tolist(), ds.index_b.values.tolist()))
     assert sorted(got) == [(0, 3), (0, 5), (3, 5)] and all(a < b for a, b in got)
@@ -104,13 +104,13 @@ def test_all_pairs_refuse_a_selection_that_repeats_a_roi(traces):
     x, _ = traces
     with dask.config.set(scheduler=_no_compute):
         with pytest.raises(ValueError, match=r"rois lists roi 53 \(position 3\) more than once"):
-            coherence(_signals(x), all_pairs=True, rois=[5, 0, 3, 3], significance=None, **GRID)
+            coherence(_signals(x), all_pairs=True, roi_positions=[5, 0, 3, 3], significance=None, **GRID)
 
 
 def test_a_single_roi_as_a_scalar_or_a_list_gives_the_same_pair(traces):
     x, ref = traces
     kw = dict(reference=ref, dtype="float64", significance=None, **GRID)
-    one = coherence(_signals(x), rois=2, **kw).compute(scheduler="sync")
+    one = coherence(_signals(x), roi_positions=2, **kw).compute(scheduler="sync")
     assert one.sizes["pair"] == 1 and one.index_a.values.tolist() == [2] and one.roi_a.values.tolist() == [52]
     _assert_pair(one.isel(pair=0), _direct(x[2], ref, one)[0])
 
@@ -123,7 +123,7 @@ def _no_compute(*args, **kwargs):  # pragma: no cover - only runs on a bug
     "kwargs, message",
     [
         (dict(reference="mean", rois=np.zeros(6, bool)), "rois selects no roi"),
-        (dict(reference="mean", rois=[[0, 1], [2, 3]]), "rois must be a 1-D list of roi positions"),
+        (dict(reference="mean", rois=[[0, 1], [2, 3]]), "rois must be a 1-D list of roi ids"),
         (dict(all_pairs="yes"), "all_pairs must be True or False"),
         (dict(reference="mean", roi_chunk=0), "roi_chunk must be a positive integer"),
         (dict(pairs=[(0, 1)], pair_chunk=-1), "pair_chunk must be a positive integer"),
@@ -150,7 +150,7 @@ def test_rois_outside_the_selection_may_hold_any_gaps(traces):
     y0 = y.copy()
     kw = dict(nan_policy="interpolate", max_gap=1.0, dtype="float64", **GRID)
     thr = np.full(period_grid(N, DT, **GRID).n_scales, 0.5)
-    for mode in (dict(reference=ref, rois=[0, 1]), dict(pairs=[(1, 0)]), dict(all_pairs=True, rois=[1, 0])):
+    for mode in (dict(reference=ref, roi_positions=[0, 1]), dict(pairs=[(1, 0)]), dict(all_pairs=True, roi_positions=[1, 0])):
         ds = coherence(_signals(y, chunks=(6, N)), significance=thr, **mode, **kw).compute(scheduler="sync")
         for k in range(ds.sizes["pair"]):
             a, b = int(ds.index_a[k]), int(ds.index_b[k])
@@ -230,7 +230,7 @@ def test_a_reference_on_another_time_axis_is_refused(traces):
         coherence(_signals(x), reference=xr.DataArray(ref, dims="time", coords={"time": t + 5.0}),
                   significance=None, **GRID)
     same = coherence(_signals(x), reference=xr.DataArray(ref, dims="time", coords={"time": t}),
-                     rois=[0], dtype="float64", significance=None, **GRID).compute(scheduler="sync")
+                     roi_positions=[0], dtype="float64", significance=None, **GRID).compute(scheduler="sync")
     _assert_pair(same.isel(pair=0), _direct(x[0], ref, same)[0])
 
 
@@ -266,3 +266,125 @@ def test_float32_phase_sums_of_a_long_record_keep_the_maps_accuracy(method):
     assert np.max(np.abs(ds.phase_consistency.values[0] - np.abs(z))) <= 2e-6
     got = ds.phase_consistency.values[0] * np.exp(1j * ds.phase_mean.values[0])
     assert np.max(np.abs(got - z)) <= 2e-6  # the mean phase vector, where its angle is defined or not
+
+
+# ----------------------------------------------------------------------------- issue 23: roi ids, other inputs
+
+
+def _with_ids():
+    """Five traces whose roi ids are not their positions (a suite2p store keeps only cells)."""
+    rng = np.random.default_rng(23)
+    t = np.arange(600) / 10
+    x = np.sin(2 * np.pi * t / 4)[None, :] + 0.5 * rng.standard_normal((5, 600))
+    ids = np.array([3, 7, 13, 29, 40])
+    return xr.DataArray(x, dims=("roi", "time"), coords={"roi": ids, "time": t}), x
+
+
+ID_GRID = dict(min_period=1.0, max_period=8.0, dj=0.25, significance=None)
+
+
+def test_rois_select_by_id_and_roi_positions_by_position():
+    """``rois=`` takes roi ids (the ``roi`` coordinate, shown as ``roi_a`` in results);
+    ``roi_positions=`` takes 0-based positions: one rule, the same for every mode."""
+    sig, x = _with_ids()
+    by_id = coherence(sig, reference=x[0], rois=[29, 7], **ID_GRID).compute(scheduler="sync")
+    assert by_id.roi_a.values.tolist() == [29, 7] and by_id.index_a.values.tolist() == [3, 1]
+    by_pos = coherence(sig, reference=x[0], roi_positions=[3, 1], **ID_GRID).compute(scheduler="sync")
+    np.testing.assert_array_equal(by_id.coherence_mean.values, by_pos.coherence_mean.values)
+    one = coherence(sig.isel(roi=[3]), reference=x[0], **ID_GRID).compute(scheduler="sync")
+    np.testing.assert_allclose(by_id.coherence_mean.values[0], one.coherence_mean.values[0], rtol=1e-6)
+    pairs = coherence(sig, all_pairs=True, rois=[40, 3, 13], **ID_GRID)
+    assert list(zip(pairs.roi_a.values.tolist(), pairs.roi_b.values.tolist())) == [(3, 13), (3, 40), (13, 40)]
+    assert coherence(sig, reference=x[0], rois=13, **ID_GRID).roi_a.values.tolist() == [13]  # one id
+
+
+def test_a_position_given_as_a_roi_id_is_refused_naming_both_rules():
+    sig, x = _with_ids()
+    with pytest.raises(ValueError, match=r"rois: roi id 9 is not in the signals \(5 rois, ids 3, 7, 13, 29, 40\); "
+                                         r"rois= selects by roi id.*roi_positions= \(0\.\.4\)"):
+        coherence(sig, reference=x[0], rois=[9], **ID_GRID)
+    with pytest.raises(ValueError, match=r"roi_positions: roi index 9 is out of range.*0\.\.4"):
+        coherence(sig, reference=x[0], roi_positions=[9], **ID_GRID)
+    with pytest.raises(ValueError, match=r"give rois= \(roi ids\) or roi_positions= \(positions\), not both"):
+        coherence(sig, reference=x[0], rois=[3], roi_positions=[0], **ID_GRID)
+
+
+def test_numpy_dataarray_with_other_dims_and_pandas_inputs_give_the_same_result():
+    """A 2-D NumPy array (roi, time) with dt= or fs=, a DataArray with its own dim names
+    (dim= names the time one) and a pandas DataFrame (time index, one column per roi) are the
+    same signals as the labelled DataArray."""
+    import pandas as pd
+
+    sig, x = _with_ids()
+    ref = x[0]
+    want = coherence(sig, reference=ref, **ID_GRID).compute(scheduler="sync")
+    got = {
+        "numpy dt": coherence(x, reference=ref, dt=0.1, **ID_GRID),
+        "numpy fs": coherence(x, reference=ref, fs=10.0, **ID_GRID),
+        "dims cell/frame": coherence(xr.DataArray(x, dims=("cell", "frame"), coords={"cell": sig.roi.values}),
+                                     reference=ref, dim="frame", fs=10.0, **ID_GRID),
+        "dims frame/cell": coherence(xr.DataArray(x.T, dims=("frame", "cell"), coords={"cell": sig.roi.values}),
+                                     reference=ref, dim="frame", dt=0.1, **ID_GRID),
+        "pandas": coherence(pd.DataFrame(x.T, index=pd.Index(sig.time.values, name="time"), columns=sig.roi.values),
+                            reference=ref, **ID_GRID),
+        "pandas timedelta": coherence(pd.DataFrame(x.T, index=pd.to_timedelta(sig.time.values, unit="s"),
+                                                   columns=sig.roi.values), reference=ref, **ID_GRID),
+    }
+    for name, ds in got.items():
+        ds = ds.compute(scheduler="sync")
+        np.testing.assert_allclose(ds.coherence_mean.values, want.coherence_mean.values, rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(ds.period.values, want.period.values, rtol=1e-12, err_msg=name)
+        if name not in ("numpy dt", "numpy fs"):
+            assert ds.roi_a.values.tolist() == [3, 7, 13, 29, 40], name
+    sub = coherence(pd.DataFrame(x.T, columns=sig.roi.values), reference=ref, fs=10.0, rois=[13], **ID_GRID)
+    assert sub.roi_a.values.tolist() == [13]
+
+
+def test_unusable_inputs_say_how_to_pass_them():
+    sig, x = _with_ids()
+    with pytest.raises(ValueError, match=r"dims \('cell', 'frame'\).*dim= naming the time dimension"):
+        coherence(xr.DataArray(x, dims=("cell", "frame")), reference=x[0], fs=10.0, **ID_GRID)
+    with pytest.raises(ValueError, match="dt is not given.*pass dt= or fs="):
+        coherence(x, reference=x[0], **ID_GRID)
+    with pytest.raises(ValueError, match=r"dt=0\.2 contradicts fs=10"):
+        coherence(x, reference=x[0], dt=0.2, fs=10.0, **ID_GRID)
+    with pytest.raises(ValueError, match=r"read as \(roi, time\): 600 rows x 5 columns.*pass signals\.T"):
+        coherence(x.T, reference=x[0], fs=10.0, **ID_GRID)
+    with pytest.raises(ValueError, match=r"dim='frames' is not a dimension of the signals \('cell', 'frame'\)"):
+        coherence(xr.DataArray(x, dims=("cell", "frame")), reference=x[0], dim="frames", fs=10.0, **ID_GRID)
+
+
+def test_constant_traces_warn_naming_the_rois_and_the_result_says_why_its_rows_are_nan():
+    sig, x = _with_ids()
+    y = sig.copy(data=x.copy())
+    y[1] = 2.0  # roi 7
+    y[3] = 0.0  # roi 29
+    with pytest.warns(UserWarning, match=r"2 traces are constant \(zero variance\): rois 7, 29 \(positions 1, 3\); "
+                                         r"their pairs are NaN.*rois=.*constant='raise'"):
+        ds = coherence(y, reference=x[0], **ID_GRID)
+    assert ds.attrs["constant_rois"] == [7, 29]
+    assert "zero variance" in ds.attrs["constant_rois_reason"]
+    out = ds.compute(scheduler="sync")
+    assert np.isnan(out.coherence_mean.values[[1, 3]]).all() and np.isfinite(out.coherence_mean.values[[0, 2, 4]]).all()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing constant among the analysed rois: no warning
+        clean = coherence(y, reference=x[0], rois=[3, 13], **ID_GRID)
+    assert clean.attrs["constant_rois"] == []
+
+
+def test_too_few_surrogates_warn_saying_how_many_the_level_needs():
+    sig, x = _with_ids()
+    kw = dict(min_period=1.0, max_period=8.0, dj=0.25, reference=x[0])
+    with pytest.warns(UserWarning, match=r"mc_count=1: fewer surrogate pairs than 1/\(1 - level\) = 20 at level "
+                                         r"0\.95.*mc_count >= 20.*pycwt uses 300"):
+        coherence(sig, mc_count=1, **kw)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coherence(sig, mc_count=20, **kw)  # enough for the level: no warning
+        coherence(sig, mc_count=1, significance=None, **kw)  # no significance, no surrogates
+    with pytest.warns(UserWarning, match=r"= 100 at level 0\.99"):
+        coherence(sig, mc_count=50, level=0.99, **kw)

@@ -338,9 +338,17 @@ def test_time_major_sources_are_read_with_layout(tmp_path, capsys):
         np.testing.assert_array_equal(sig.values, x)
         assert sig.sizes == {"roi": 3, "time": 5000} and sig.attrs["source_layout"] == "time,roi"
         assert _digest(tmp_path / name) == before
-    with pytest.warns(UserWarning, match=r"t\.npy has 5000 rows and 3 columns, read as \(roi,time\).*"
-                                         r"layout='time,roi' \(--layout time,roi\)"):
+    # no layout given and the shape says "time x roi" (far more rows than columns): refused, naming
+    # --layout, instead of 5000 rois x 3 frames with exit 0
+    with pytest.raises(ValueError, match=r"t\.npy has 5000 rows and 3 columns: read as \(roi,time\) it would be "
+                                         r"5000 rois x 3 frames.*layout='time,roi' \(--layout time,roi\).*"
+                                         r"layout='roi,time' \(--layout roi,time\)"):
         ingest(tmp_path / "t.npy", tmp_path / "wrong.zarr", fs=20.0)
+    assert not (tmp_path / "wrong.zarr").exists()
+    assert main(["ingest", str(tmp_path / "t.npy"), str(tmp_path / "wrong.zarr"), "--fs", "20"]) == 2
+    assert "--layout time,roi" in capsys.readouterr().err and not (tmp_path / "wrong.zarr").exists()
+    with pytest.warns(UserWarning, match=r"read as \(roi,time\): it becomes 5000 rois x 3 frames"):
+        ingest(tmp_path / "t.npy", tmp_path / "asked.zarr", fs=20.0, layout="roi,time")  # said so: done
     np.save(tmp_path / "w.npy", x)
     with pytest.warns(UserWarning, match=r"read as \(time,roi\): it becomes 5000 rois x 3 frames.*layout='roi,time'"):
         ingest(tmp_path / "w.npy", tmp_path / "wrong2.zarr", fs=20.0, layout="time,roi")
@@ -426,3 +434,81 @@ def test_dff_bad_parameters(tmp_path):
     with pytest.raises(ValueError, match="dff_percentile must be between 0 and 100"):
         ingest(tmp_path / "f.npy", tmp_path / "a.zarr", fs=10.0, dff=True, dff_window_s=2.0, dff_percentile=100)
     assert not (tmp_path / "a.zarr").exists()
+
+
+def test_layout_help_names_each_order_once(capsys):
+    from bioxen_dask.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{roi,time,time,roi}" not in text  # argparse's joined choices read as four axis names
+    assert "--layout ORDER" in text and "'roi,time' (one row per roi)" in text
+    assert "'time,roi' (one column per roi)" in text
+
+
+# ----------------------------------------------------------------------------- CSV / TSV (issue 23.5)
+
+
+def _csv_traces():
+    rng = np.random.default_rng(23)
+    return rng.standard_normal((4, 500)).astype(np.float32)  # (roi, time)
+
+
+@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_csv_tsv_time_x_roi_with_header_and_time_column(tmp_path, sep, suffix):
+    """The common export: one column per roi under a header naming it, a time column first;
+    the rate comes from the time column, the roi ids from the header."""
+    x = _csv_traces()
+    t = np.arange(500) / 15.0
+    lines = [sep.join(["time", "3", "7", "13", "29"])]
+    lines += [sep.join([f"{t[k]:.9g}"] + [f"{v:.9g}" for v in x[:, k]]) for k in range(500)]
+    src = tmp_path / f"traces{suffix}"
+    src.write_text("\n".join(lines) + "\n")
+    before = _digest(src)
+    assert detect_format(src) == "csv"
+    sig = open_signals(ingest(src, tmp_path / "o.zarr"))
+    np.testing.assert_array_equal(sig.values, x)
+    assert sig.attrs["fs"] == pytest.approx(15.0, rel=1e-6) and sig["roi"].values.tolist() == [3, 7, 13, 29]
+    assert sig.attrs["source_format"] == "csv" and _digest(src) == before
+    with pytest.raises(ValueError, match=r"fs=16 disagrees|disagree"):
+        ingest(src, tmp_path / "o2.zarr", fs=16.0)
+
+
+def test_csv_without_header_or_time_column_needs_fs_and_named_columns(tmp_path):
+    x = _csv_traces()
+    np.savetxt(tmp_path / "plain.csv", x.T, delimiter=",", fmt="%.9g")
+    with pytest.raises(ValueError, match="csv sources carry no sampling rate.*pass fs="):
+        ingest(tmp_path / "plain.csv", tmp_path / "o.zarr")
+    sig = open_signals(ingest(tmp_path / "plain.csv", tmp_path / "o.zarr", fs=10.0))
+    np.testing.assert_array_equal(sig.values, x)
+    assert sig["roi"].values.tolist() == [0, 1, 2, 3]
+    (tmp_path / "names.csv").write_text("cellA,cellB\n1,2\n3,4\n5,6.5\n")
+    named = open_signals(ingest(tmp_path / "names.csv", tmp_path / "n.zarr", fs=1.0))
+    assert named["roi"].values.tolist() == ["cellA", "cellB"]
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,oops\n")
+    with pytest.raises(ValueError, match=r"bad\.csv: row 3, column 'b': 'oops' is not a number"):
+        ingest(tmp_path / "bad.csv", tmp_path / "b.zarr", fs=1.0)
+    with pytest.raises(ValueError, match=r"CSV/TSV sources are read time x roi.*layout='roi,time' does not apply"):
+        ingest(tmp_path / "plain.csv", tmp_path / "l.zarr", fs=10.0, layout="roi,time")
+
+
+def test_hdf5_and_zarr_rate_attributes_are_read(tmp_path):
+    """An ``fs`` (or ``rate``, ``sampling_rate``, ...) attribute on the dataset or a group above it
+    is the rate; a given ``fs`` must agree with it."""
+    x = np.random.default_rng(7).standard_normal((3, 400))
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["traces"] = x
+        f["traces"].attrs["fs"] = 12.5
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        f.attrs["sampling_rate"] = 20.0
+        f["imaging/traces"] = x
+    z = zarr.create_array(str(tmp_path / "a.zarr"), data=x)
+    z.attrs["rate"] = 7.5
+    for name, rate, where in (("a.h5", 12.5, "'fs' of /traces"), ("g.h5", 20.0, "'sampling_rate' of /"),
+                              ("a.zarr", 7.5, "'rate' of a.zarr")):
+        sig = open_signals(ingest(tmp_path / name, tmp_path / f"o-{name}.zarr"))
+        np.testing.assert_array_equal(sig.values, x.astype(np.float32))
+        assert sig.attrs["fs"] == rate and sig.attrs["fs_source"] == f"attribute {where}", name
+    with pytest.raises(ValueError, match="disagree"):
+        ingest(tmp_path / "a.h5", tmp_path / "bad.zarr", fs=30.0)

@@ -123,8 +123,9 @@ def test_yaml_file_and_set_overrides(tmp_path):
         ({"input__store": "nowhere.zarr"}, FileNotFoundError, r"input\.store: no signals store at nowhere\.zarr"),
         ({"grid__min_period": 0.01}, PipelineError, r"grid: min_period=0\.01 s is below the Nyquist period"),
         ({"grid__max_period": 1000.0}, PipelineError, r"grid: max_period=1000 s is longer than the record"),
-        ({"input__rois": [0, 99]}, PipelineError, r"input\.rois: roi index 99 is out of range; the store has 24"),
-        ({"input__rois": [0, 3, 1, 3]}, PipelineError, r"input\.rois: roi index 3 is listed more than once"),
+        ({"input__rois": [0, 99]}, PipelineError, r"input\.rois: roi id 99 is not in the store \(24 rois, ids 0, 1"),
+        ({"input__roi_positions": [0, 99]}, PipelineError, r"input\.roi_positions: roi index 99 is out of range"),
+        ({"input__rois": [0, 3, 1, 3]}, PipelineError, r"input\.rois: roi 3 \(position 3\) is listed more than once"),
         ({"pairs__reference": "behaviour"}, PipelineError, r"pairs\.reference: 'behaviour' is not in the store"),
     ],
 )
@@ -163,7 +164,7 @@ def test_run_writes_a_complete_verified_result_and_refuses_to_overwrite(small_st
     assert summary["write"] == {"path": str(out.absolute()), "regions": 5, "written": 5, "skipped": 0,
                                 "resumed": False}
     ds = open_result(out)
-    assert ds.attrs["complete"] is True and verify_result(out)
+    assert ds.attrs["complete"] == 1 and verify_result(out)  # 0/1: netCDF has no boolean attributes
     assert ds.attrs["input_store"] == str(Path(small_store).absolute())
     assert set(ds.data_vars) >= {"coherence_mean", "phase_mean", "phase_consistency", "lag",
                                  "significant_fraction", "threshold"}
@@ -287,3 +288,83 @@ def test_multirate_pipeline_equals_the_exact_one(small_store, tmp_path):
     assert keep.sum() > 20
     dphi = np.angle(np.exp(1j * (multi.phase_mean.values - exact.phase_mean.values)))[keep]
     assert np.abs(dphi).max() < 1e-3
+
+
+# ----------------------------------------------------------------------------- issue 23: roi ids
+
+
+@pytest.fixture(scope="module")
+def id_store(tmp_path_factory):
+    """A store whose roi ids are not positions (as suite2p's cells: ids 0, 2, 3, 5, ...)."""
+    from bioxen_dask.io import open_signals_store, write_signals
+
+    syn = open_signals_store(write_synthetic(tmp_path_factory.mktemp("ids") / "syn.zarr", n_rois=12,
+                                             n_frames=3000, seed=5))
+    ids = np.array([0, 2, 3, 5, 8, 9, 13, 17, 21, 29, 33, 40])
+    path = tmp_path_factory.mktemp("ids") / "ids.zarr"
+    return write_signals(path, syn["signals"].values, fs=float(syn.attrs["fs"]), roi=ids,
+                         references={"stimulus": syn["references"].values[0]})
+
+
+def test_input_rois_are_roi_ids_and_roi_positions_positions(id_store, tmp_path):
+    """``input.rois: [29]`` analyses roi 29 (an id, as the results show them); position 9
+    (``input.roi_positions: [9]``) is the same roi; an id the store lacks is named as such."""
+    by_id = run_pipeline(load_pipeline(_base(id_store, tmp_path / "a", input__rois=[29, 13])), progress=False)
+    res = open_result(by_id["output"]).compute()
+    assert res.roi_a.values.tolist() == [29, 13] and res.index_a.values.tolist() == [9, 6]
+    by_pos = run_pipeline(load_pipeline(_base(id_store, tmp_path / "b", input__roi_positions=[9, 6])),
+                          progress=False)
+    np.testing.assert_array_equal(open_result(by_pos["output"]).coherence_mean.values, res.coherence_mean.values)
+    with pytest.raises(PipelineError, match=r"input\.rois: roi id 1 is not in the store \(12 rois, ids 0, 2, 3, 5, "
+                                            r"8 \.\.\. 40\).*input\.roi_positions"):
+        check(load_pipeline(_base(id_store, tmp_path / "c", input__rois=[1])))
+    with pytest.raises(PipelineError, match=r"input: give input\.rois \(roi ids\) or input\.roi_positions"):
+        load_pipeline(_base(id_store, tmp_path / "c", input__rois=[2], input__roi_positions=[1]))
+    p = check(load_pipeline(_base(id_store, tmp_path / "c", input__rois={"start": 0, "stop": 6})))
+    assert p.facts["rois"].tolist() == [0, 1, 2, 3]  # the ids 0, 2, 3 and 5 of range(0, 6) that exist
+
+
+def test_a_csv_reference_file_is_read_and_other_files_are_named_for_what_they_are(small_store, tmp_path):
+    """A CSV/TSV reference (one column, a header and a time column optional) gives the same
+    result as the .npy of the same trace; a file that is neither is not called "a pickle"."""
+    from bioxen_dask.io import open_signals_store
+
+    stim = np.asarray(open_signals_store(small_store)["references"].values[0], dtype=np.float64)
+    np.save(tmp_path / "stim.npy", stim)
+    t = np.arange(stim.size) / 30.0
+    (tmp_path / "stim.csv").write_text("time,stimulus\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(t, stim)))
+    base = dict(pairs__reference=None, input__rois=[0, 1, 2, 3, 4], outputs__figures=None)
+    runs = {}
+    for name in ("stim.npy", "stim.csv"):
+        cfg = _base(small_store, tmp_path / name.replace(".", "_"), pairs__reference_file=str(tmp_path / name),
+                    **base)
+        runs[name] = open_result(run_pipeline(load_pipeline(cfg), progress=False)["output"]).compute()
+    np.testing.assert_array_equal(runs["stim.csv"].coherence_mean.values, runs["stim.npy"].coherence_mean.values)
+    (tmp_path / "fast.csv").write_text("time,stimulus\n" + "".join(f"{float(a) / 2!r},{float(b)!r}\n"
+                                                                  for a, b in zip(t, stim)))
+    with pytest.raises(PipelineError, match=r"time column of fast\.csv gives 60 Hz, the input store 30 Hz"):
+        check(load_pipeline(_base(small_store, tmp_path / "x", pairs__reference_file=str(tmp_path / "fast.csv"),
+                                  **base)))
+    (tmp_path / "two.csv").write_text("a,b\n" + "".join(f"{float(v)!r},{float(v)!r}\n" for v in stim))
+    with pytest.raises(PipelineError, match=r"two\.csv holds 2 columns \('a', 'b'\); a reference file holds one trace"):
+        check(load_pipeline(_base(small_store, tmp_path / "x", pairs__reference_file=str(tmp_path / "two.csv"), **base)))
+    (tmp_path / "notes.dat").write_text("just text\n")
+    with pytest.raises(PipelineError) as err:
+        check(load_pipeline(_base(small_store, tmp_path / "x", pairs__reference_file=str(tmp_path / "notes.dat"),
+                                  **base)))
+    assert "pickle" not in str(err.value) and "not a .npy file" in str(err.value) and ".csv" in str(err.value)
+
+
+def test_a_reference_file_replaces_the_stored_reference_of_the_shipped_pipeline(small_store, tmp_path):
+    """The shipped pipeline names the stored reference ``stimulus``; adding one's own stimulus
+    with ``pairs.reference_file`` replaces it, without also setting ``pairs.reference=null``."""
+    from bioxen_dask.io import open_signals_store
+
+    stim = np.asarray(open_signals_store(small_store)["references"].values[0], dtype=np.float64)
+    np.save(tmp_path / "mine.npy", -stim)
+    p = load_pipeline(SMALL_PIPELINE, [f"input.store={small_store}", f"outputs.path={tmp_path / 'o.zarr'}",
+                                       f"pairs.reference_file={tmp_path / 'mine.npy'}"])
+    assert p.get("pairs.reference") is None and p.get("pairs.reference_file") == str(tmp_path / "mine.npy")
+    assert check(p).facts["action"] == "create"
+    with pytest.raises(PipelineError, match=r"pairs\.reference: mode 'reference' needs pairs\.reference"):
+        load_pipeline(SMALL_PIPELINE, [f"input.store={small_store}", "pairs.reference=null"])

@@ -104,23 +104,27 @@ def test_cli_check_reports_finish_for_a_complete_result_of_the_same_run(finished
 
 def test_a_finish_rerun_verifies_the_stored_result(finished, store, tmp_path, capsys):
     """A complete result changed after it was written is not finished with a summary of wrong
-    numbers: the re-run refuses it, and ``info --verify`` says so (exit 1)."""
+    numbers: ``info --verify`` names the region (exit 1), and the re-run recomputes it."""
     import shutil
 
     folder, _ = finished
     copy = tmp_path / "out.zarr"
     shutil.copytree(folder / "out.zarr", copy)
-    assert cli.main(["info", str(copy), "--verify"]) == 0
+    assert cli.main(["info", str(copy), "--verify", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["verified"] is True
     z = zarr.open_group(str(copy), mode="r+")
     z["coherence_mean"][3, 2] = float(z["coherence_mean"][3, 2]) + 0.25  # a value changed on disk
-    assert cli.main(["info", str(copy), "--verify"]) == 1
-    assert json.loads(capsys.readouterr().out)["verified"] is False
+    assert cli.main(["info", str(copy), "--verify", "--json"]) == 1
+    info = json.loads(capsys.readouterr().out)
+    assert info["verified"] is False and [d["region"] for d in info["damaged_regions"]] == [0]
+    assert info["damaged_regions"][0]["problem"].startswith("the data differ from the checksum")
     cfg = _cfg(store, folder, outputs__path=str(copy), outputs__summary=str(tmp_path / "s.json"),
                outputs__figures=None)
-    with pytest.raises(OutputExistsError, match="no longer match the checksums recorded when it was written"):
-        run_pipeline(load_pipeline(cfg), progress=False)
-    assert not (tmp_path / "s.json").exists()
+    summary = run_pipeline(load_pipeline(cfg), progress=False)
+    assert summary["write"]["repaired_regions"] == [0] and summary["write"]["written"] == 1
+    np.testing.assert_array_equal(xr.open_zarr(str(copy)).coherence_mean.values,
+                                  xr.open_zarr(str(folder / "out.zarr")).coherence_mean.values)
+    assert json.loads((tmp_path / "s.json").read_text())["write"]["repaired_regions"] == [0]
     assert cli.main(["info", str(store), "--verify"]) == 2
     assert "is not one (a signals store is checked whenever it is opened)" in capsys.readouterr().err
 
@@ -383,3 +387,90 @@ def test_every_panel_of_the_pipeline_figures_says_what_its_axes_are(finished, st
     for name, axes in seen.items():
         for x, y in axes:
             assert x.strip() and y.strip(), (name, x, y)
+
+
+# ----------------------------------------------------------------------------- issue 23: the first hour
+
+
+def test_resume_accepts_the_same_input_spelled_differently(finished, store, monkeypatch):
+    """``input.store=syn.zarr`` and ``./syn.zarr`` (or its absolute path) are the same input: the
+    run's identity is the store's content fingerprint, not the text of the path."""
+    folder, _ = finished
+    monkeypatch.chdir(Path(store).parent)
+    for spelling in ("syn.zarr", "./syn.zarr", f"{Path(store).parent}/./syn.zarr"):
+        p = load_pipeline(_cfg(spelling, folder))
+        assert check(p).facts["action"] == "finish", spelling
+    # a store with other content is still another run, named by its fingerprint
+    other = write_synthetic(Path(store).parent / "other.zarr", n_rois=24, n_frames=3000, seed=6)
+    with pytest.raises(OutputExistsError, match=r"the content of the input store \(fingerprint"):
+        check(load_pipeline(_cfg(other, folder)))
+
+
+def test_a_damaged_result_names_its_regions_and_a_rerun_recomputes_only_those(finished, store, tmp_path, capsys):
+    """One chunk truncated: ``info --verify`` names the region (exit 1), ``run --check`` reports
+    it, and a re-run of the same pipeline recomputes that region only, giving the original."""
+    import shutil
+
+    folder, _ = finished
+    copy = tmp_path / "out.zarr"
+    shutil.copytree(folder / "out.zarr", copy)
+    original = xr.open_zarr(str(folder / "out.zarr")).compute()
+    chunk = copy / "coherence_mean" / "c" / "2" / "0"  # region 2 (pairs 12..17, roi_chunk 6)
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    assert cli.main(["info", str(copy), "--verify", "--json"]) == 1
+    info = json.loads(capsys.readouterr().out)
+    assert info["verified"] is False
+    assert info["damaged_regions"] == [{"region": 2, "dim": "pair", "start": 12, "stop": 18,
+                                        "problem": "coherence_mean: a chunk no longer decodes"}]
+    cfg = _cfg(store, folder, outputs__path=str(copy), outputs__summary=str(tmp_path / "s.json"),
+               outputs__figures=None)
+    argv = ["run", str(bioxen_dask.pipeline.repo_file("pipelines", "small_test.yaml")), "--check"]
+    for section, keys in cfg.items():
+        for key, value in keys.items():
+            argv += ["--set", f"{section}.{key}={json.dumps(value)}"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["action"] == "repair" and [d["region"] for d in report["damaged_regions"]] == [2]
+    assert "1 of 4 regions" in captured.err and "recomputes" in captured.err
+    summary = run_pipeline(load_pipeline(cfg), progress=False)
+    assert summary["write"]["written"] == 1 and summary["write"]["skipped"] == 3
+    assert summary["write"]["repaired_regions"] == [2]
+    assert bioxen_dask.datasets.verify_result(copy)
+    repaired = xr.open_zarr(str(copy)).compute()
+    for name in ("coherence_mean", "significant_fraction", "lag"):
+        np.testing.assert_array_equal(repaired[name].values, original[name].values, err_msg=name)
+
+
+def test_info_prints_a_summary_for_a_person_and_json_on_request(finished, store, capsys):
+    folder, _ = finished
+    assert cli.main(["info", str(folder / "out.zarr")]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"coherence result {folder / 'out.zarr'}: complete")
+    assert "reference against 'stimulus': 24 pairs x " in text and "mc_count 20" in text
+    assert cli.main(["info", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"signals store {store}: complete") and "24 rois x 3000 frames at 30 Hz (100 s)" in text
+    assert "references: stimulus" in text
+    assert cli.main(["info", str(store), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_rois"] == 24
+
+
+def test_a_stored_result_exports_to_netcdf_and_reads_back_the_same(finished, tmp_path):
+    """Every attribute of a result is netCDF-safe (strings, numbers, lists of one type): the
+    stored result goes through ``to_netcdf`` and back unchanged."""
+    folder, _ = finished
+    ds = bioxen_dask.datasets.open_result(folder / "out.zarr")
+    path = tmp_path / "result.nc"
+    ds.to_netcdf(path, engine="netcdf4")
+    back = xr.open_dataset(path, engine="netcdf4").load()
+    ds = ds.compute()
+    assert set(back.data_vars) == set(ds.data_vars) and back.sizes == ds.sizes
+    for name in list(ds.data_vars) + list(ds.coords):
+        np.testing.assert_array_equal(back[name].values, ds[name].values, err_msg=name)
+    for key, value in ds.attrs.items():
+        got = back.attrs[key]
+        got = got.tolist() if isinstance(got, np.ndarray) else got
+        want = list(value) if isinstance(value, (list, tuple)) else value
+        assert got == want or (isinstance(want, list) and np.atleast_1d(got).tolist() == want), key
+    assert json.loads(back.attrs["regions"])["count"] == 4

@@ -406,7 +406,7 @@ def test_damaged_half_written_output_is_recomputed_not_trusted(clean_store, tmp_
     (out / "coherence_mean" / "c" / str(k) / "0").write_bytes(b"garbage")
     status = result_status(out)  # still readable: damaged entries count as not written
     assert not status["complete"] and status["regions_done"] == len(sums) - 1
-    assert main(["info", str(out)]) == 0 and '"complete": false' in capsys.readouterr().out
+    assert main(["info", str(out), "--json"]) == 0 and '"complete": false' in capsys.readouterr().out
     summary = run(cfg)
     assert summary["write"]["skipped"] == len(sums) - 2  # neither damaged region is trusted
     clean = config(clean_store, tmp_path, outputs__maps=True, outputs__path=str(tmp_path / "clean.zarr"))

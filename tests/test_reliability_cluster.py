@@ -185,7 +185,7 @@ def test_killed_run_resumes_without_redoing_finished_regions(store, tmp_path, ca
     assert status["is_result"] and not status["complete"] and 3 <= done < status["regions"] == 24
     with pytest.raises(IncompleteResultError, match=rf"incomplete \({done} of 24 regions written\)"):
         open_result(out)
-    assert main(["info", str(out)]) == 0
+    assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["complete"] is False and info["regions_done"] == done
 

@@ -359,3 +359,54 @@ def test_valid_boundary_counts_the_linear_coherence_outside_both_the_coi_and_the
     keep = outside_coi_mask(grid, n) & (np.arange(n)[None, :] >= sup[:, None]) \
         & (np.arange(n)[None, :] < n - sup[:, None])
     np.testing.assert_array_equal(cv.reshape(grid.n_scales, -1).sum(axis=1), 6 * keep.sum(axis=1))
+
+
+# ----------------------------------------------------------------------------- FDR (issue 23)
+
+
+def _bh_adjusted(p):
+    """Reference: Benjamini-Hochberg adjusted p-values q_(i) = min_{j >= i} m p_(j) / j."""
+    p = np.asarray(p, float)
+    m = p.size
+    order = np.argsort(p)
+    q = np.minimum.accumulate((m * p[order] / np.arange(1, m + 1))[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def test_fdr_bh_matches_a_hand_computation_and_the_adjusted_p_values():
+    from bioxen_dask.significance import fdr_bh
+
+    # m = 5, alpha = 0.05: sorted 0.005 0.01 0.03 0.04 0.2 against 0.01 0.02 0.03 0.04 0.05 -> k = 4
+    assert fdr_bh([0.01, 0.04, 0.03, 0.005, 0.2], 0.05).tolist() == [True, True, True, True, False]
+    # step-up: p_(2) = 0.03 > 0.025 fails its own bound, but p_(3) = 0.032 <= 0.0375 rejects it too
+    assert fdr_bh([0.001, 0.03, 0.032, 0.2], 0.05).tolist() == [True, True, True, False]
+    assert fdr_bh([0.02, 0.03], 0.01).tolist() == [False, False]
+    rng = np.random.default_rng(19)
+    for _ in range(20):
+        p = np.concatenate([rng.uniform(size=300), rng.beta(0.2, 8, size=100)])
+        for alpha in (0.01, 0.05, 0.2):
+            np.testing.assert_array_equal(fdr_bh(p, alpha), _bh_adjusted(p) <= alpha)
+    grid = np.array([[0.001, np.nan], [0.5, 0.004]])  # NaN: no test, not counted in m
+    np.testing.assert_array_equal(fdr_bh(grid, 0.05), [[True, False], [False, True]])
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+        fdr_bh([0.1], 1.0)
+    with pytest.raises(ValueError, match=r"p-values must lie in \[0, 1\]"):
+        fdr_bh([0.1, 1.5], 0.05)
+
+
+def test_fdr_bh_controls_the_false_discovery_rate():
+    """400 runs of 900 true nulls and 100 false ones (p ~ Beta(0.1, 10)): the mean share of
+    false discoveries among the rejections stays at or below alpha * m0 / m = 0.045."""
+    from bioxen_dask.significance import fdr_bh
+
+    rng = np.random.default_rng(7)
+    fdp = []
+    for _ in range(400):
+        p = np.concatenate([rng.uniform(size=900), rng.beta(0.1, 10, size=100)])
+        reject = fdr_bh(p, 0.05)
+        fdp.append(reject[:900].sum() / max(1, reject.sum()))
+    mean, se = float(np.mean(fdp)), float(np.std(fdp) / np.sqrt(len(fdp)))
+    assert mean <= 0.045 + 3 * se, (mean, se)
+    assert mean > 0.02  # not a procedure that rejects nothing

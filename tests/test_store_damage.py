@@ -183,10 +183,11 @@ def test_junk_hdf5_names_the_file_and_what_was_expected(tmp_path, fmt):
                   format=fmt)
 
 
-def test_more_rows_than_columns_warns_about_the_layout(tmp_path, traces):
+def test_more_rows_than_columns_is_refused_naming_the_layout(tmp_path, traces):
     np.save(tmp_path / "tall.npy", traces.T)  # (3000, 20): time x roi
-    with pytest.warns(UserWarning, match=r"tall\.npy has 3000 rows and 20 columns.*layout='time,roi'"):
+    with pytest.raises(ValueError, match=r"tall\.npy has 3000 rows and 20 columns.*layout='time,roi'"):
         ingest(tmp_path / "tall.npy", tmp_path / "tall.zarr", fs=FS)
+    assert not (tmp_path / "tall.zarr").exists()
     np.save(tmp_path / "wide.npy", traces)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # roi x time: no warning

@@ -1,4 +1,4 @@
-"""Ingest: suite2p / NWB / CaImAn / npy / HDF5 / Zarr traces -> a signals store.
+"""Ingest: suite2p / NWB / CaImAn / npy / HDF5 / Zarr / CSV-TSV traces -> a signals store.
 
 Each format has one private reader that opens the source read-only and returns an
 :class:`_Opened`: a lazy block reader plus rate, roi ids and provenance. Nothing is
@@ -29,7 +29,7 @@ from ._store import SignalsWriter, check_output, is_signals_store, nonfinite_err
 __all__ = ["FORMATS", "detect_format", "ingest"]
 
 #: Formats ``ingest`` reads (``format="auto"`` detects them).
-FORMATS = ("suite2p", "nwb", "caiman", "npy", "hdf5", "zarr")
+FORMATS = ("suite2p", "nwb", "caiman", "npy", "hdf5", "zarr", "csv")
 _DIRECTORY_FORMATS = frozenset({"suite2p", "zarr"})
 _HDF5_SUFFIXES = frozenset({".h5", ".hdf5", ".hdf", ".he5"})
 _SUITE2P_FILES = ("F.npy", "Fneu.npy", "iscell.npy", "spks.npy", "stat.npy", "ops.npy")
@@ -55,6 +55,7 @@ class _Options:
     dataset: str | None
     allow_pickle: bool
     time_major: bool = False  # npy/hdf5/zarr stored (time, roi)
+    layout_given: bool = True  # False: the default (roi, time), refused where the shape says otherwise
 
 
 @dataclass
@@ -523,9 +524,18 @@ def _read_caiman(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
 LAYOUTS = ("roi,time", "time,roi")
 
 
-def _warn_layout(name: str, shape: tuple[int, int], fmt: str, time_major: bool) -> None:
-    """Warn when a source becomes more rois than frames: likely read in the wrong axis order."""
+def _warn_layout(name: str, shape: tuple[int, int], fmt: str, time_major: bool, given_by_user: bool = True) -> None:
+    """A source that becomes more rois than frames is likely read in the wrong axis order: an
+    error naming ``layout`` when none was given (the default would silently swap the axes), a
+    warning when the caller chose that layout."""
     n_rois, n_frames = shape[::-1] if time_major else shape
+    if n_rois > n_frames and not given_by_user:
+        raise ValueError(
+            f"{name} has {shape[0]} rows and {shape[1]} columns: read as ({LAYOUTS[0]}) it would be {n_rois} rois x "
+            f"{n_frames} frames, which looks like a ({LAYOUTS[1]}) array. Say which it is: layout={LAYOUTS[1]!r} "
+            f"(--layout {LAYOUTS[1]}) if it holds one column per roi, or layout={LAYOUTS[0]!r} (--layout "
+            f"{LAYOUTS[0]}) if it really holds {n_rois} rois of {n_frames} frames"
+        )
     if n_rois > n_frames:
         given, other = (LAYOUTS[1], LAYOUTS[0]) if time_major else LAYOUTS
         warnings.warn(
@@ -535,10 +545,30 @@ def _warn_layout(name: str, shape: tuple[int, int], fmt: str, time_major: bool) 
         )
 
 
-def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str) -> _Opened:
+#: Attribute names read as the sampling rate (Hz) of an HDF5 dataset or Zarr array, or of a
+#: group above it (the nearest one that has one).
+RATE_ATTRS = ("fs", "rate", "sampling_rate", "sample_rate", "sampling_frequency", "frame_rate", "fps", "fr")
+
+
+def _rate_attribute(nodes: list[tuple[str, Any]]) -> list[tuple[str, float]]:
+    """``[(where, Hz)]`` from the first of ``nodes`` (``(name, attrs)``, nearest first) with a
+    numeric :data:`RATE_ATTRS` attribute; empty when none has one."""
+    for where, attrs in nodes:
+        for key in RATE_ATTRS:
+            value = attrs.get(key) if hasattr(attrs, "get") else None
+            arr = np.asarray(value) if value is not None else None
+            if arr is not None and arr.size == 1 and arr.dtype.kind in "iuf":
+                return [(f"attribute {key!r} of {where}", float(arr.reshape(-1)[0]))]
+    return []
+
+
+def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str,
+           rate_nodes: list[tuple[str, Any]] = ()) -> _Opened:
     _require_2d(data, name)
-    _warn_layout(name, tuple(data.shape), fmt, opt.time_major)
-    fs, fs_from = resolve_rate(opt.fs, [], f"{fmt} sources carry no sampling rate; {_FS_HINT}")
+    _warn_layout(name, tuple(data.shape), fmt, opt.time_major, opt.layout_given)
+    fs, fs_from = resolve_rate(opt.fs, _rate_attribute(list(rate_nodes)),
+                               f"{fmt} sources carry no sampling rate (no {'/'.join(RATE_ATTRS[:3])} attribute); "
+                               f"{_FS_HINT}")
     n_rois, n_frames = data.shape[::-1] if opt.time_major else data.shape
     return _Opened(array_reader(data, time_major=opt.time_major), (n_rois, n_frames), fs, np.arange(n_rois),
                    units="a.u.", attrs={"source_dataset": name, "fs_source": fs_from,
@@ -548,7 +578,13 @@ def _plain(data: Any, name: str, source: Path, opt: _Options, fmt: str) -> _Open
 def _read_hdf5(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
     f = _open_h5(source, stack)
     name, data = _exact_or_pick(f, _h5_datasets_2d(f), opt.dataset, source, "2-D numeric dataset")
-    return _plain(data, f"/{name}", source, opt, "hdf5")
+    nodes, node = [], data
+    while True:  # the dataset, then every group above it
+        nodes.append((node.name, node.attrs))
+        if node.name == "/":
+            break
+        node = node.parent
+    return _plain(data, f"/{name}", source, opt, "hdf5", nodes)
 
 
 def _read_npy(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
@@ -564,11 +600,118 @@ def _read_zarr(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
         )
     node = zarr.open(str(source), mode="r")
     if isinstance(node, zarr.Array):
-        return _plain(node, source.name, source, opt, "zarr")
+        return _plain(node, source.name, source, opt, "zarr", [(source.name, node.attrs)])
     arrays = {path: arr for path, arr in node.members(max_depth=None)
               if isinstance(arr, zarr.Array) and _is_numeric_2d(arr)}
     name, data = _exact_or_pick(node, arrays, opt.dataset, source, "2-D numeric array")
-    return _plain(data, name, source, opt, "zarr")
+    parts = name.strip("/").split("/")
+    nodes = [(name, data.attrs)] + [("/".join(parts[:k]) or source.name, node[("/".join(parts[:k]))].attrs
+                                     if k else node.attrs) for k in range(len(parts) - 1, -1, -1)]
+    return _plain(data, name, source, opt, "zarr", nodes)
+
+
+# ----------------------------------------------------------------------------- CSV / TSV
+
+#: Suffixes read as delimited text (``format="csv"``), and their delimiter (None: sniffed).
+_TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
+#: Header names of a time column (seconds): the rate comes from it, it is not a roi.
+TIME_COLUMNS = ("time", "t", "time_s", "seconds", "timestamp", "timestamps")
+#: Header names of a frame-number column: dropped (neither a roi nor a rate).
+FRAME_COLUMNS = ("frame", "frames", "index", "")
+
+
+def _number(cell: str) -> float:
+    cell = cell.strip()
+    return math.nan if cell == "" or cell.lower() in ("nan", "na", "n/a") else float(cell)
+
+
+def read_table(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None, np.ndarray | None]:
+    """A delimited text file of traces, time x column: ``(values (time, column), names or None,
+    times or None)``.
+
+    The layout of a CSV/TSV export: one row per frame, one column per trace, an optional
+    header row naming the columns; a column named like :data:`TIME_COLUMNS` holds the time
+    (seconds) and one named like :data:`FRAME_COLUMNS` a frame number (both taken out of
+    the traces). Empty cells and ``NaN`` are missing samples. The whole file is read (text
+    cannot be memory-mapped).
+
+    Raises
+    ------
+    ValueError
+        Naming the row and column of a cell that is not a number, or rows of unequal length.
+    """
+    import csv
+
+    src = Path(path)
+    delimiter = _TABLE_SUFFIXES.get(src.suffix.lower(), ",")
+    with open(src, newline="", encoding="utf-8-sig") as f:
+        text = f.read()
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",\t; ").delimiter
+        except csv.Error:
+            delimiter = ","
+    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"{src} holds no rows")
+    names: list[str] | None = None
+    try:
+        [_number(c) for c in rows[0]]
+    except ValueError:
+        names, rows = [c.strip() for c in rows[0]], rows[1:]
+    width = len(names) if names is not None else len(rows[0])
+    values = np.empty((len(rows), width), dtype=np.float64)
+    for i, row in enumerate(rows):
+        line = i + 1 + (names is not None)
+        if len(row) != width:
+            raise ValueError(f"{src}: row {line} has {len(row)} cells, the {'header' if names else 'first row'} "
+                             f"{width}; every row needs one value per column")
+        for j, cell in enumerate(row):
+            try:
+                values[i, j] = _number(cell)
+            except ValueError:
+                column = repr(names[j]) if names is not None else str(j + 1)
+                raise ValueError(f"{src}: row {line}, column {column}: {cell.strip()!r} is not a number; "
+                                 "traces are numbers (an empty cell or NaN for a missing sample)") from None
+    times = None
+    if names is not None:
+        lowered = [n.lower() for n in names]
+        keep = [j for j, n in enumerate(lowered) if n not in TIME_COLUMNS and n not in FRAME_COLUMNS]
+        time_cols = [j for j, n in enumerate(lowered) if n in TIME_COLUMNS]
+        if time_cols:
+            times = values[:, time_cols[0]]
+        values, names = values[:, keep], [names[j] for j in keep]
+    return values, names, times
+
+
+def _read_csv(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
+    if opt.layout_given and opt.time_major is False:
+        raise ValueError(f"CSV/TSV sources are read time x roi (one row per frame, one column per roi, a header "
+                         f"naming them); layout='roi,time' does not apply: transpose {source.name} or drop --layout")
+    values, names, times = read_table(source)
+    if values.shape[0] == 0:
+        raise ValueError(f"{source} has a header but no rows of values")
+    if values.shape[1] == 0:
+        raise ValueError(f"{source} has no trace columns (only time/frame columns)")
+    found = []
+    t0 = 0.0
+    if times is not None:
+        rate, t0 = _rate_from_timestamps(times, f"the time column of {source.name}")
+        found.append((f"the time column of {source.name}", rate))
+    fs, fs_from = resolve_rate(opt.fs, found, f"csv sources carry no sampling rate (no time column: "
+                               f"{', '.join(TIME_COLUMNS[:3])}, ...); {_FS_HINT}")
+    if names is None:
+        roi: np.ndarray = np.arange(values.shape[1])
+    else:
+        try:
+            as_int = [int(n) for n in names]
+            roi = np.asarray(as_int, dtype=np.int64) if all(str(i) == n for i, n in zip(as_int, names)) \
+                else np.asarray(names, dtype=str)
+        except ValueError:
+            roi = np.asarray(names, dtype=str)
+    data = np.ascontiguousarray(values.T)
+    return _Opened(array_reader(data), data.shape, fs, roi, units="a.u.", t0=t0 if times is not None else 0.0,
+                   attrs={"source_dataset": source.name, "fs_source": fs_from, "source_layout": LAYOUTS[1]})
 
 
 #: Formats without a layout of their own (``layout=`` applies).
@@ -581,6 +724,7 @@ _READERS: dict[str, Callable[[Path, _Options, ExitStack], _Opened]] = {
     "npy": _read_npy,
     "hdf5": _read_hdf5,
     "zarr": _read_zarr,
+    "csv": _read_csv,
 }
 
 
@@ -629,6 +773,8 @@ def detect_format(source: str | os.PathLike[str]) -> str:
         return "npy"
     if suffix == ".nwb":
         return "nwb"
+    if suffix in _TABLE_SUFFIXES and suffix != ".txt":  # .txt: anything; format="csv" says it is a table
+        return "csv"
     if suffix in _HDF5_SUFFIXES or _import_optional("h5py").is_hdf5(str(path)):
         return _hdf5_flavour(path)
     raise ValueError(f"cannot tell the format of {path}; pass format= one of {FORMATS}")
@@ -659,7 +805,7 @@ def ingest(
     allow_pickle: bool = False,
     nan_policy: str = "raise",
     chunks: Any = None,
-    layout: str = "roi,time",
+    layout: str | None = None,
 ) -> Path:
     """Convert calcium-imaging traces into a signals store, streaming, without touching the source.
 
@@ -669,11 +815,14 @@ def ingest(
         A suite2p plane folder (``F.npy``, ``Fneu.npy``, ``iscell.npy``), an NWB file
         (a ``RoiResponseSeries``, stored time × roi), a CaImAn HDF5 file
         (``/estimates/F_dff`` if present, else ``/estimates/C``), a ``.npy`` file, an
-        HDF5 file or a Zarr array/group (roi × time, or time × roi with ``layout``).
+        HDF5 file or a Zarr array/group (roi × time, or time × roi with ``layout``), or a
+        CSV/TSV file (``.csv``, ``.tsv``, ``.tab``; ``.txt`` with ``format="csv"``; time × roi: one column per roi,
+        an optional header naming them and a ``time`` column giving the rate, see
+        :func:`read_table`).
     out
         Path of the new signals store (Zarr v3).
     format
-        ``"auto"`` (see :func:`detect_format`) or one of ``suite2p, nwb, caiman, npy, hdf5, zarr``.
+        ``"auto"`` (see :func:`detect_format`) or one of ``suite2p, nwb, caiman, npy, hdf5, zarr, csv``.
     fs
         Sampling rate in Hz. Required for npy/hdf5/zarr; optional where the source has
         a rate (NWB ``rate``/``timestamps``, CaImAn ``/params/data/fr``, suite2p
@@ -705,10 +854,12 @@ def ingest(
         ``"raise"``/``"zero"`` are allowed (the running baseline needs every sample).
     chunks
         Store chunking, see :func:`write_signals`.
-    layout : {"roi,time", "time,roi"}
-        npy/HDF5/Zarr only: the source's axis order (``"time,roi"``: one column per roi, as
-        many tools save traces). The other formats have a known layout (NWB is read time x roi
-        by itself).
+    layout : {"roi,time", "time,roi"}, optional
+        npy/HDF5/Zarr only: the source's axis order (``"roi,time"``: one row per roi;
+        ``"time,roi"``: one column per roi, as many tools save traces). Default: ``"roi,time"``,
+        except that a source with more rows than columns (more "rois" than frames, the shape
+        of a time x roi array) is refused until ``layout`` says which it is. The other formats
+        have a known layout (NWB is read time x roi by itself).
 
     Returns
     -------
@@ -728,8 +879,8 @@ def ingest(
     Warns
     -----
     UserWarning
-        An npy/HDF5/Zarr source that would become more rois than frames: probably read in
-        the wrong axis order (the warning names the ``layout`` to pass).
+        An npy/HDF5/Zarr source that becomes more rois than frames with the ``layout``
+        given: probably the wrong axis order (the warning names the other ``layout``).
 
     Examples
     --------
@@ -768,12 +919,15 @@ def ingest(
     if src.is_dir() != (fmt in _DIRECTORY_FORMATS):
         kind = "a folder" if fmt in _DIRECTORY_FORMATS else "a file"
         raise ValueError(f"format {fmt!r} expects {kind}, but {src} is not one")
+    layout_given = layout is not None
+    layout = LAYOUTS[0] if layout is None else layout
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {list(LAYOUTS)} (the source's axis order)")
-    if layout != LAYOUTS[0] and fmt not in _PLAIN_FORMATS:
+    if layout != LAYOUTS[0] and fmt not in _PLAIN_FORMATS + ("csv",):
         raise ValueError(f"layout={layout!r} applies to {'/'.join(_PLAIN_FORMATS)} sources; {fmt} sources have a "
                          "known axis order (drop layout=)")
-    opts = _Options(fs, neuropil_coefficient, cells_only, dataset, allow_pickle, time_major=layout == LAYOUTS[1])
+    opts = _Options(fs, neuropil_coefficient, cells_only, dataset, allow_pickle, time_major=layout == LAYOUTS[1],
+                    layout_given=layout_given)
 
     with ExitStack() as stack:
         src_data = _READERS[fmt](src, opts, stack)

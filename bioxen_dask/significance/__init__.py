@@ -44,7 +44,8 @@ from ._montecarlo import (
     time_averaged_coherence,
 )
 from ._multirate import DEFAULT_INTERIOR
-from ._pvalues import ar1_mean_nulls, fdr_bh
+from ._fdr import fdr_bh
+from ._pvalues import ar1_mean_nulls
 from ._surrogates import AR1Null, FourierNull, IAAFTNull, NullModel, surrogate_seed, surrogate_seeds
 from .threshold_cache import (
     DEFAULT_BUCKET_WIDTH,

@@ -82,7 +82,9 @@ class _TqdmCallback(Callback):
     def _start(self, dsk):
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=self._total, desc=self._desc, unit="batch")
+        from ..cluster import bar_options
+
+        self._bar = tqdm(total=self._total, desc=self._desc, unit="batch", **bar_options())
 
     def _posttask(self, key, result, dsk, state, worker_id):
         if isinstance(key, tuple) and str(key[0]).startswith("mcbatch-"):
@@ -118,9 +120,9 @@ def run_specs(
     if client is not None:
         futures = client.compute(roots)
         if progress:
-            from distributed import progress as dprogress
+            from ..cluster import cluster_progress
 
-            dprogress(futures)
+            cluster_progress(futures)
         return list(client.gather(futures))
     with contextlib.ExitStack() as stack:
         if progress:

@@ -7,7 +7,7 @@ Monte Carlo null distribution of the *time-averaged* outside-COI coherence per s
 ``time_averaged=True``, exact engine). A pair's p-value per period is then
 ``(1 + #{null >= observed}) / (mc_count + 1)`` (:func:`pvalues_from_null`): its smallest
 value is ``1 / (mc_count + 1)``, which bounds what an FDR procedure over many pairs can
-reject (:func:`fdr_bh`: with ``m`` tests, the ``k`` smallest p-values are discoveries only if
+reject (:func:`bioxen_dask.significance.fdr_bh`: with ``m`` tests, the ``k`` smallest p-values are discoveries only if
 ``k / (mc_count + 1) <= alpha k / m`` can hold, i.e. ``mc_count + 1 >= m / (alpha k)``).
 """
 
@@ -22,60 +22,7 @@ from ._api import surrogate_significance
 from ._surrogates import AR1Null
 from .threshold_cache import ar1_bucket, bucket_centre
 
-__all__ = ["ar1_mean_nulls", "fdr_bh"]
-
-
-def fdr_bh(pvalues: Any, alpha: float = 0.05) -> np.ndarray:
-    """Benjamini-Hochberg discoveries at false discovery rate ``alpha`` over all the p-values.
-
-    Every finite p-value of the array is one test (NaN: not a test, never a discovery); the
-    largest ``k`` with ``p_(k) <= alpha k / m`` makes the ``k`` smallest p-values discoveries
-    (Benjamini & Hochberg 1995; valid for independent or positively dependent tests, as
-    coherences of overlapping roi pairs are taken to be). For one decision per pair and
-    band, pass one band's (or one period's) p-values of every pair.
-
-    Parameters
-    ----------
-    pvalues : array-like
-        p-values in ``[0, 1]``, any shape (NaN allowed).
-    alpha : float
-        Target false discovery rate, in ``(0, 1)``.
-
-    Returns
-    -------
-    ndarray of bool, the shape of ``pvalues``
-        True for a discovery.
-
-    Raises
-    ------
-    ValueError
-        ``alpha`` outside ``(0, 1)`` or a p-value outside ``[0, 1]``.
-
-    Examples
-    --------
-    >>> fdr_bh([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, np.nan], 0.05).tolist()
-    [True, True, False, False, False, False, False, False, False]
-    """
-    a = float(alpha)
-    if not 0 < a < 1:
-        raise ValueError(f"alpha must be in (0, 1), e.g. 0.05; got {alpha!r}.")
-    p = np.asarray(pvalues, dtype=float)
-    ok = np.isfinite(p)
-    if ((p[ok] < 0) | (p[ok] > 1)).any():
-        raise ValueError("p-values must lie in [0, 1] (NaN for 'not a test').")
-    out = np.zeros(p.shape, dtype=bool)
-    flat = p[ok]
-    m = flat.size
-    if m == 0:
-        return out
-    order = np.argsort(flat, kind="stable")
-    below = flat[order] <= a * np.arange(1, m + 1) / m
-    if below.any():
-        k = int(np.flatnonzero(below)[-1]) + 1
-        hit = np.zeros(m, dtype=bool)
-        hit[order[:k]] = True
-        out[ok] = hit
-    return out
+__all__ = ["ar1_mean_nulls"]
 
 
 def ar1_mean_nulls(
