@@ -151,7 +151,7 @@ def planted():
     x = lfilter([1.0], [1.0, -0.6], rng.standard_normal((7, n)), axis=-1)
     x[:4] += 2 * np.sin(2 * np.pi * (t[None, :] - np.array([0.0, 0.3, 0.6, 0.9])[:, None]) / 3.0)
     sig = _signals(x, dt, chunks=(3, n)).assign_coords(roi=np.arange(10, 17))
-    ds = coherence(sig, all_pairs=True, rois=[6, 0, 1, 2, 3, 4, 5], min_period=0.5, max_period=10,
+    ds = coherence(sig, all_pairs=True, roi_positions=[6, 0, 1, 2, 3, 4, 5], min_period=0.5, max_period=10,
                    significance=np.full(53, 0.5), roi_chunk=3)
     return x, ds
 
