@@ -182,9 +182,12 @@ def test_kernels_wider_than_the_record_are_still_exact_linear_convolutions(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
-def test_scale_smoothing_of_complex_values_is_convolve2d_bit_for_bit(dtype, rng):
+def test_scale_smoothing_of_complex_values_is_convolve2d_to_rounding(dtype, rng):
     """The complex path runs on the interleaved real view: the same sums as smoothing the real
-    and imaginary parts one by one (scipy.signal.convolve2d 'same' with the boxcar column)."""
+    and imaginary parts one by one (scipy.signal.convolve2d 'same' with the boxcar column), to
+    the last bits: the BLAS blocks a 2 * time wide product differently from a time wide one on
+    some CPUs (bit-equal where the test was written, 4 ulp apart on an AMD EPYC VM), so the
+    bound is rounding."""
     import scipy.signal
 
     from bioxen_dask.kernels import scale_kernel, smooth_scale
@@ -194,7 +197,8 @@ def test_scale_smoothing_of_complex_values_is_convolve2d_bit_for_bit(dtype, rng)
     out = smooth_scale(z[:, :, ::2], w)  # a strided input too
     for part in (np.real, np.imag):
         ref = smooth_scale(np.ascontiguousarray(part(z[:, :, ::2])), w)
-        np.testing.assert_array_equal(part(out), ref)
+        eps = np.finfo(ref.dtype).eps
+        np.testing.assert_allclose(part(out), ref, rtol=0, atol=8 * eps * np.abs(ref).max())
     direct = scipy.signal.convolve2d(z[0].astype(np.complex128), w[:, None], mode="same")
     np.testing.assert_allclose(smooth_scale(z, w)[0], direct, rtol=1e-5 if dtype == np.complex64 else 1e-12,
                                atol=1e-5 if dtype == np.complex64 else 1e-12)

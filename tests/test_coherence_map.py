@@ -227,6 +227,23 @@ def test_a_noiseless_sine_reference_keeps_the_small_scales_exact():
         assert np.abs(R2 - R2e).max() < 1e-3, cut
 
 
+def test_a_power_at_its_rounding_floor_gives_no_spurious_coherence():
+    """A float32 smoothed power at its rounding floor (a few eps of its row's peak) under a
+    cross spectrum of noise made coherence 1e8 (clipped: full coherence) where a noiseless
+    reference had no power at a scale; such a coherence above 1 is 0. A tiny power whose
+    coherence is within [0, 1] is a value, and kept."""
+    from bioxen_dask.kernels._coherence import coherence_ratio
+
+    S1 = np.array([[1.0, 1.0, 1.0, 1.0]], np.float32)
+    S2 = np.array([[1.0, 1e-8, 1e-8, 0.5]], np.float32)  # 1e-8 < 4 eps (4.8e-7) of the row's peak
+    re = np.array([[0.5, 1e-3, 1e-5, 0.5]], np.float32)
+    R2 = coherence_ratio(re, np.zeros_like(re), S1, S2)
+    np.testing.assert_allclose(R2[0], [0.25, 0.0, 1e-10 / 1e-8, 0.5], rtol=1e-5)
+    # the same numbers in float64 are far above its floor: the ratio is the ratio
+    R2 = coherence_ratio(re.astype(float), np.zeros(re.shape), S1.astype(float), S2.astype(float))
+    assert R2[0, 1] == pytest.approx(1e-6 / 1e-8, rel=1e-5)
+
+
 def test_a_reference_cache_gives_the_same_maps_with_less_work():
     """Pairs sharing their second record: the cached calls equal the uncached ones (to the last
     bit or two: a batch of one record is rounded a little differently from a batch of two)."""

@@ -171,8 +171,10 @@ def coherence_ratio(re: Any, im: Any, S1: Any, S2: Any, out: Any = None, tmp: An
     ``sqrt(S2 / S1)``, so no intermediate underflows. In float32 the product ``S1 * S2`` of two
     powers below ~1e-19 is 0 (a noiseless trace far from its band), and ``0 / 0`` made NaN
     coherence from finite records. Where both spectra still vanish (underflowed, or flushed to
-    zero by a BLAS or FFT kernel) on a row (last axis) that has power, the coherence is 0; a
-    silent row (``S1`` or ``S2`` zero throughout: a constant trace) stays NaN. ``out``/``tmp``:
+    zero by a BLAS or FFT kernel) on a row (last axis) that has power, or where a spectrum is at
+    its rounding floor (a coherence above 1 sent there: :func:`_vanished_to_zero`), the
+    coherence is 0; a silent row (``S1`` or ``S2`` zero throughout: a constant trace) stays
+    NaN. ``out``/``tmp``:
     optional buffers of the result's shape, none of them an input."""
     xp = array_namespace(re)
     with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
@@ -182,13 +184,34 @@ def coherence_ratio(re: Any, im: Any, S1: Any, S2: Any, out: Any = None, tmp: An
         t *= im
         r += t
         r /= S2
-        # a NaN anywhere makes the (pairwise, allocation-free) sum NaN: the mask below is built
-        # only then, not on every call of this hot path
-        if not xp.isfinite(r.sum()):
-            bad = xp.isnan(r)
-            live = (xp.max(S1, axis=-1, keepdims=True) > 0) & (xp.max(S2, axis=-1, keepdims=True) > 0)
-            r[bad & live] = 0
+        # a NaN anywhere makes the max NaN, and a spectrum at its rounding floor makes it > 1:
+        # the masks below are built only then, not on every call of this hot path
+        top = r.max() if r.size else 0.0
+        if not top <= _RATIO_CHECK:
+            _vanished_to_zero(r, S1, S2, xp)
     return r
+
+
+#: A coherence above this (or NaN) sends a ratio through :func:`_vanished_to_zero`.
+_RATIO_CHECK = 1.0 + 1e-3
+#: A smoothed power at most this many of its dtype's eps times its row's peak is rounding.
+_FLOOR_EPS = 4
+
+
+def _vanished_to_zero(r: Any, S1: Any, S2: Any, xp: Any) -> None:
+    """Coherence 0 where a spectrum has vanished: NaN (``0 / 0``) on a row with power, and a
+    coherence above 1 where a smoothed power is at its rounding floor (at most ``_FLOOR_EPS``
+    eps of its row's largest value: a float32 ratio of two such noise values gave coherence
+    1e8 where a noiseless reference had no power at a scale; clipped, it would read as full
+    coherence). Tiny powers that give a coherence within [0, 1] are kept: they are values."""
+    live = (xp.max(S1, axis=-1, keepdims=True) > 0) & (xp.max(S2, axis=-1, keepdims=True) > 0)
+    r[xp.isnan(r) & live] = 0
+    over = r > _RATIO_CHECK
+    if not bool(over.any()):
+        return
+    for S in (S1, S2):
+        floor = _FLOOR_EPS * float(np.finfo(S.dtype).eps) * xp.max(S, axis=-1, keepdims=True)
+        r[over & xp.broadcast_to((S <= floor) & live, r.shape)] = 0
 
 
 def _coherence_ratio(S12: Any, S1: Any, S2: Any, clip: bool, workers: int | None) -> Any:
