@@ -61,6 +61,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._version import __version__
+
 __all__ = [
     "Pipeline",
     "PipelineError",
@@ -478,8 +480,6 @@ class Pipeline:
 
     def key(self) -> str:
         """Identity of what the pipeline computes (not where or how it runs)."""
-        from . import __version__
-
         desc = {"config": _identity(self.config), "fingerprint": self.facts.get("fingerprint"),
                 "reference_file": self.facts.get("reference_sha256"), "version": __version__}
         blob = json.dumps(desc, sort_keys=True, default=str).encode()
@@ -899,8 +899,6 @@ def run_differences(pipeline: Pipeline, attrs: Mapping[str, Any]) -> list[str]:
         One entry per difference, e.g. ``"grid.max_period (stored 12.0, now 20)"``; empty when
         the stored attributes do not tell.
     """
-    from . import __version__
-
     out = []
     stored = _stored_config(attrs)
     if stored is not None:

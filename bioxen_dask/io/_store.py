@@ -36,6 +36,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from .._version import __version__
 from ._blocks import BlockReader, array_reader, first_nonfinite
 
 __all__ = [
@@ -198,15 +199,6 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"attribute value {value!r} ({type(value).__name__}) is not JSON-serialisable")
 
 
-def _package_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("bioxen-dask")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def store_attrs(
     *,
     fs: float,
@@ -229,7 +221,7 @@ def store_attrs(
         "source": "" if source is None else str(source),
         "source_format": str(source_format),
         "preprocessing": steps,
-        "created_by": f"bioxen-dask {_package_version()}",
+        "created_by": f"bioxen-dask {__version__}",
         **_jsonable(dict(attrs or {})),
     }
 
