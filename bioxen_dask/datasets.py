@@ -407,7 +407,7 @@ def _space_errors(p: Path):
 
 
 def _run(tasks: list[Any], progress: bool, desc: str) -> list[Any]:
-    from .cluster import progress as show_progress
+    from ._progress import progress as show_progress
 
     if not tasks:
         return []

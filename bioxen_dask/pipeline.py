@@ -743,7 +743,7 @@ def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]
     if progress:
         from tqdm.dask import TqdmCallback
 
-        from .cluster import bar_options
+        from ._progress import bar_options
 
         bar = TqdmCallback(desc="reading the traces", delay=2.0, **bar_options())
     with dask.config.set(scheduler="threads"), bar:

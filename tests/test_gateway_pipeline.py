@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from _cluster_fixtures import gateway_server  # noqa: F401  (pytest fixture)
-from bioxen_dask import cluster as bc
+from bioxen_dask.cluster._gateway import _close_gateway_client
 from bioxen_dask.cli import main
 from bioxen_dask.datasets import open_result
 from bioxen_dask.io import write_synthetic
@@ -57,7 +57,7 @@ def _running_clusters(server):
             clusters = gateway.list_clusters()
         return clusters
     finally:
-        bc._close_gateway_client(gateway)
+        _close_gateway_client(gateway)
 
 
 def test_pipeline_on_gateway_equals_local_cluster(tiny_store, tmp_path, capsys, monkeypatch,
