@@ -44,7 +44,7 @@ _NAN_HINT = (
     "nan_policy='zero' to replace them with 0 (recorded in the store's preprocessing)"
 )
 #: What ingest does with NaN/inf samples of the source.
-NAN_POLICIES = ("raise", "zero", "keep")
+INGEST_NAN_POLICIES = ("raise", "zero", "keep")
 
 
 @dataclass(frozen=True)
@@ -905,8 +905,8 @@ def ingest(
     check_output(dst, overwrite)
     if fs is not None:
         fs = validate_fs(fs)
-    if nan_policy not in NAN_POLICIES:
-        raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got {nan_policy!r}")
+    if nan_policy not in INGEST_NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {list(INGEST_NAN_POLICIES)}, got {nan_policy!r}")
     if nan_policy == "keep" and dff:
         raise ValueError("nan_policy='keep' cannot be combined with dff=True (the running baseline needs "
                          "every sample); fill the gaps first or use nan_policy='zero'")

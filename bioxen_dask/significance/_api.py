@@ -27,7 +27,7 @@ from ._surrogates import AR1Null, NullModel, as_seed_sequence
 
 __all__ = ["surrogate_significance", "ar1_thresholds", "make_spec"]
 
-_MULTIRATE_BOUNDARIES = ("pycwt", "linear")
+_MULTIRATE_NULL_BOUNDARIES = ("pycwt", "linear")
 
 _SHARED_DOC = """
     mc_count : int
@@ -140,7 +140,7 @@ def make_spec(
     dtype = str(np.dtype(dtype))
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
-    multirate_ok = not needs_fields and str(boundary).lower() in _MULTIRATE_BOUNDARIES and null.stationary
+    multirate_ok = not needs_fields and str(boundary).lower() in _MULTIRATE_NULL_BOUNDARIES and null.stationary
     if engine == "auto":
         engine = "multirate" if multirate_ok else "exact"
     elif engine == "multirate" and not multirate_ok:
