@@ -167,14 +167,8 @@ def _transform_block(
     W = kernels.cwt(x, grid, boundary="linear", tol=tol, dtype=dtype)
     n_own = block.shape[-1] - left - right
     W = W[..., pre + left : pre + left + n_own]
-    if boundary == "valid":
-        supports = grid.wavelet_support(tol)
-        for j, h in enumerate(supports):
-            if at_start:
-                W[..., j, : min(int(h), n_own)] = np.nan
-            if at_end:
-                # samples of this block closer than h to the global end
-                W[..., j, max(0, n_own - int(h)) :] = np.nan
+    if boundary == "valid":  # only the record's own edges: a block's inner edges have their halo
+        kernels.mask_edges(W, grid.wavelet_support(tol), np, start=at_start, end=at_end)
     return W
 
 

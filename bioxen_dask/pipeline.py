@@ -61,6 +61,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._stores import json_digest, jsonable
 from ._version import __version__
 
 __all__ = [
@@ -482,8 +483,7 @@ class Pipeline:
         """Identity of what the pipeline computes (not where or how it runs)."""
         desc = {"config": _identity(self.config), "fingerprint": self.facts.get("fingerprint"),
                 "reference_file": self.facts.get("reference_sha256"), "version": __version__}
-        blob = json.dumps(desc, sort_keys=True, default=str).encode()
-        return "sha256:" + hashlib.sha256(blob).hexdigest()
+        return json_digest(desc)
 
 
 def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -877,7 +877,7 @@ def _stored_config(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
 def _config_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """``section.key (stored X, now Y)`` for every key whose value differs."""
     old = _flat(stored)
-    new = _flat(json.loads(json.dumps(_jsonable(current), default=str)))
+    new = _flat(json.loads(json.dumps(jsonable(current, str))))
     return [f"{k} (stored {old.get(k)!r}, now {new.get(k)!r})" for k in sorted(set(old) | set(new))
             if old.get(k) != new.get(k)]
 
@@ -1063,22 +1063,12 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
         device=c["device"] or ("gpu" if (cfg.get("cluster") or {}).get("kind") == "cuda" else "cpu"),
         method=c["method"],
     )
-    result.attrs["pipeline"] = json.dumps(_jsonable(cfg), sort_keys=True)
+    result.attrs["pipeline"] = json.dumps(jsonable(cfg), sort_keys=True)
     if pipeline.facts.get("reference_sha256"):
         result.attrs["reference_file_sha256"] = pipeline.facts["reference_sha256"]
     if pipeline.source:
         result.attrs["pipeline_file"] = pipeline.source
     return result
-
-
-def _jsonable(cfg: Any) -> Any:
-    if isinstance(cfg, Mapping):
-        return {k: _jsonable(v) for k, v in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return [_jsonable(v) for v in cfg]
-    if isinstance(cfg, np.ndarray):
-        return cfg.tolist()
-    return cfg
 
 
 def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._blocks import BlockReader, array_reader
 from ._dff import dff_description, dff_reader, dff_window_frames
-from ._store import SignalsWriter, check_output, is_signals_store, nonfinite_error, validate_fs
+from ._store import SignalsWriter, check_store_output, is_signals_store, nonfinite_error, validate_fs
 
 __all__ = ["FORMATS", "detect_format", "ingest"]
 
@@ -902,7 +902,7 @@ def ingest(
     if not src.exists():
         raise FileNotFoundError(f"source {src} does not exist")
     _check_paths(src, dst)
-    check_output(dst, overwrite)
+    check_store_output(dst, overwrite)
     if fs is not None:
         fs = validate_fs(fs)
     if nan_policy not in INGEST_NAN_POLICIES:
