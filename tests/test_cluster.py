@@ -233,6 +233,7 @@ def test_connect_rejects_other_types():
 # =========================================================================== local
 
 
+@pytest.mark.slow  # starts a cluster
 def test_local_cluster_computes_binds_loopback_and_closes():
     import psutil
 
@@ -547,6 +548,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow  # starts a cluster
 def test_slurm_round_trip_through_fake_sbatch(tmp_path, monkeypatch):
     """connect(kind='slurm'): submit a job, the worker joins, compute, cancel on exit."""
     from dask_jobqueue.slurm import SLURMJob
@@ -728,6 +730,7 @@ def _gpu_available() -> bool:
         return False
 
 
+@pytest.mark.slow  # starts a cluster
 @pytest.mark.gpu
 @pytest.mark.skipif(not _gpu_available(), reason="needs CuPy, dask-cuda and a CUDA device")
 def test_local_cuda_cluster_runs_cupy_blocks():

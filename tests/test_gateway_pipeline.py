@@ -21,6 +21,8 @@ from bioxen_dask.cli import main
 from bioxen_dask.datasets import open_result
 from bioxen_dask.io import write_synthetic
 
+pytestmark = pytest.mark.slow  # the integration tier: pytest -m "not slow" leaves it out
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL = str(REPO / "pipelines" / "small_test.yaml")
 
