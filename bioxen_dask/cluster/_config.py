@@ -58,30 +58,24 @@ def _fail(where: str, message: str) -> ValueError:
     return ValueError(f"{where}: {message}")
 
 
+def _wrong(where: str, wanted: str, value: Any, allow_none: bool) -> ValueError:
+    null = " or null" if allow_none else ""
+    return _fail(where, f"must be {wanted}{null}, got {value!r} ({type(value).__name__})")
+
+
 def _check_int(where: str, value: Any, *, minimum: int, allow_none: bool = True) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        null = " or null" if allow_none else ""
-        raise _fail(
-            where, f"must be an integer >= {minimum}{null}, got {value!r} ({type(value).__name__})"
-        )
+        raise _wrong(where, f"an integer >= {minimum}", value, allow_none)
     return int(value)
 
 
 def _check_positive(where: str, value: Any, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        null = " or null" if allow_none else ""
-        raise _fail(
-            where, f"must be a number of seconds > 0{null}, got {value!r} ({type(value).__name__})"
-        )
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise _wrong(where, "a number of seconds > 0", value, allow_none)
     return float(value)
 
 
@@ -91,7 +85,7 @@ def _check_str(where: str, value: Any, *, allow_none: bool = True) -> str | None
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if not isinstance(value, str) or not value:
-        raise _fail(where, f"must be a non-empty string, got {value!r} ({type(value).__name__})")
+        raise _wrong(where, "a non-empty string", value, False)
     return value
 
 
