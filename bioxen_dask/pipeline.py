@@ -773,15 +773,15 @@ def _load_reference_file(path: Path, fs: float | None = None) -> np.ndarray:
     """A reference trace from a ``.npy`` file (numbers only, never unpickled) or a one-column
     CSV/TSV table (:func:`bioxen_dask.io._ingest.read_table`); a table's time column, if any,
     must give the store's rate ``fs`` (when given)."""
-    from .io._ingest import _TABLE_SUFFIXES, _check_npy, _rate_from_timestamps, _rates_match, read_table
+    from .io._ingest import TABLE_SUFFIXES, check_npy, rate_from_timestamps, rates_match, read_table
 
-    if path.suffix.lower() in _TABLE_SUFFIXES:
+    if path.suffix.lower() in TABLE_SUFFIXES:
         try:
             values, names, times = read_table(path)
-            rate = None if times is None or fs is None else _rate_from_timestamps(times, f"the times of {path.name}")[0]
+            rate = None if times is None or fs is None else rate_from_timestamps(times, f"the times of {path.name}")[0]
         except ValueError as exc:
             raise PipelineError(f"pairs.reference_file: {exc}.") from None
-        if rate is not None and not _rates_match(rate, fs):
+        if rate is not None and not rates_match(rate, fs):
             raise PipelineError(f"pairs.reference_file: the time column of {path.name} gives {rate:.10g} Hz, the "
                                 f"input store {fs:.10g} Hz; resample the reference to the store's frames.")
         if values.shape[1] != 1:
@@ -797,7 +797,7 @@ def _load_reference_file(path: Path, fs: float | None = None) -> np.ndarray:
         raise PipelineError(f"pairs.reference_file: {path} is not a .npy file (no NumPy header) nor a CSV/TSV "
                             f"table by its suffix; a reference file is {_REFERENCE_FILES}.")
     try:
-        _check_npy(path)
+        check_npy(path)
         ref = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         raise PipelineError(f"pairs.reference_file: {exc}; bioxen-dask never unpickles files: a reference file is "
