@@ -16,7 +16,7 @@ LOCK_FLAGS := --extra test --extra bench --extra formats --extra cluster --extra
 # An environment with no lock: the newest releases pip resolves today (see README, "Versions").
 LATEST := .venv-latest
 
-.PHONY: demo test install lock upgrade test-latest bench clean
+.PHONY: demo test test-fast install lock upgrade test-latest bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The quick tier: everything but the integration tests marked slow (clusters in subprocesses,
+# SIGKILL, gateway, notebooks). `make test` (and CI, .ci/run) runs them all.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # The lock: compiled by uv from pyproject.toml's ranges. `make lock` keeps every pin that still
 # satisfies pyproject.toml (after editing a range); `make upgrade` takes the newest releases.

@@ -16,10 +16,9 @@ The public API is small:
 
 from ._api import PHASE_CONVENTION, wavelet_coherence, wavelet_transform
 from .coherence import LAG_CONVENTION, coherence
+from ._version import __version__
 from .grid import ScaleGrid, make_grid
 from .wavelets import DOG, MexicanHat, Morlet, Paul
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DOG",

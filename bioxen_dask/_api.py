@@ -10,6 +10,9 @@ import numpy as np
 import xarray as xr
 
 from . import kernels
+from ._labels import grid_coords
+from ._labels import result_attrs as _attrs
+from ._labels import time_axis as _time_axis
 from ._validation import as_signal, check_dt, check_float32_range, check_length, check_variance
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .presets import resolve_conventions
@@ -22,58 +25,6 @@ PHASE_CONVENTION = (
     "(-pi, pi]; positive when x leads y (Grinsted et al. 2004: arrows pointing right = in "
     "phase, left = anti-phase, down = x leads y by 90 degrees)"
 )
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def grid_coords(grid: ScaleGrid) -> dict[str, Any]:
-    """The ``period``/``scale``/``frequency`` coordinates of a grid, with CF-style attrs."""
-    return {
-        "period": ("period", grid.periods, {"long_name": "Fourier period", "units": "s"}),
-        "scale": ("period", grid.scales, {"long_name": "wavelet scale", "units": "s"}),
-        "frequency": ("period", grid.frequencies, {"long_name": "Fourier frequency", "units": "Hz"}),
-    }
-
-
-def _time_axis(x: Any, dt: float | None) -> tuple[Any, float, np.ndarray | None, tuple[str, ...]]:
-    """Unwrap a DataArray (time last) and work out ``dt``; returns values, dt, time, dims."""
-    if isinstance(x, xr.DataArray):
-        if "time" not in x.dims:
-            raise ValueError(f"the DataArray needs a 'time' dimension, got dims {x.dims}.")
-        x = x.transpose(..., "time")
-        if dt is None:
-            if "time" in x.coords and x.sizes["time"] > 1:
-                steps = np.diff(np.asarray(x["time"], dtype=float))
-                if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
-                    raise ValueError("the time coordinate is not evenly spaced; resample it or pass dt=.")
-                dt = float(steps[0])
-            elif "fs" in x.attrs:
-                dt = 1.0 / float(x.attrs["fs"])
-            else:
-                raise ValueError("dt is not given and cannot be read from the DataArray; pass dt=.")
-        time = np.asarray(x["time"], dtype=float) if "time" in x.coords else None
-        return x.data, check_dt(dt), time, tuple(x.dims[:-1])
-    if dt is None:
-        raise ValueError("dt (the sampling interval) is required for array input; e.g. dt=1/30.")
-    return x, check_dt(dt), None, ()
-
-
-def _attrs(grid: ScaleGrid, **params: Any) -> dict[str, Any]:
-    attrs = {
-        "bioxen_dask_version": _version(),
-        "wavelet": grid.wavelet.name,
-        "wavelet_params": str(grid.wavelet),
-        "dt": grid.dt,
-        "dj": grid.dj,
-        "s0": float(grid.scales[0]),
-        "J": grid.n_scales - 1,
-    }
-    attrs.update({k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()})
-    return attrs
 
 
 def wavelet_transform(

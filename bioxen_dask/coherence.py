@@ -81,7 +81,9 @@ import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
 from . import kernels
-from ._api import PHASE_CONVENTION, _check_method, _version, grid_coords
+from ._api import PHASE_CONVENTION, _check_method
+from ._labels import dt_of, grid_coords
+from ._version import __version__
 from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces, whole_number
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._coherence import coherence_ratio
@@ -216,9 +218,9 @@ def _fill_gaps(x: da.Array, max_gap: int) -> da.Array:
         return x.map_blocks(_fill_block, max_gap, dtype=x.dtype)
     depth = max_gap + 1
     if min(x.chunks[1]) < depth:
-        from .graph import _regular_chunks
+        from .graph import regular_chunks
 
-        x = x.rechunk({1: _regular_chunks(x.shape[1], max(depth, max(x.chunks[1])), depth)})
+        x = x.rechunk({1: regular_chunks(x.shape[1], max(depth, max(x.chunks[1])), depth)})
     if len(x.chunks[1]) == 1:
         return x.map_blocks(_fill_block, max_gap, dtype=x.dtype)
     return x.map_overlap(_fill_block, depth={0: 0, 1: depth}, boundary="none", dtype=x.dtype,
@@ -998,33 +1000,6 @@ def _interval(dt: float | None, fs: float | None) -> float | None:
     return step
 
 
-def _dt_of(sig: xr.DataArray, dt: float | None) -> float:
-    given = None if dt is None else check_dt(dt)
-    if "time" in sig.coords and sig.sizes["time"] > 1:
-        steps = np.diff(np.asarray(sig["time"], dtype=float))
-        if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
-            if given is not None:
-                return given
-            raise ValueError("the time coordinate is not evenly spaced; resample it or pass dt=.")
-        step = check_dt(float(steps[0]))
-        if given is not None and not math.isclose(given, step, rel_tol=1e-6):
-            raise ValueError(f"dt={given:g} contradicts the signals' time coordinate (steps of {step:g}): periods "
-                             "and lags would be off by their ratio; drop dt= (it is read from the coordinate) "
-                             "or fix the coordinate.")
-        return step
-    if "fs" in sig.attrs:
-        from_fs = check_dt(1.0 / float(sig.attrs["fs"]))
-        if given is not None and not math.isclose(given, from_fs, rel_tol=1e-6):
-            raise ValueError(f"dt={given:g} contradicts the signals' fs attribute ({float(sig.attrs['fs']):g} Hz, "
-                             f"dt={from_fs:g}): periods and lags would be off by their ratio; drop dt= (it is "
-                             "read from fs) or fix the attribute.")
-        return from_fs
-    if given is not None:
-        return given
-    raise ValueError("dt is not given and cannot be read from the signals (no time coordinate or fs attr); pass dt= "
-                     "or fs=.")
-
-
 def _as_dask(values: Any, row_chunk: int | None = None) -> da.Array:
     if isinstance(values, da.Array):
         return values
@@ -1525,7 +1500,7 @@ def coherence(
     dtype = str(real)
     sig, ds_in, store_path = _unwrap_signals(signals, dim)
     n_rois, n = sig.shape
-    dt = _dt_of(sig, _interval(dt, fs))
+    dt = dt_of(sig, _interval(dt, fs), fix="pass dt= or fs=")
     if grid is None:
         grid = period_grid(n, dt, min_period=min_period, max_period=max_period, dj=dj, s0=s0, J=J,
                            wavelet=wavelet, preset=p)
@@ -1588,10 +1563,10 @@ def coherence(
                 "selects its tool's boundary); pass boundary='linear', or time_chunk >= the record length "
                 "to keep one block."
             )
-        from .graph import _regular_chunks, plan_chunks
+        from .graph import plan_chunks, regular_chunks
 
         tp = plan_chunks(1, n, grid, dtype=dtype, tol=tol, smoothing=True, time_chunk=time_chunk)
-        t_chunks = _regular_chunks(n, tp.time_chunk, min_last=halo)
+        t_chunks = regular_chunks(n, tp.time_chunk, min_last=halo)
         if map_samples > 1 and len(t_chunks) > 1:  # blocks of whole map windows
             size = -(-max(t_chunks) // map_samples) * map_samples
             while 0 < n % size < halo and size - map_samples >= max(halo, 1):  # a halo must fit in the last block
@@ -1877,7 +1852,7 @@ def _assemble(
                          {"long_name": "cone of influence (period)", "units": "s"})
     attrs: dict[str, Any] = {
         "title": "wavelet coherence",
-        "bioxen_dask_version": _version(),
+        "bioxen_dask_version": __version__,
         "history": f"bioxen_dask.coherence ({params['mode']} mode)",
         **{k: v for k, v in grid.describe().items() if k != "wavelet"},
         "wavelet": grid.wavelet.name,

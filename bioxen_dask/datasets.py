@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import shutil
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
+
+from ._stores import consolidate, json_digest
 
 __all__ = [
     "IncompleteResultError",
@@ -285,8 +286,7 @@ def run_key(ds: xr.Dataset, extra: Mapping[str, Any] | None = None) -> str:
         "vars": {k: [list(v.dims), str(v.dtype)] for k, v in ds.data_vars.items()},
         "extra": dict(extra or {}),
     }
-    blob = json.dumps(desc, sort_keys=True, default=str).encode()
-    return "sha256:" + hashlib.sha256(blob).hexdigest()
+    return json_digest(desc)
 
 
 def _region_vars(ds: xr.Dataset, dim: str) -> list[str]:
@@ -375,12 +375,6 @@ def _region_verified(group: zarr.Group, k: int, start: int, stop: int, axes: dic
         return False
 
 
-def _consolidate(path: Path) -> None:
-    with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec"
-        warnings.simplefilter("ignore", category=UserWarning)
-        zarr.consolidate_metadata(str(path))
-
-
 #: ``errno`` values that mean "no room left to write" (disk full, quota exceeded).
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -407,7 +401,7 @@ def _space_errors(p: Path):
 
 
 def _run(tasks: list[Any], progress: bool, desc: str) -> list[Any]:
-    from .cluster import progress as show_progress
+    from ._progress import progress as show_progress
 
     if not tasks:
         return []
@@ -525,7 +519,7 @@ def _finalize(p: Path, count: int) -> None:
     info["checksums"] = [f"{int(s):016x}" for s in sums]
     group.attrs[REGIONS_ATTR] = json.dumps(info)
     del group[CHECKSUMS]
-    _consolidate(p)
+    consolidate(p)
     group = zarr.open_group(str(p), mode="r+", use_consolidated=True)
     group.attrs[COMPLETE_ATTR] = True  # the very last write
 
@@ -605,7 +599,7 @@ def reopen_for_repair(path: str | os.PathLike[str], regions: list[int]) -> None:
     arr = group.create_array(CHECKSUMS, shape=(len(sums),), chunks=(1,), dtype="uint64", fill_value=0,
                              dimension_names=("region",))
     arr[:] = sums
-    _consolidate(p)  # the consolidated listing is what a resumed write reads
+    consolidate(p)  # the consolidated listing is what a resumed write reads
 
 
 def verify_result(path: str | os.PathLike[str]) -> bool:

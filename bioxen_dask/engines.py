@@ -114,6 +114,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import as_signal
+from ._version import __version__
 from .grid import DEFAULT_TOL, ScaleGrid
 from .kernels._plan import check_boundary
 from .wavelets import Morlet
@@ -196,8 +197,6 @@ def available_engines() -> dict[str, str]:
         try:
             out[name] = metadata.version(dist)
         except metadata.PackageNotFoundError:
-            from . import __version__
-
             out[name] = __version__ if name == "bioxen" else "unknown version"
     return out
 

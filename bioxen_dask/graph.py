@@ -29,6 +29,8 @@ import numpy as np
 import xarray as xr
 
 from . import kernels
+from ._labels import grid_coords, result_attrs, time_axis
+from ._validation import check_float32_range, check_length, float32_bound, whole_number
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .presets import get_preset, resolve_conventions
 
@@ -165,14 +167,8 @@ def _transform_block(
     W = kernels.cwt(x, grid, boundary="linear", tol=tol, dtype=dtype)
     n_own = block.shape[-1] - left - right
     W = W[..., pre + left : pre + left + n_own]
-    if boundary == "valid":
-        supports = grid.wavelet_support(tol)
-        for j, h in enumerate(supports):
-            if at_start:
-                W[..., j, : min(int(h), n_own)] = np.nan
-            if at_end:
-                # samples of this block closer than h to the global end
-                W[..., j, max(0, n_own - int(h)) :] = np.nan
+    if boundary == "valid":  # only the record's own edges: a block's inner edges have their halo
+        kernels.mask_edges(W, grid.wavelet_support(tol), np, start=at_start, end=at_end)
     return W
 
 
@@ -183,8 +179,6 @@ GRID_KEYWORDS = ("dj", "s0", "J", "wavelet", "preset", "freqs")
 
 def _check_count(value: Any, name: str, hint: str) -> int | None:
     """``None`` (the planner's choice) or a positive integer (:func:`~bioxen_dask._validation.whole_number`)."""
-    from ._validation import whole_number
-
     return None if value is None else whole_number(value, name, hint=f"{hint}, or leave it unset for the planner's choice")
 
 
@@ -235,7 +229,6 @@ def _signal_data(x: xr.DataArray, dtype: Any, grid: ScaleGrid) -> da.Array:
     fits: :func:`bioxen_dask._validation.float32_bound`) is checked lazily, block by block, so
     nothing is read before the computation (:func:`_check_finite_block`).
     """
-    from ._validation import float32_bound
 
     data = x.data if isinstance(x.data, da.Array) else da.from_array(np.asarray(x.data))
     dt = data.dtype
@@ -253,7 +246,6 @@ def _check_finite_block(block: np.ndarray, block_info: dict | None = None, bound
                         ) -> np.ndarray:
     """Raise, naming roi position and frame, if this block holds NaN or infinite samples (or,
     with ``bound``, values whose float32 wavelet power would overflow)."""
-    from ._validation import check_float32_range
 
     bad = ~np.isfinite(block)
     if bad.any():
@@ -381,8 +373,6 @@ def wavelet_transform_dask(
     >>> bool(np.abs(W.values - ref.values).max() < 1e-12 * np.abs(ref.values).max())
     True
     """
-    from ._api import _attrs, grid_coords
-    from ._validation import check_length
 
     p, boundary = resolve_conventions(preset, boundary)
     x, squeeze = _as_roi_time(x)
@@ -398,7 +388,7 @@ def wavelet_transform_dask(
     else:
         plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
         _warn_if_oversized("wavelet_transform_dask", plan, grid, n, dtype=dtype, tol=tol, requested=time_chunk)
-    data = data.rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
+    data = data.rechunk({0: plan.roi_chunk, 1: regular_chunks(n, plan.time_chunk, plan.halo)})
     if p.remove_mean:
         data = _demean(data)
     if plan.halo == 0 or boundary in ("circular", "pycwt", "grinsted"):
@@ -420,7 +410,7 @@ def wavelet_transform_dask(
             coords[k] = v
     out = xr.DataArray(
         W, dims=(roi_dim, "period", "time"), coords=coords, name="wavelet",
-        attrs=_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol,
+        attrs=result_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol,
                      long_name="continuous wavelet transform", **plan.describe()),
     )
     return out.isel({roi_dim: 0}, drop=True) if squeeze else out
@@ -431,7 +421,7 @@ def _whole_record_cwt(block: np.ndarray, *, grid: ScaleGrid, boundary: str, tol:
     return kernels.cwt(block, grid, boundary=boundary, tol=tol, dtype=dtype)
 
 
-def _regular_chunks(n: int, size: int, min_last: int = 1) -> tuple[int, ...]:
+def regular_chunks(n: int, size: int, min_last: int = 1) -> tuple[int, ...]:
     """Equal chunks of at least ``size`` with a last chunk no larger than the others (Zarr's
     regular grid) and no shorter than ``min_last`` (a halo must fit in a neighbour)."""
     if size >= n:
@@ -449,14 +439,12 @@ def _regular_chunks(n: int, size: int, min_last: int = 1) -> tuple[int, ...]:
 def _prepare(func: str, signals: Any, dt: float | None, *, dtype: Any, tol: float, time_chunk: Any,
              roi_chunk: Any, grid_kw: dict[str, Any]):
     """Checks and plan shared by the streamed reductions."""
-    from ._api import _time_axis
-    from ._validation import check_length
 
     _check_grid_keywords(func, grid_kw)
     time_chunk = _check_count(time_chunk, "time_chunk", "samples per block, e.g. time_chunk=250_000")
     roi_chunk = _check_count(roi_chunk, "roi_chunk", "rois per block, e.g. roi_chunk=64")
     x, squeeze = _as_roi_time(signals)
-    _, dt, _, _ = _time_axis(x, dt)
+    _, dt, _, _ = time_axis(x, dt)
     p = get_preset(grid_kw.get("preset", "pycwt"))
     n_rois, n = x.shape
     grid = make_grid(n, dt, **grid_kw)
@@ -464,7 +452,7 @@ def _prepare(func: str, signals: Any, dt: float | None, *, dtype: Any, tol: floa
     data = _signal_data(x, dtype, grid)
     plan = plan_chunks(n_rois, n, grid, dtype=dtype, tol=tol, time_chunk=time_chunk, roi_chunk=roi_chunk)
     _warn_if_oversized(func, plan, grid, n, dtype=dtype, tol=tol, requested=time_chunk, stacklevel=4)
-    data = data.rechunk({0: plan.roi_chunk, 1: _regular_chunks(n, plan.time_chunk, plan.halo)})
+    data = data.rechunk({0: plan.roi_chunk, 1: regular_chunks(n, plan.time_chunk, plan.halo)})
     if p.remove_mean:
         data = _demean(data)
     return x, squeeze, dt, p, grid, plan, data
@@ -706,7 +694,6 @@ def band_power(
 
 
 def _label_roi_period(x: xr.DataArray, grid: ScaleGrid, values: da.Array, name: str, long_name: str) -> xr.DataArray:
-    from ._api import grid_coords
 
     roi_dim = x.dims[0]
     coords: dict[str, Any] = dict(grid_coords(grid))

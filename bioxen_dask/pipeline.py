@@ -61,6 +61,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._stores import json_digest, jsonable
+from ._version import __version__
+
 __all__ = [
     "Pipeline",
     "PipelineError",
@@ -478,12 +481,9 @@ class Pipeline:
 
     def key(self) -> str:
         """Identity of what the pipeline computes (not where or how it runs)."""
-        from . import __version__
-
         desc = {"config": _identity(self.config), "fingerprint": self.facts.get("fingerprint"),
                 "reference_file": self.facts.get("reference_sha256"), "version": __version__}
-        blob = json.dumps(desc, sort_keys=True, default=str).encode()
-        return "sha256:" + hashlib.sha256(blob).hexdigest()
+        return json_digest(desc)
 
 
 def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -743,7 +743,7 @@ def scan_inputs(pipeline: Pipeline, *, progress: bool = False) -> dict[str, Any]
     if progress:
         from tqdm.dask import TqdmCallback
 
-        from .cluster import bar_options
+        from ._progress import bar_options
 
         bar = TqdmCallback(desc="reading the traces", delay=2.0, **bar_options())
     with dask.config.set(scheduler="threads"), bar:
@@ -773,15 +773,15 @@ def _load_reference_file(path: Path, fs: float | None = None) -> np.ndarray:
     """A reference trace from a ``.npy`` file (numbers only, never unpickled) or a one-column
     CSV/TSV table (:func:`bioxen_dask.io._ingest.read_table`); a table's time column, if any,
     must give the store's rate ``fs`` (when given)."""
-    from .io._ingest import _TABLE_SUFFIXES, _check_npy, _rate_from_timestamps, _rates_match, read_table
+    from .io._ingest import TABLE_SUFFIXES, check_npy, rate_from_timestamps, rates_match, read_table
 
-    if path.suffix.lower() in _TABLE_SUFFIXES:
+    if path.suffix.lower() in TABLE_SUFFIXES:
         try:
             values, names, times = read_table(path)
-            rate = None if times is None or fs is None else _rate_from_timestamps(times, f"the times of {path.name}")[0]
+            rate = None if times is None or fs is None else rate_from_timestamps(times, f"the times of {path.name}")[0]
         except ValueError as exc:
             raise PipelineError(f"pairs.reference_file: {exc}.") from None
-        if rate is not None and not _rates_match(rate, fs):
+        if rate is not None and not rates_match(rate, fs):
             raise PipelineError(f"pairs.reference_file: the time column of {path.name} gives {rate:.10g} Hz, the "
                                 f"input store {fs:.10g} Hz; resample the reference to the store's frames.")
         if values.shape[1] != 1:
@@ -797,7 +797,7 @@ def _load_reference_file(path: Path, fs: float | None = None) -> np.ndarray:
         raise PipelineError(f"pairs.reference_file: {path} is not a .npy file (no NumPy header) nor a CSV/TSV "
                             f"table by its suffix; a reference file is {_REFERENCE_FILES}.")
     try:
-        _check_npy(path)
+        check_npy(path)
         ref = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         raise PipelineError(f"pairs.reference_file: {exc}; bioxen-dask never unpickles files: a reference file is "
@@ -877,7 +877,7 @@ def _stored_config(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
 def _config_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """``section.key (stored X, now Y)`` for every key whose value differs."""
     old = _flat(stored)
-    new = _flat(json.loads(json.dumps(_jsonable(current), default=str)))
+    new = _flat(json.loads(json.dumps(jsonable(current, str))))
     return [f"{k} (stored {old.get(k)!r}, now {new.get(k)!r})" for k in sorted(set(old) | set(new))
             if old.get(k) != new.get(k)]
 
@@ -899,8 +899,6 @@ def run_differences(pipeline: Pipeline, attrs: Mapping[str, Any]) -> list[str]:
         One entry per difference, e.g. ``"grid.max_period (stored 12.0, now 20)"``; empty when
         the stored attributes do not tell.
     """
-    from . import __version__
-
     out = []
     stored = _stored_config(attrs)
     if stored is not None:
@@ -1065,22 +1063,12 @@ def build_dataset(pipeline: Pipeline, *, progress: bool = False) -> Any:
         device=c["device"] or ("gpu" if (cfg.get("cluster") or {}).get("kind") == "cuda" else "cpu"),
         method=c["method"],
     )
-    result.attrs["pipeline"] = json.dumps(_jsonable(cfg), sort_keys=True)
+    result.attrs["pipeline"] = json.dumps(jsonable(cfg), sort_keys=True)
     if pipeline.facts.get("reference_sha256"):
         result.attrs["reference_file_sha256"] = pipeline.facts["reference_sha256"]
     if pipeline.source:
         result.attrs["pipeline_file"] = pipeline.source
     return result
-
-
-def _jsonable(cfg: Any) -> Any:
-    if isinstance(cfg, Mapping):
-        return {k: _jsonable(v) for k, v in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return [_jsonable(v) for v in cfg]
-    if isinstance(cfg, np.ndarray):
-        return cfg.tolist()
-    return cfg
 
 
 def run_pipeline(pipeline: Pipeline, *, progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import numpy as np
 import pytest
 
@@ -9,15 +12,52 @@ from _cluster_fixtures import dask_subprocess_cluster, gateway_server  # noqa: F
 from bioxen_dask import sample_data
 
 
-def pytest_configure(config):
+#: A test compares against pycwt's numbers when it calls pycwt, or runs the pycwt engine.
+_PYCWT_USE = re.compile(r"""\bpycwt\.\w|importorskip\(["']pycwt["']\)|engine\s*=\s*["']pycwt["']""")
+#: Fixtures that start a Dask cluster in subprocesses, or a gateway server: the slow tier.
+_CLUSTER_FIXTURES = {"dask_subprocess_cluster", "gateway_server"}
+
+
+def _compares_with_pycwt(item: pytest.Item) -> bool:
+    if item.get_closest_marker("pycwt") is not None:
+        return True
+    if getattr(getattr(item, "callspec", None), "params", {}).get("engine") == "pycwt":
+        return True
+    function = getattr(item, "function", None)
+    if function is None:  # doctests
+        return False
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):  # pragma: no cover - a function without source
+        return False
+    return _PYCWT_USE.search(source) is not None
+
+
+def pytest_report_header(config) -> str:
+    from bioxen_dask.bench import pycwt_fft_mode
+
+    return f"pycwt FFT: {pycwt_fft_mode()}"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
     """pycwt is the reference only as its default install computes: with pyFFTW importable it
-    drops its power-of-two padding (other coefficients), and every comparison would fail."""
+    drops its power-of-two padding (other coefficients), so the comparisons against it are
+    skipped (every other test runs). Tests on subprocess clusters or a gateway server are
+    ``slow`` (``pytest -m "not slow"`` leaves them out; the default run has them)."""
     from bioxen_dask.bench import pycwt_fft_mode
 
     mode = pycwt_fft_mode()
+    skip = None
     if mode.startswith("pyFFTW"):
-        raise pytest.UsageError(f"pycwt uses {mode}. The tests compare against pycwt's default numbers; "
-                                "uninstall pyFFTW from this environment (pip uninstall pyFFTW).")
+        skip = pytest.mark.skip(reason=f"pycwt uses {mode}; the comparisons against pycwt need its default FFT "
+                                       "(pip uninstall pyFFTW)")
+    for item in items:
+        if _CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        if _compares_with_pycwt(item):
+            item.add_marker(pytest.mark.pycwt)
+            if skip is not None:
+                item.add_marker(skip)
 
 
 @pytest.fixture
@@ -33,31 +73,3 @@ def nino3():
 @pytest.fixture(scope="session")
 def ao_baltic():
     return sample_data.load_ao_baltic()
-
-
-def lagged_traces(n: int, n_rois: int, lags: list[float], seed: int, dt: float, period: float = 3.0):
-    """``(x, ref)``: ``n_rois`` AR(1) (g = 0.6) traces of ``n`` samples, the first ``len(lags)``
-    plus a sine of ``period`` delayed by ``lags`` seconds, and that sine plus noise as the
-    reference."""
-    from scipy.signal import lfilter
-
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) * dt
-    x = lfilter([1.0], [1.0, -0.6], rng.standard_normal((n_rois, n)), axis=-1)
-    x[: len(lags)] += np.sin(2 * np.pi * (t[None, :] - np.asarray(lags)[:, None]) / period)
-    ref = np.sin(2 * np.pi * t / period) + 0.5 * rng.standard_normal(n)
-    return x, ref
-
-
-def rel_err(a, b) -> float:
-    """max |a - b| / max |b| (global relative error)."""
-    a = np.asarray(a)
-    b = np.asarray(b)
-    return float(np.nanmax(np.abs(a - b)) / np.nanmax(np.abs(b)))
-
-
-def phase_err(a, b, weight) -> float:
-    """Largest wrapped phase difference where ``weight`` is above 1e-6 of its maximum."""
-    d = np.angle(np.exp(1j * (np.asarray(a) - np.asarray(b))))
-    w = np.abs(weight)
-    return float(np.abs(d[w > 1e-6 * w.max()]).max())

@@ -86,3 +86,17 @@ def test_wavelet_transform_many_signals_and_dataarray(nino3):
     single = wavelet_transform(sst[::-1], dt=dt)
     np.testing.assert_allclose(W.sel(roi=9).values, single.values, rtol=0, atol=1e-5 * float(abs(single).max()))
     assert "coi" in W.coords and W.coi.dims == ("time",)
+
+
+def test_wavelet_transform_reads_dt_by_the_rule_coherence_uses(rng):
+    """One rule for dt from a DataArray (``_labels.dt_of``): a given dt must agree with the time
+    coordinate or the fs attr; with neither, dt= is needed."""
+    x = rng.standard_normal(256)
+    on_time = xr.DataArray(x, dims="time", coords={"time": np.arange(256) * 0.5})
+    assert wavelet_transform(on_time, dt=0.5).attrs["dt"] == 0.5
+    with pytest.raises(ValueError, match="contradicts the signals' time coordinate"):
+        wavelet_transform(on_time, dt=0.25)
+    with pytest.raises(ValueError, match="contradicts the signals' fs attribute"):
+        wavelet_transform(xr.DataArray(x, dims="time", attrs={"fs": 4.0}), dt=0.5)
+    with pytest.raises(ValueError, match="cannot be read from the signals.*pass dt=\\.$"):
+        wavelet_transform(xr.DataArray(x, dims="time"))

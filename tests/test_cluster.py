@@ -23,10 +23,12 @@ import dask.array as da
 import numpy as np
 import pytest
 
-import bioxen_dask._cluster_jobqueue
 from _cluster_fixtures import free_port  # the cluster fixtures come from conftest.py
 
 from bioxen_dask import cluster as bc
+from bioxen_dask.cluster._client import jupyterhub_link_template
+from bioxen_dask.cluster._gateway import _close_gateway_client
+from bioxen_dask.cluster._jobqueue import _walltime_seconds
 from bioxen_dask.cluster import (
     CLUSTER_KINDS,
     ClusterConfig,
@@ -231,6 +233,7 @@ def test_connect_rejects_other_types():
 # =========================================================================== local
 
 
+@pytest.mark.slow  # starts a cluster
 def test_local_cluster_computes_binds_loopback_and_closes():
     import psutil
 
@@ -297,9 +300,9 @@ def test_dashboard_link_under_jupyterhub(monkeypatch):
 
 def test_dashboard_link_prefix_without_trailing_slash(monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/{bob}")
-    assert bc._jupyterhub_link_template().format(port=8787) == "/user/{bob}/proxy/8787/status"
+    assert jupyterhub_link_template().format(port=8787) == "/user/{bob}/proxy/8787/status"
     monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX")
-    assert bc._jupyterhub_link_template() is None
+    assert jupyterhub_link_template() is None
 
 
 # =========================================================================== address
@@ -430,7 +433,7 @@ def test_a_walltime_override_moves_the_worker_lifetime_with_it(no_submission, wa
     text = script(walltime=walltime)
     assert f"--lifetime {lifetime} --lifetime-stagger 4m" in text
     seconds = dask.utils.parse_timedelta(lifetime) + dask.utils.parse_timedelta("4m")
-    assert seconds < bioxen_dask._cluster_jobqueue._walltime_seconds(walltime)
+    assert seconds < _walltime_seconds(walltime)
     explicit = script(walltime=walltime, **{"worker-extra-args": ["--lifetime", "30m"]})
     assert "--lifetime 30m" in explicit and "--lifetime-stagger" not in explicit
 
@@ -545,6 +548,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow  # starts a cluster
 def test_slurm_round_trip_through_fake_sbatch(tmp_path, monkeypatch):
     """connect(kind='slurm'): submit a job, the worker joins, compute, cancel on exit."""
     from dask_jobqueue.slurm import SLURMJob
@@ -624,7 +628,7 @@ def test_gateway_cluster_computes_and_shuts_down(gateway_server):
             time.sleep(0.2)
         assert gateway.list_clusters() == []  # running/pending clusters only
     finally:
-        bc._close_gateway_client(gateway)
+        _close_gateway_client(gateway)
 
 
 def test_gateway_rejects_unknown_cluster_option(gateway_server):
@@ -726,6 +730,7 @@ def _gpu_available() -> bool:
         return False
 
 
+@pytest.mark.slow  # starts a cluster
 @pytest.mark.gpu
 @pytest.mark.skipif(not _gpu_available(), reason="needs CuPy, dask-cuda and a CUDA device")
 def test_local_cuda_cluster_runs_cupy_blocks():

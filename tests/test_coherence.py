@@ -13,7 +13,7 @@ from scipy.signal import lfilter
 
 from bioxen_dask import wavelet_coherence
 from bioxen_dask.coherence import LAG_CONVENTION, coherence, pair_table, period_grid
-from conftest import lagged_traces
+from _helpers import lagged_traces
 
 DT = 0.1
 N = 1500

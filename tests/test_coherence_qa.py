@@ -15,7 +15,7 @@ import xarray as xr
 
 from bioxen_dask import wavelet_coherence
 from bioxen_dask.coherence import coherence, period_grid
-from conftest import lagged_traces
+from _helpers import lagged_traces
 
 DT = 0.1
 N = 1000

@@ -7,7 +7,7 @@ import pycwt
 import pytest
 
 from bioxen_dask import compat
-from conftest import phase_err, rel_err
+from _helpers import phase_err, rel_err
 
 LENGTHS = [100, 128, 1000, 1024, 3001]
 

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 
 from _cluster_fixtures import gateway_server  # noqa: F401  (pytest fixture)
-from bioxen_dask import cluster as bc
+from bioxen_dask.cluster._gateway import _close_gateway_client
 from bioxen_dask.cli import main
 from bioxen_dask.datasets import open_result
 from bioxen_dask.io import write_synthetic
+
+pytestmark = pytest.mark.slow  # the integration tier: pytest -m "not slow" leaves it out
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = str(REPO / "pipelines" / "small_test.yaml")
@@ -57,7 +59,7 @@ def _running_clusters(server):
             clusters = gateway.list_clusters()
         return clusters
     finally:
-        bc._close_gateway_client(gateway)
+        _close_gateway_client(gateway)
 
 
 def test_pipeline_on_gateway_equals_local_cluster(tiny_store, tmp_path, capsys, monkeypatch,

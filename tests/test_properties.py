@@ -202,12 +202,12 @@ def test_gap_helpers_match_their_definitions(n, seed, density, max_gap):
 def test_interpolated_gaps_chunked_equal_unchunked(case, seed, offsets):
     """Filling (overlap of max_gap + 1) and masking (halo) are exact across time blocks: gaps are
     planted across and around the block boundaries, where a wrong overlap would show."""
-    from bioxen_dask.graph import _regular_chunks, plan_chunks
+    from bioxen_dask.graph import plan_chunks, regular_chunks
 
     dt, lo, hi, dj, n, time_chunk, mode = case
     grid = period_grid(n, dt, min_period=lo, max_period=hi, dj=dj)
     halo = grid.halo(smoothing=True)
-    t_chunks = _regular_chunks(n, plan_chunks(1, n, grid, dtype="float64", smoothing=True,
+    t_chunks = regular_chunks(n, plan_chunks(1, n, grid, dtype="float64", smoothing=True,
                                               time_chunk=time_chunk).time_chunk, min_last=halo)
     bounds = np.cumsum(t_chunks)[:-1]
     rng = np.random.default_rng(seed)

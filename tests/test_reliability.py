@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import pickle
 import re
@@ -26,6 +25,7 @@ import xarray as xr
 import zarr
 
 from _cluster_fixtures import free_port
+from _helpers import assert_same_result, tree_digest
 from bioxen_dask import kernels
 from bioxen_dask.cli import main
 from bioxen_dask.cluster import ClusterConfig, ClusterConnectionError, connect, dashboard_link
@@ -40,24 +40,6 @@ FS = 30.0
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under ``root`` (plus folders, as '<dir>')."""
-    out = {}
-    for f in sorted(root.rglob("*")):
-        rel = f.relative_to(root).as_posix()
-        out[rel] = hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else "<dir>"
-    return out
-
-
-def assert_same_result(a: xr.Dataset, b: xr.Dataset) -> None:
-    """Bit-identical data, coordinates and attributes, except the attribute recording the
-    pipeline itself (which names the output path)."""
-    a, b = a.compute(), b.compute()
-    for ds in (a, b):
-        ds.attrs.pop("pipeline", None)
-    xr.testing.assert_identical(a, b)
 
 
 def config(store, tmp_path: Path, **sets) -> dict:
@@ -614,6 +596,7 @@ def _listening(pids: set[int]) -> list[tuple[str, int]]:
     return out
 
 
+@pytest.mark.slow  # starts a cluster
 def test_cli_cluster_listens_on_loopback_only():
     import os
 

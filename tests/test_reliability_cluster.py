@@ -25,12 +25,14 @@ from pathlib import Path
 import pytest
 
 from _cluster_fixtures import START_TIMEOUT, dask_command, subprocess_env
+from _helpers import assert_same_result, tree_digest
 from bioxen_dask.cli import main
 from bioxen_dask.cluster import ClusterConfig, connect
 from bioxen_dask.datasets import IncompleteResultError, open_result, result_status
 from bioxen_dask.io import write_synthetic
 from bioxen_dask.pipeline import load_pipeline, run_pipeline
-from test_reliability import assert_same_result, tree_digest
+
+pytestmark = pytest.mark.slow  # the integration tier: pytest -m "not slow" leaves it out
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "pipelines" / "small_test.yaml"

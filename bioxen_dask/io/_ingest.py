@@ -24,7 +24,7 @@ import numpy as np
 
 from ._blocks import BlockReader, array_reader
 from ._dff import dff_description, dff_reader, dff_window_frames
-from ._store import SignalsWriter, check_output, is_signals_store, nonfinite_error, validate_fs
+from ._store import SignalsWriter, check_store_output, is_signals_store, nonfinite_error, validate_fs
 
 __all__ = ["FORMATS", "detect_format", "ingest"]
 
@@ -44,7 +44,7 @@ _NAN_HINT = (
     "nan_policy='zero' to replace them with 0 (recorded in the store's preprocessing)"
 )
 #: What ingest does with NaN/inf samples of the source.
-NAN_POLICIES = ("raise", "zero", "keep")
+INGEST_NAN_POLICIES = ("raise", "zero", "keep")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ def _import_optional(name: str) -> Any:
         ) from None
 
 
-def _rates_match(a: float, b: float) -> bool:
+def rates_match(a: float, b: float) -> bool:
+    """Whether two sampling rates agree to :data:`RATE_RTOL`."""
     return abs(a - b) <= RATE_RTOL * max(abs(a), abs(b))
 
 
@@ -97,14 +98,14 @@ def resolve_rate(given: float | None, found: list[tuple[str, float]], missing: s
     """
     rates = [(where, validate_fs(value, what=f"the sampling rate in {where}")) for where, value in found]
     for where, value in rates[1:]:
-        if not _rates_match(value, rates[0][1]):
+        if not rates_match(value, rates[0][1]):
             raise ValueError(
                 f"sampling rates disagree: {rates[0][1]:.10g} Hz in {rates[0][0]} vs {value:.10g} Hz in {where}; "
                 "fix the source files"
             )
     if given is not None:
         for where, value in rates:
-            if not _rates_match(given, value):
+            if not rates_match(given, value):
                 raise ValueError(
                     f"fs={given:.10g} Hz disagrees with {value:.10g} Hz in {where}; pass the matching fs "
                     "or omit fs= to use the file's rate"
@@ -128,14 +129,14 @@ def _load_npy(path: Path, missing_hint: str) -> np.ndarray:
     """Memory-map a ``.npy`` file; never unpickles."""
     if not path.is_file():
         raise FileNotFoundError(f"{path.name} not found in {path.parent}; {missing_hint}")
-    _check_npy(path)
+    check_npy(path)
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as err:  # a header _check_npy accepted but NumPy does not: still not usable
+    except ValueError as err:  # a header check_npy accepted but NumPy does not: still not usable
         raise ValueError(f"{path} is not a valid .npy file ({err}); save the traces again with numpy.save") from err
 
 
-def _check_npy(path: Path) -> None:
+def check_npy(path: Path) -> None:
     """Raise a clear error unless ``path`` is a complete ``.npy`` file of a plain (non-object) dtype.
 
     Reads only the header: tells a pickle (or an object array) from a truncated or
@@ -353,7 +354,7 @@ def _read_suite2p(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
 # ----------------------------------------------------------------------------- NWB
 
 
-def _rate_from_timestamps(ts: Any, where: str) -> tuple[float, float]:
+def rate_from_timestamps(ts: Any, where: str) -> tuple[float, float]:
     """``(fs, t0)`` from NWB timestamps, read in slices; refuses irregular sampling."""
     n = ts.shape[0]
     if n < 2:
@@ -411,7 +412,7 @@ def _read_nwb(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
     elif series.timestamps is not None:
         if len(series.timestamps) != n_frames:
             raise ValueError(f"{path} has {len(series.timestamps)} timestamps for {n_frames} frames")
-        fs_ts, t0 = _rate_from_timestamps(series.timestamps, f"{path} timestamps")
+        fs_ts, t0 = rate_from_timestamps(series.timestamps, f"{path} timestamps")
         found = [(f"{path} timestamps", fs_ts)]
     else:
         found, t0 = [], 0.0
@@ -613,7 +614,7 @@ def _read_zarr(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
 # ----------------------------------------------------------------------------- CSV / TSV
 
 #: Suffixes read as delimited text (``format="csv"``), and their delimiter (None: sniffed).
-_TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
 #: Header names of a time column (seconds): the rate comes from it, it is not a roi.
 TIME_COLUMNS = ("time", "t", "time_s", "seconds", "timestamp", "timestamps")
 #: Header names of a frame-number column: dropped (neither a roi nor a rate).
@@ -643,7 +644,7 @@ def read_table(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | No
     import csv
 
     src = Path(path)
-    delimiter = _TABLE_SUFFIXES.get(src.suffix.lower(), ",")
+    delimiter = TABLE_SUFFIXES.get(src.suffix.lower(), ",")
     with open(src, newline="", encoding="utf-8-sig") as f:
         text = f.read()
     if delimiter is None:
@@ -696,7 +697,7 @@ def _read_csv(source: Path, opt: _Options, stack: ExitStack) -> _Opened:
     found = []
     t0 = 0.0
     if times is not None:
-        rate, t0 = _rate_from_timestamps(times, f"the time column of {source.name}")
+        rate, t0 = rate_from_timestamps(times, f"the time column of {source.name}")
         found.append((f"the time column of {source.name}", rate))
     fs, fs_from = resolve_rate(opt.fs, found, f"csv sources carry no sampling rate (no time column: "
                                f"{', '.join(TIME_COLUMNS[:3])}, ...); {_FS_HINT}")
@@ -773,7 +774,7 @@ def detect_format(source: str | os.PathLike[str]) -> str:
         return "npy"
     if suffix == ".nwb":
         return "nwb"
-    if suffix in _TABLE_SUFFIXES and suffix != ".txt":  # .txt: anything; format="csv" says it is a table
+    if suffix in TABLE_SUFFIXES and suffix != ".txt":  # .txt: anything; format="csv" says it is a table
         return "csv"
     if suffix in _HDF5_SUFFIXES or _import_optional("h5py").is_hdf5(str(path)):
         return _hdf5_flavour(path)
@@ -902,11 +903,11 @@ def ingest(
     if not src.exists():
         raise FileNotFoundError(f"source {src} does not exist")
     _check_paths(src, dst)
-    check_output(dst, overwrite)
+    check_store_output(dst, overwrite)
     if fs is not None:
         fs = validate_fs(fs)
-    if nan_policy not in NAN_POLICIES:
-        raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got {nan_policy!r}")
+    if nan_policy not in INGEST_NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {list(INGEST_NAN_POLICIES)}, got {nan_policy!r}")
     if nan_policy == "keep" and dff:
         raise ValueError("nan_policy='keep' cannot be combined with dff=True (the running baseline needs "
                          "every sample); fill the gaps first or use nan_policy='zero'")

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shutil
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +35,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from .._stores import consolidate, jsonable
+from .._version import __version__
 from ._blocks import BlockReader, array_reader, first_nonfinite
 
 __all__ = [
@@ -181,32 +182,6 @@ def _roi_variables(variables: Mapping[str, Any] | None, n_rois: int) -> dict[str
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain-JSON copy of ``value`` (NumPy scalars/arrays become Python numbers/lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    raise TypeError(f"attribute value {value!r} ({type(value).__name__}) is not JSON-serialisable")
-
-
-def _package_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("bioxen-dask")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def store_attrs(
     *,
     fs: float,
@@ -229,8 +204,8 @@ def store_attrs(
         "source": "" if source is None else str(source),
         "source_format": str(source_format),
         "preprocessing": steps,
-        "created_by": f"bioxen-dask {_package_version()}",
-        **_jsonable(dict(attrs or {})),
+        "created_by": f"bioxen-dask {__version__}",
+        **jsonable(dict(attrs or {})),
     }
 
 
@@ -288,7 +263,7 @@ def is_signals_store(path: Path) -> bool:
     return attrs.get(KIND_ATTR) == "signals"
 
 
-def check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
+def check_store_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
     """Raise unless ``path`` is free, or is a signals store (or empty folder) and ``overwrite``."""
     out = Path(path)
     if out.exists() or out.is_symlink():
@@ -306,16 +281,10 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
 
 
 def _prepare_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
-    out = check_output(path, overwrite)
+    out = check_store_output(path, overwrite)
     if out.exists():
         shutil.rmtree(out)
     return out
-
-
-def _consolidate(path: Path) -> None:
-    with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec"
-        warnings.simplefilter("ignore", category=UserWarning)
-        zarr.consolidate_metadata(str(path))
 
 
 def nonfinite_error(block: np.ndarray, roi: np.ndarray, r0: int, t0: int, fs: float,
@@ -578,7 +547,7 @@ class SignalsWriter:
                 "the store stays marked incomplete"
             )
         zarr.open_group(str(self.path), mode="r+").attrs[MISSING_ATTR] = int(self.missing_samples)
-        _consolidate(self.path)
+        consolidate(self.path)
         group = zarr.open_group(str(self.path), mode="r+", use_consolidated=True)
         group.attrs[COMPLETE_ATTR] = True  # the very last write
         self._closed = True

@@ -48,13 +48,14 @@ from ._plan import Band
 from ._smooth import _gaussian_filters, scale_matrix
 from ._smooth import scale_kernel as _scale_kernel_weights
 
-__all__ = ["MultirateCoherence", "RecordShare", "ReferenceCache", "coherence_plan", "multirate_coherence", "BOUNDARIES"]
+__all__ = ["MultirateCoherence", "RecordShare", "ReferenceCache", "coherence_plan", "multirate_coherence",
+           "MULTIRATE_MAP_BOUNDARIES"]
 
 #: Smallest spectral tolerance used: the maps are float32, and tighter truncations change
 #: nothing in them but the cost (1e-10, the kernels' default, is ~10% slower at 18,000 samples).
 _MIN_TOL = 1e-8
 #: Boundaries the multirate maps support (``valid``: ``linear`` with the edges masked).
-BOUNDARIES = ("linear", "valid")
+MULTIRATE_MAP_BOUNDARIES = ("linear", "valid")
 #: Interpolation taps (low-rate samples) for the smoothed spectra and for the cross spectrum.
 _TAPS_SMOOTHED, _TAPS_CROSS = 8, 12
 #: Largest fraction of the decimated Nyquist band the interpolated signals may occupy.
@@ -630,9 +631,9 @@ def multirate_coherence(
     >>> round(float(R2[j, 2000]), 3), round(float(ph[j, 2000]), 2)  # x leads by 1 s: 2*pi/5 rad
     (1.0, 1.26)
     """
-    if str(boundary).lower() not in BOUNDARIES:
-        raise ValueError(f"method='multirate' supports boundary {list(BOUNDARIES)}, not {boundary!r}; use "
-                         "method='exact'.")
+    if str(boundary).lower() not in MULTIRATE_MAP_BOUNDARIES:
+        raise ValueError(f"method='multirate' supports boundary {list(MULTIRATE_MAP_BOUNDARIES)}, not "
+                         f"{boundary!r}; use method='exact'.")
     a, b = np.asarray(x1), np.asarray(x2)
     if a.ndim != 1 or a.shape != b.shape or a.size < 2:
         raise ValueError(f"x1 and x2 must be 1-D records of the same length, got shapes {a.shape} and {b.shape}.")

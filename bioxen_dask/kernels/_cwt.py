@@ -614,12 +614,15 @@ def _trimmed_product(dst: Any, spec: Any, start: int, vals: Any, nfft: int, xp) 
         dst[..., stop - nfft : start] = 0
 
 
-def mask_edges(values: Any, supports: np.ndarray, xp) -> Any:
-    """Set NaN, per scale (axis -2), the first and last ``supports[j]`` samples (in place)."""
+def mask_edges(values: Any, supports: np.ndarray, xp, *, start: bool = True, end: bool = True) -> Any:
+    """Set NaN, per scale (axis -2), the first (``start``) and last (``end``) ``supports[j]``
+    samples (in place)."""
     n = values.shape[-1]
     for j, h in enumerate(np.asarray(supports)):
         h = int(min(h, n))
-        values[..., j, :h] = np.nan
-        values[..., j, n - h :] = np.nan
+        if start:
+            values[..., j, :h] = np.nan
+        if end:
+            values[..., j, n - h :] = np.nan
     return values
 

@@ -16,18 +16,18 @@ from ._montecarlo import (
     NBINS,
     MonteCarloSpec,
     SignificanceResult,
-    _check_count,
-    _levels_array,
-    _result,
-    _topk_size,
+    check_mc_count,
+    levels_array,
+    make_result,
     surrogate_length,
+    topk_size,
 )
 from ._multirate import DEFAULT_INTERIOR
 from ._surrogates import AR1Null, NullModel, as_seed_sequence
 
 __all__ = ["surrogate_significance", "ar1_thresholds", "make_spec"]
 
-_MULTIRATE_BOUNDARIES = ("pycwt", "linear")
+_MULTIRATE_NULL_BOUNDARIES = ("pycwt", "linear")
 
 _SHARED_DOC = """
     mc_count : int
@@ -96,8 +96,8 @@ def make_spec(
         raise TypeError(f"grid must be a ScaleGrid (see bioxen_dask.grid.make_grid), got {type(grid).__name__}.")
     if not isinstance(null, NullModel):
         raise TypeError(f"null must be a NullModel (AR1Null, FourierNull, IAAFTNull), got {type(null).__name__}.")
-    mc = _check_count(mc_count)
-    lv = _levels_array(levels)
+    mc = check_mc_count(mc_count)
+    lv = levels_array(levels)
     try:
         own_length = null.n_samples
     except ValueError:  # AR(1) without a length
@@ -140,7 +140,7 @@ def make_spec(
     dtype = str(np.dtype(dtype))
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
-    multirate_ok = not needs_fields and str(boundary).lower() in _MULTIRATE_BOUNDARIES and null.stationary
+    multirate_ok = not needs_fields and str(boundary).lower() in _MULTIRATE_NULL_BOUNDARIES and null.stationary
     if engine == "auto":
         engine = "multirate" if multirate_ok else "exact"
     elif engine == "multirate" and not multirate_ok:
@@ -153,7 +153,7 @@ def make_spec(
         scale_kernel=str(scale_kernel).lower(), boundary=str(boundary).lower(), dtype=dtype,
         remove_mean=bool(remove_mean), tol=float(tol), nbins=int(nbins),
         interior=None if interior is None else int(interior),
-        topk=_topk_size(mc, lv) if pointwise else 0, time_averaged=bool(time_averaged), pooled=bool(pooled),
+        topk=topk_size(mc, lv) if pointwise else 0, time_averaged=bool(time_averaged), pooled=bool(pooled),
         cwt_engine=cwt_engine,
     )
     if engine == "multirate" and remove_mean and spec.plan().dc_in_band:
@@ -284,7 +284,7 @@ def surrogate_significance(
     mc = int(mc_count)
     bs = default_batch_size(spec, mc) if batch_size is None else whole_number(batch_size, "batch_size")
     (merged,) = run_specs([(spec, mc, bs)], scheduler=scheduler, progress=progress)
-    return _result(spec, merged, _levels_array(levels), mc, _attrs(spec, mc, bs))
+    return make_result(spec, merged, levels_array(levels), mc, _attrs(spec, mc, bs))
 
 
 surrogate_significance.__doc__ = surrogate_significance.__doc__.replace("    {shared}", _SHARED_DOC.strip("\n"))

@@ -67,7 +67,7 @@ def _as_client(scheduler: Any):
     """The distributed client to use, or None for a local Dask scheduler."""
     if scheduler is not None:
         return scheduler if hasattr(scheduler, "submit") and hasattr(scheduler, "gather") else None
-    from ..cluster import active_client
+    from .._progress import active_client
 
     return active_client()
 
@@ -82,7 +82,7 @@ class _TqdmCallback(Callback):
     def _start(self, dsk):
         from tqdm.auto import tqdm
 
-        from ..cluster import bar_options
+        from .._progress import bar_options
 
         self._bar = tqdm(total=self._total, desc=self._desc, unit="batch", **bar_options())
 
@@ -120,7 +120,7 @@ def run_specs(
     if client is not None:
         futures = client.compute(roots)
         if progress:
-            from ..cluster import cluster_progress
+            from .._progress import cluster_progress
 
             cluster_progress(futures)
         return list(client.gather(futures))

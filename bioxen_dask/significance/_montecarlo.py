@@ -45,13 +45,17 @@ __all__ = [
     "MonteCarloSpec",
     "Partial",
     "SignificanceResult",
+    "check_mc_count",
+    "levels_array",
     "levels_from_histograms",
+    "make_result",
     "merge_partials",
     "outside_coi_mask",
     "pointwise_levels",
     "pvalues_from_null",
     "surrogate_length",
     "time_averaged_coherence",
+    "topk_size",
 ]
 
 #: Histogram bins on [0, 1] (pycwt's 1000); coherence 1.0 falls in the last bin.
@@ -125,7 +129,7 @@ def time_averaged_coherence(R2: Any, grid: ScaleGrid) -> np.ndarray:
         return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
-def _levels_array(levels: float | Iterable[float]) -> np.ndarray:
+def levels_array(levels: float | Iterable[float]) -> np.ndarray:
     try:
         lv = np.atleast_1d(np.asarray(levels if np.ndim(levels) else [levels], dtype=float))
     except (TypeError, ValueError):
@@ -157,7 +161,7 @@ def levels_from_histograms(counts: np.ndarray, levels: float | Iterable[float]) 
     >>> levels_from_histograms(h, [0.5]).round(3).tolist()
     [[0.5]]
     """
-    lv = _levels_array(levels)
+    lv = levels_array(levels)
     counts = np.asarray(counts)
     n_scales, nbins = counts.shape
     centres = (np.arange(nbins) + 0.5) / nbins
@@ -172,7 +176,7 @@ def levels_from_histograms(counts: np.ndarray, levels: float | Iterable[float]) 
     return out
 
 
-def _topk_size(mc_count: int, levels: np.ndarray) -> int:
+def topk_size(mc_count: int, levels: np.ndarray) -> int:
     """Largest values per point needed to read every level (Hazen positions, as pycwt)."""
     lo = int(math.floor(float(levels.min()) * mc_count + 0.5))
     return int(min(mc_count, max(1, mc_count - lo + 1)))
@@ -196,7 +200,7 @@ def pointwise_levels(topk: np.ndarray, mc_count: int, levels: float | Iterable[f
     -------
     ndarray, shape ``(len(levels), ...)``; NaN where a needed value is missing.
     """
-    lv = _levels_array(levels)
+    lv = levels_array(levels)
     m = int(mc_count)
     k = topk.shape[0]
     desc = -np.sort(-np.asarray(topk, dtype=np.float64), axis=0)  # descending
@@ -600,8 +604,9 @@ class SignificanceResult:
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def _result(spec: MonteCarloSpec, merged: Partial, levels: np.ndarray, mc_count: int,
-            attrs: dict[str, Any]) -> SignificanceResult:
+def make_result(spec: MonteCarloSpec, merged: Partial, levels: np.ndarray, mc_count: int,
+                attrs: dict[str, Any]) -> SignificanceResult:
+    """The :class:`SignificanceResult` of ``spec`` from its merged partials."""
     histogram = thresholds = pointwise = null_means = None
     if merged.counts is not None:
         histogram = (merged.counts * spec.class_weights()[:, :, None]).sum(axis=1)
@@ -614,5 +619,6 @@ def _result(spec: MonteCarloSpec, merged: Partial, levels: np.ndarray, mc_count:
     return SignificanceResult(levels, thresholds, histogram, pointwise, null_means, spec.grid, attrs)
 
 
-def _check_count(mc_count: Any) -> int:
+def check_mc_count(mc_count: Any) -> int:
+    """``mc_count`` as a positive whole number (a clear error otherwise)."""
     return whole_number(mc_count, "mc_count")

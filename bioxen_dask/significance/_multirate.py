@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from ..grid import ScaleGrid
+from ..grid import DEFAULT_TOL, ScaleGrid
 from ..kernels import scale_kernel as _scale_kernel_weights
 from ..kernels._multirate import Group, build_group, decimations, gauss_halfwidth, pow2_floor, smoothed_spectra, transform
 from ..kernels._coherence import coherence_ratio
@@ -70,7 +70,7 @@ N_CLASSES = 3
 #: Default stationary interior per surrogate, in units of the largest scale of a band.
 DEFAULT_INTERIOR = 512
 #: Relative spectral tolerance: wavelet and Gaussian spectra below ``tol * peak`` are dropped.
-DEFAULT_TOL = 1e-6
+SPECTRAL_TOL = 1e-6
 
 
 #: Largest (rows x decimated length) block transformed at once, per signal (cache-sized pieces).
@@ -147,7 +147,7 @@ class MultiratePlan:
         scale_kernel: str = "pycwt",
         nbins: int = 1000,
         interior: int | None = DEFAULT_INTERIOR,
-        tol: float = DEFAULT_TOL,
+        tol: float = SPECTRAL_TOL,
         out_per_scale: float = 4.0,
         band_octaves: float = 1.0,
     ) -> None:
@@ -445,7 +445,6 @@ def broadband_scales(grid: ScaleGrid) -> int:
     ``linear`` boundary samples them in time, and there the two give different coherence
     distributions (its thresholds came out too high: 1.8-3.3% false positives for AR(1)
     noise at periods of 2-2.8 dt, ``tests/test_significance_calibration.py``)."""
-    from ..grid import DEFAULT_TOL
     from ..kernels._multirate import mother_band
 
     u_hi = mother_band(grid.wavelet, DEFAULT_TOL)[1]
@@ -464,7 +463,7 @@ def multirate_plan(
     scale_kernel: str = "pycwt",
     nbins: int = 1000,
     interior: int | None = DEFAULT_INTERIOR,
-    tol: float = DEFAULT_TOL,
+    tol: float = SPECTRAL_TOL,
 ) -> MultiratePlan:
     """Cached :class:`MultiratePlan` (built once per process and configuration, thread-safe)."""
     with _PLAN_LOCK:

@@ -317,18 +317,3 @@ class IAAFTNull(FourierNull):
     def describe(self) -> dict[str, Any]:
         return {"method": "iaaft", "n": self.n_samples, "n_iter": int(self.n_iter),
                 "data": _digest(self.x1, self.x2)}
-
-
-def null_from(method: str, *, g1: float | None = None, g2: float | None = None,
-              x1: Any = None, x2: Any = None, **kwargs: Any) -> NullModel:
-    """Build a null model by name (``"ar1"``, ``"fourier"``, ``"iaaft"``)."""
-    m = str(method).lower()
-    if m == "ar1":
-        if g1 is None or g2 is None:
-            raise ValueError("method='ar1' needs the AR(1) coefficients g1 and g2.")
-        return AR1Null(g1, g2, **kwargs)
-    if m in ("fourier", "iaaft"):
-        if x1 is None or x2 is None:
-            raise ValueError(f"method={m!r} needs the two traces x1 and x2.")
-        return FourierNull(x1, x2) if m == "fourier" else IAAFTNull(x1, x2, **kwargs)
-    raise ValueError(f"unknown surrogate method {method!r}; choose 'ar1', 'fourier' or 'iaaft'.")

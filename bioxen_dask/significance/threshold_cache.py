@@ -59,7 +59,7 @@ import numpy as np
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ._api import make_spec
 from ._distributed import default_batch_size, run_specs
-from ._montecarlo import ENGINE_VERSION, _levels_array, levels_from_histograms
+from ._montecarlo import ENGINE_VERSION, levels_array, levels_from_histograms
 from ._surrogates import AR1Null, as_seed_sequence
 
 __all__ = [
@@ -384,7 +384,7 @@ def _thresholds_many(grid: ScaleGrid, *, g1: Any, g2: Any, levels: Any, mc_count
                      bucket_width: float | None, cache: Any, n_samples: int | None, batch_size: int | None,
                      scheduler: Any, progress: bool, **options: Any) -> np.ndarray:
     """:func:`ar1_thresholds_many` on one engine choice (``options`` as given)."""
-    lv = _levels_array(levels)
+    lv = levels_array(levels)
     store = _resolve_cache(cache)
     G1, G2 = np.broadcast_arrays(np.asarray(g1, dtype=float), np.asarray(g2, dtype=float))
     if bucket_width is None:

@@ -1,4 +1,4 @@
-"""dask-jobqueue plumbing for :mod:`bioxen_dask.cluster` (private).
+"""``kind='slurm'|'pbs'``: batch jobs through dask-jobqueue.
 
 Turns one section of a dask-jobqueue YAML file (``deploy/jobqueue.yaml``) plus
 per-run overrides into explicit ``SLURMCluster`` / ``PBSCluster`` keyword
@@ -10,17 +10,25 @@ behaviour).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
+import logging
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.utils
 import yaml
 from dask.utils import parse_timedelta
+
+from ._client import client_for, wait_for_workers
+from ._config import ClusterConfig, coerce_config, require_extra
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 __all__ = [
     "DEFAULT_JOBQUEUE_FILE",
@@ -28,11 +36,15 @@ __all__ = [
     "cluster_class",
     "jobqueue_kwargs",
     "load_jobqueue_section",
+    "job_script",
+    "start_jobqueue",
     "validated_items",
 ]
 
+logger = logging.getLogger("bioxen_dask.cluster")
+
 #: ``deploy/jobqueue.yaml`` of a source checkout (absent from an installed wheel).
-DEFAULT_JOBQUEUE_FILE = Path(__file__).resolve().parent.parent / "deploy" / "jobqueue.yaml"
+DEFAULT_JOBQUEUE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "jobqueue.yaml"
 
 #: Cluster kinds served by dask-jobqueue, and the class that serves each one.
 JOBQUEUE_KINDS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
@@ -47,15 +59,9 @@ _DEPRECATED = {
     "project": "account",
 }
 
+
 def _import_dask_jobqueue() -> Any:
-    try:
-        import dask_jobqueue
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise RuntimeError(
-            "cluster kind 'slurm'/'pbs' needs dask-jobqueue, which is not installed. "
-            "Fix: pip install 'bioxen-dask[cluster]' (or pip install dask-jobqueue)."
-        ) from exc
-    return dask_jobqueue
+    return require_extra("dask_jobqueue", "'slurm'/'pbs'")
 
 
 def cluster_class(kind: str) -> type:
@@ -325,3 +331,70 @@ def jobqueue_kwargs(
                 f"cluster.jobqueue.overrides.{required}."
             )
     return kwargs
+
+
+def _build_jobqueue_cluster(config: ClusterConfig) -> Any:
+    """The dask-jobqueue cluster object, with no job submitted."""
+    options = load_jobqueue_section(
+        config.kind,
+        config.jobqueue.config_file,
+        config.jobqueue.section,
+        config.jobqueue.overrides,
+    )
+    kwargs = jobqueue_kwargs(options, dashboard_address=config.dashboard_address)
+    cls = cluster_class(config.kind)
+    # n_workers=0: JobQueueCluster submits nothing until scale()/adapt().
+    return cls(n_workers=0, **kwargs)
+
+
+def start_jobqueue(config: ClusterConfig, stack: contextlib.ExitStack) -> Client:
+    cluster = stack.enter_context(_build_jobqueue_cluster(config))
+    jq = config.jobqueue
+    if jq.adapt_maximum_jobs is not None:
+        cluster.adapt(minimum_jobs=jq.scale, maximum_jobs=jq.adapt_maximum_jobs)
+    elif jq.scale:
+        cluster.scale(jobs=jq.scale)
+    logger.info("submitted %d %s job(s):\n%s", jq.scale, config.kind, cluster.job_script())
+    client = client_for(cluster, config, stack)
+    processes = getattr(cluster._dummy_job, "worker_processes", None) or 1
+    wait_for_workers(client, jq.scale * processes, config)
+    return client
+
+
+def job_script(config: ClusterConfig | Mapping[str, Any]) -> str:
+    """The batch script dask-jobqueue would submit for ``config``, submitting nothing.
+
+    Builds the ``SLURMCluster``/``PBSCluster`` exactly as :func:`connect` does
+    (with no jobs), returns ``cluster.job_script()`` and closes the cluster.
+    Use it to check directives before spending allocation hours.
+
+    Parameters
+    ----------
+    config : ClusterConfig or mapping
+        ``kind`` must be ``'slurm'`` or ``'pbs'``.
+
+    Returns
+    -------
+    str
+        The job script, ``#SBATCH``/``#PBS`` header included.
+
+    Examples
+    --------
+    >>> cfg = {"kind": "slurm", "jobqueue": {"overrides": {"account": "lab"}}}
+    >>> print(job_script(cfg))  # doctest: +SKIP
+    #!/usr/bin/env bash
+    <BLANKLINE>
+    #SBATCH -J bioxen-dask
+    #SBATCH -A lab
+    ...
+    """
+    config = coerce_config(config)
+    if config.kind not in JOBQUEUE_KINDS:
+        raise ValueError(
+            f"job_script needs cluster kind 'slurm' or 'pbs', got {config.kind!r}."
+        )
+    cluster = _build_jobqueue_cluster(config)
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
