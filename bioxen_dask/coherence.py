@@ -494,14 +494,41 @@ def _multirate_pairs(
             last[int(ib[k])] = k
     shares: dict[int, Any] = {}
 
+    def record(row: int) -> np.ndarray:
+        v = ref if row < 0 else x[row]
+        return v - v.mean() if ctx.remove_mean else v  # as kernels.cwt(remove_mean=True)
+
+    fused = maps is None and dist is None  # reductions only: no full-rate map of any pair
+
     def share(row: int) -> Any:
         if row not in shares:
-            if row < 0:
-                v = ref - ref.mean() if ctx.remove_mean else ref
-            else:
-                v = x[row] - x[row].mean() if ctx.remove_mean else x[row]  # as kernels.cwt(remove_mean=True)
-            shares[row] = plan.share(v, workers=ctx.workers)
+            shares[row] = plan.share(record(row), workers=ctx.workers, with_cross=not fused)
         return shares[row]
+
+    if fused:
+        lo = left + ranges[:, 0]
+        hi = left + np.maximum(ranges[:, 0], ranges[:, 1])
+        rows, pos = np.unique(np.concatenate([ia, ib]), return_inverse=True)  # each record once
+        pos = pos.reshape(-1)
+        pa, pb = pos[: len(ia)], pos[len(ia) :]
+        ua, ka = np.unique(pa, return_inverse=True)
+        ub, kb = np.unique(pb, return_inverse=True)
+        z = plan.phasor_sums(np.stack([record(int(r)) for r in rows]), ua, ub, lo, hi)[ka.reshape(-1), kb.reshape(-1)]
+        sums[:, _SUM_COS] = z.real
+        sums[:, _SUM_SIN] = z.imag
+        sums[:, _N_OUT] = hi - lo
+        for k in range(len(ia)):
+            a, b = int(ia[k]), int(ib[k])
+            r2, nsig = plan.pair_sums(share(a), share(b), lo, hi, None if thr is None else thr[k],
+                                      workers=ctx.workers)
+            for r in {a, b}:
+                if r >= 0 and last[r] == k:
+                    del shares[r]
+            sums[k, _SUM_R2] = r2
+            if nsig is not None:
+                sums[k, _N_SIG] = nsig
+        _finish_sums(sums, thr)
+        return
 
     for k in range(len(ia)):
         a, b = int(ia[k]), int(ib[k])
