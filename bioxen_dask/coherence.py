@@ -502,7 +502,7 @@ def _multirate_pairs(
 
     def share(row: int) -> Any:
         if row not in shares:
-            shares[row] = plan.share(record(row), workers=ctx.workers, with_cross=not fused)
+            shares[row] = plan.share(record(row), workers=ctx.workers, sums_only=fused)
         return shares[row]
 
     if fused:

@@ -446,16 +446,18 @@ class MultirateCoherence:
         return total
 
     def share(self, x: np.ndarray, *, workers: int | None = None, with_cross: bool = True,
-              into: RecordShare | None = None) -> RecordShare:
+              into: RecordShare | None = None, sums_only: bool = False) -> RecordShare:
         """One record's share of every pair it belongs to (:class:`RecordShare`): its
         transforms and its smoothed scaled power, computed once. ``with_cross=False``: for
         pairs whose phase and cross spectrum are not asked for (the transforms are then kept
-        on the coarser grids only)."""
+        on the coarser grids only). ``sums_only``: for :meth:`pair_sums` alone: the transforms
+        are computed as for the cross spectrum (so the sums equal those of :meth:`pair`'s map
+        to the bit) but kept on the coarser grids only, as with ``with_cross=False``."""
         x = np.asarray(x, dtype=np.float64).reshape(1, -1)
         if x.shape[1] != self.n:
             raise ValueError(f"this plan is for records of {self.n} samples, got {x.shape[1]}.")
         sh = RecordShare() if into is None else into
-        sh.plan, sh.need_cross, sh.record = self, bool(with_cross), x[0].copy()
+        sh.plan, sh.need_cross, sh.record = self, bool(with_cross) or sums_only, x[0].copy()
         sh.tiles, sh.groups = {}, {}
         sh.power = np.empty((self.grid.n_scales, self.n), dtype=np.float32)
         tasks: list[Any] = []  # longest first (bands from the smallest scales up), then the tiles
@@ -467,6 +469,12 @@ class MultirateCoherence:
             tasks += [(self.small.tile_share, (ext, i, sh)) for i in range(self.small.n_tiles)]
         _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch),
              resolve_workers(workers, points=self.grid.n_scales * self.n), runs=len(tasks))
+        if sums_only:  # the coarse grids' coefficients only (their part of the finer grids')
+            for fr in self.frames:
+                for b in fr.bands:
+                    for gi in range(len(b.groups)):
+                        sh.groups[(id(b), gi)] = np.ascontiguousarray(self._group_coefficients(sh, b, gi))
+            sh.need_cross = False
         sh.filled = True
         return sh
 
