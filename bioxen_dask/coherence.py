@@ -467,6 +467,10 @@ def _finish_sums(sums: np.ndarray, thr: np.ndarray | None) -> None:
     sums[:, _N_SIG] = np.where(~np.isfinite(sums[:, _SUM_R2]), np.nan, sums[:, _N_SIG])
 
 
+#: Most pairs of one first roi whose coherence sums are computed together (multirate, no maps).
+_PAIR_BATCH = 8
+
+
 def _multirate_pairs(
     x: np.ndarray, ref: np.ndarray | None, ia: np.ndarray, ib: np.ndarray, thr: np.ndarray | None, ctx: _Ctx,
     left: int, n_own: int, ranges: np.ndarray, dist: np.ndarray | None, sums: np.ndarray,
@@ -517,16 +521,24 @@ def _multirate_pairs(
         sums[:, _SUM_COS] = z.real
         sums[:, _SUM_SIN] = z.imag
         sums[:, _N_OUT] = hi - lo
-        for k in range(len(ia)):
-            a, b = int(ia[k]), int(ib[k])
-            r2, nsig = plan.pair_sums(share(a), share(b), lo, hi, None if thr is None else thr[k],
-                                      workers=ctx.workers)
-            for r in {a, b}:
-                if r >= 0 and last[r] == k:
-                    del shares[r]
-            sums[k, _SUM_R2] = r2
+        # batches of consecutive pairs with one first roi (a tile's pairs come in such runs), of
+        # at most the pairs whose band temporaries fit one pair's arrays (_all_pairs_tile)
+        batch = max(1, min(_PAIR_BATCH, J * n_ext * _PAIR_BYTES_PER_POINT // plan.pair_sums_bytes()))
+        k0 = 0
+        while k0 < len(ia):
+            a = int(ia[k0])
+            k1 = k0 + 1
+            while k1 < len(ia) and k1 - k0 < batch and ia[k1] == a:
+                k1 += 1
+            r2, nsig = plan.pair_sums(share(a), [share(int(b)) for b in ib[k0:k1]], lo, hi,
+                                      None if thr is None else thr[k0:k1], workers=ctx.workers)
+            sums[k0:k1, _SUM_R2] = r2
             if nsig is not None:
-                sums[k, _N_SIG] = nsig
+                sums[k0:k1, _N_SIG] = nsig
+            for r in {a, *(int(b) for b in ib[k0:k1])}:
+                if r >= 0 and last[r] < k1:
+                    del shares[r]
+            k0 = k1
         _finish_sums(sums, thr)
         return
 

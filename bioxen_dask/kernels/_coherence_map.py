@@ -507,27 +507,37 @@ class MultirateCoherence:
              runs=len(tasks))
         return R2, ang, cross
 
-    def pair_sums(self, s1: RecordShare, s2: RecordShare, lo: np.ndarray, hi: np.ndarray,
+    def pair_sums_bytes(self) -> int:
+        """Bytes one pair of a :meth:`pair_sums` batch holds (its largest band's smoothed cross
+        spectrum on the band's low-rate grid)."""
+        return max([8 * (b.own[1] - b.own[0]) * b.n_lo for fr in self.frames for b in fr.bands] + [4 * self.n])
+
+    def pair_sums(self, s1: RecordShare, s2: RecordShare | list[RecordShare], lo: np.ndarray, hi: np.ndarray,
                   thr: np.ndarray | None = None, *, workers: int | None = None,
                   ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(r2_sum, n_sig)``, each ``(n_scales,)``: per scale ``j`` the sum of the pair's
-        coherence clipped to ``[0, 1]`` over samples ``[lo[j], hi[j])`` (float32 pairwise sums
-        of the same samples as :meth:`pair`'s map) and, with ``thr``, the count of those
-        ``>= thr[j]``; without any full-rate map: each band's coherence is interpolated,
-        divided, clipped and summed a few rows at a time, over the rows' ranges only."""
-        for s in (s1, s2):
+        """``(r2_sum, n_sig)``, each ``(pairs, n_scales)``: for the pairs ``(s1, s2[p])`` (``s2``
+        one share or a list: a batch sharing its first record), per scale ``j`` the sum of the
+        pair's coherence clipped to ``[0, 1]`` over samples ``[lo[j], hi[j])`` (float32 pairwise
+        sums of the same values as :meth:`pair`'s map) and, with ``thr`` (``(pairs, n_scales)``),
+        the count of those ``>= thr[p, j]``. No full-rate map is made: each band's coherence is
+        interpolated, divided, clipped and summed a few rows at a time, over the rows' ranges
+        only, for the whole batch (the first record's power is read once per rows)."""
+        s2 = [s2] if isinstance(s2, RecordShare) else list(s2)
+        for s in [s1] + s2:
             if not s.filled or s.plan is not self:
                 raise ValueError("a RecordShare of another plan, or not filled.")
-        S = self.grid.n_scales
+        S, P = self.grid.n_scales, len(s2)
         lo = np.asarray(lo, dtype=np.int64)
         hi = np.maximum(lo, np.asarray(hi, dtype=np.int64))
-        r2 = np.zeros(S)
-        nsig = None if thr is None else np.zeros(S)
+        thr = None if thr is None else np.asarray(thr, dtype=np.float64).reshape(P, S)
+        r2 = np.zeros((P, S))
+        nsig = None if thr is None else np.zeros((P, S))
         tasks: list[Any] = []
         for fr in self.frames:
             tasks += [(self._band_sums, (b, s1, s2, lo, hi, thr, r2, nsig)) for b in fr.bands]
         if self.small is not None:
-            tasks.append((self._small_sums, (s1, s2, lo, hi, thr, r2, nsig)))
+            tasks += [(self._small_sums, (s1, s, lo, hi, None if thr is None else thr[p], r2[p],
+                                          None if nsig is None else nsig[p])) for p, s in enumerate(s2)]
         _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch), resolve_workers(workers, points=S * self.n),
              runs=len(tasks))
         return r2, nsig
@@ -598,12 +608,13 @@ class MultirateCoherence:
     @staticmethod
     def _row_sums(R: np.ndarray, rows: range, t0: int, lo: np.ndarray, hi: np.ndarray, thr: np.ndarray | None,
                   r2: np.ndarray, nsig: np.ndarray | None) -> None:
-        """Rows ``rows`` of the clipped coherence ``R`` (samples from ``t0``) into the sums."""
+        """Rows ``rows`` of the clipped coherence ``R`` (``(..., rows, samples from t0)``) into
+        the sums ``r2[..., j]`` (and the counts ``nsig[..., j]`` of those ``>= thr[..., j]``)."""
         for i, j in enumerate(rows):
-            r = R[i, lo[j] - t0 : hi[j] - t0]
-            r2[j] = r.sum()
+            r = R[..., i, lo[j] - t0 : hi[j] - t0]
+            r2[..., j] = r.sum(axis=-1)
             if nsig is not None:
-                nsig[j] = np.count_nonzero(r >= thr[j])
+                nsig[..., j] = np.count_nonzero(r >= thr[..., j, None], axis=-1)
 
     def _small_sums(self, s1: RecordShare, s2: RecordShare, lo: np.ndarray, hi: np.ndarray, thr: np.ndarray | None,
                     r2: np.ndarray, nsig: np.ndarray | None, scratch: dict | None = None) -> None:
@@ -614,31 +625,50 @@ class MultirateCoherence:
         np.clip(R2, 0.0, 1.0, out=R2)
         self._row_sums(R2, range(c), 0, lo, hi, thr, r2, nsig)
 
-    def _band_sums(self, b: _LargeBand, s1: RecordShare, s2: RecordShare, lo: np.ndarray, hi: np.ndarray,
+    def _band_sums(self, b: _LargeBand, s1: RecordShare, s2: list[RecordShare], lo: np.ndarray, hi: np.ndarray,
                    thr: np.ndarray | None, r2: np.ndarray, nsig: np.ndarray | None, scratch: dict | None = None) -> None:
-        """:meth:`pair_sums` of band ``b``: the cross spectrum's smoothing, then the coherence
-        of a few rows at a time, over their ranges."""
+        """:meth:`pair_sums` of band ``b`` for the batch: each pair's smoothed cross spectrum,
+        then the coherence of a few rows at a time of every pair, over the rows' ranges."""
         j0, j1 = b.own
-        Sx = self._band_smoothed_cross(b, s1, s2)
+        own, P = j1 - j0, len(s2)
+        Sx = np.zeros((P, own, b.n_lo), dtype=np.complex64)
+        for p, s in enumerate(s2):
+            Sx[p][:, b.dst] = self._band_smoothed_cross(b, s1, s)
+        Sx = scipy.fft.ifft(Sx, axis=-1, norm="forward", overwrite_x=True)
         n = self.n
-        step = max(1, _ROW_CHUNK_BYTES // (8 * n))
-        for r in range(0, j1 - j0, step):
+        step = max(1, _ROW_CHUNK_BYTES // (8 * n * P))
+        for r in range(0, own, step):
             rows = range(j0 + r, min(j1, j0 + r + step))
             k = len(rows)
             t0 = int(lo[rows.start : rows.stop].min())
             t1 = int(hi[rows.start : rows.stop].max())
             if t1 <= t0:
                 continue
-            Y = b.up(np.concatenate([Sx[r : r + k].real, Sx[r : r + k].imag]), t0, t1)
-            R = coherence_ratio(Y[:k], Y[k:], s1.power[rows.start : rows.stop, t0:t1],
-                                s2.power[rows.start : rows.stop, t0:t1])
+            Y = b.up(np.stack([Sx[:, r : r + k].real, Sx[:, r : r + k].imag], axis=1).reshape(P * 2 * k, -1), t0, t1)
+            Y = Y.reshape(P, 2, k, t1 - t0)
+            re, im = Y[:, 0], Y[:, 1]
+            P1 = s1.power[rows.start : rows.stop]
+            with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+                # coherence_ratio's arithmetic, in place (its NaN check: from the row sums)
+                R = np.divide(re, P1[:, t0:t1])
+                R *= re
+                t = np.divide(im, P1[:, t0:t1], out=re)
+                t *= im
+                R += t
+                for p, s in enumerate(s2):
+                    R[p] /= s.power[rows.start : rows.stop, t0:t1]
             np.clip(R, 0.0, 1.0, out=R)
-            self._row_sums(R, rows, t0, lo, hi, thr, r2, nsig)
+            self._row_sums(R, rows, t0, lo, hi, None if thr is None else thr, r2, nsig)
+            if not np.isfinite(r2[:, rows.start : rows.stop]).all():  # as coherence_ratio: 0/0 is 0 on a live row
+                for p, s in enumerate(s2):
+                    live = (P1.max(axis=-1) > 0) & (s.power[rows.start : rows.stop].max(axis=-1) > 0)
+                    R[p][np.isnan(R[p]) & live[:, None]] = 0
+                self._row_sums(R, rows, t0, lo, hi, thr, r2, nsig)
 
     def _band_smoothed_cross(self, b: _LargeBand, s1: RecordShare, s2: RecordShare) -> np.ndarray:
-        """The pair's smoothed cross spectrum on band ``b``'s own rows, on its low-rate grid
-        (``(own, n_lo)`` complex64): each group's product time-smoothed at its decimation,
-        the rows smoothed in scale on the compact spectra, one inverse FFT."""
+        """The pair's smoothed cross spectrum on band ``b``'s own rows at its bins ``-K..K``
+        (``(own, 2K+1)`` complex64): each group's product time-smoothed at its decimation, the
+        rows smoothed in scale on the compact spectra (the band's inverse FFT is the caller's)."""
         x0, x1 = b.ext
         j0, j1 = b.own
         K = b.K
@@ -651,12 +681,9 @@ class MultirateCoherence:
             sel = slice(g.kmax - kk, g.kmax + kk + 1)
             F = scipy.fft.fft(C, axis=-1, overwrite_x=True)
             np.multiply(F[:, g.g_src[sel]], g.g_hat[:, sel], out=Tc[g.j0 - x0 : g.j1 - x0, K - kk : K + kk + 1])
-        own = j1 - j0
-        Sc = np.empty((own, 2 * K + 1), dtype=np.complex64)
+        Sc = np.empty((j1 - j0, 2 * K + 1), dtype=np.complex64)
         _gemm(b.B, Tc.view(np.float32), out=Sc.view(np.float32))
-        Sx = np.zeros((own, b.n_lo), dtype=np.complex64)
-        Sx[:, b.dst] = Sc
-        return scipy.fft.ifft(Sx, axis=-1, norm="forward", overwrite_x=True)
+        return Sc
 
     def _group_coefficients(self, s: RecordShare, b: _LargeBand, gi: int) -> np.ndarray:
         """A share's coefficients of group ``gi`` of band ``b`` at the group's decimation."""
