@@ -482,7 +482,13 @@ def _multirate_pairs(
     reference's) transforms and smoothed power are computed once, when its first pair comes,
     and kept (:class:`bioxen_dask.kernels._coherence_map.RecordShare`) for every other pair
     of the task, which then costs its cross spectrum alone; a share is dropped after its last
-    pair. ``dist`` (rows of ``x``) as in :func:`_pair_batch`."""
+    pair. ``dist`` (rows of ``x``) as in :func:`_pair_batch`.
+
+    Without maps and gaps the pairs make no full-rate map: their coherence sums come from
+    :meth:`~bioxen_dask.kernels._coherence_map.MultirateCoherence.pair_sums` in batches of
+    pairs sharing their first roi, their phase sums for the whole task from one
+    :meth:`~bioxen_dask.kernels._coherence_map.MultirateCoherence.phasor_sums` (a complex
+    matrix product per scale of the rows' unit phasors)."""
     grid = ctx.grid
     J, n_ext = grid.n_scales, x.shape[-1]
     plan = coherence_plan(grid, n_ext, ctx.scale_kernel, ctx.tol)
