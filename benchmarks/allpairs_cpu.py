@@ -4,6 +4,21 @@
 
 72 periods 0.5-30 s at 30 Hz (pipelines/calcium_coherence.yaml), ``method='multirate'``,
 no significance, the synchronous scheduler (one thread): process CPU time / pairs.
+
+Without maps the pairs make no full-rate map (``MultirateCoherence.pair_sums`` in batches of
+pairs sharing a first roi; phase sums as one complex product per scale of the rois' unit
+phasors, ``MultirateCoherence.phasor_sums``). Measured 2026-12-07/08 on the 2-core VM (24 GiB)
+while other jobs kept its load at 5-9 (CPU times are inflated by that contention: the old
+kernel gave 15.9 ms at 40 rois on a quieter day and 37-47 ms here), old and new run
+alternately in one session:
+
+    rois  pairs  main db0bf36 (ms/pair)  allpairs-speed (ms/pair)
+    12    66     47.0, 37.1              23.9, 27.1
+    40    780    42.1                    25.7
+
+(ratio ~1.6x). Profile after (12 rois): per-pair coherence sums ~71% of the CPU (band
+smoothing FFTs and products ~19%, full-rate interpolation GEMMs ~21%, ratio/clip/sums ~14%,
+interpolation windows ~5%), phase sums ~13%, the rois' shares ~13%.
 """
 import argparse
 import os

@@ -469,6 +469,10 @@ def _finish_sums(sums: np.ndarray, thr: np.ndarray | None) -> None:
     sums[:, _N_SIG] = np.where(~np.isfinite(sums[:, _SUM_R2]), np.nan, sums[:, _N_SIG])
 
 
+#: Most pairs of one first roi whose coherence sums are computed together (multirate, no maps).
+_PAIR_BATCH = 8
+
+
 def _multirate_pairs(
     x: np.ndarray, ref: np.ndarray | None, ia: np.ndarray, ib: np.ndarray, thr: np.ndarray | None, ctx: _Ctx,
     left: int, n_own: int, ranges: np.ndarray, dist: np.ndarray | None, sums: np.ndarray,
@@ -480,7 +484,13 @@ def _multirate_pairs(
     reference's) transforms and smoothed power are computed once, when its first pair comes,
     and kept (:class:`bioxen_dask.kernels._coherence_map.RecordShare`) for every other pair
     of the task, which then costs its cross spectrum alone; a share is dropped after its last
-    pair. ``dist`` (rows of ``x``) as in :func:`_pair_batch`."""
+    pair. ``dist`` (rows of ``x``) as in :func:`_pair_batch`.
+
+    Without maps and gaps the pairs make no full-rate map: their coherence sums come from
+    :meth:`~bioxen_dask.kernels._coherence_map.MultirateCoherence.pair_sums` in batches of
+    pairs sharing their first roi, their phase sums for the whole task from one
+    :meth:`~bioxen_dask.kernels._coherence_map.MultirateCoherence.phasor_sums` (a complex
+    matrix product per scale of the rows' unit phasors)."""
     grid = ctx.grid
     J, n_ext = grid.n_scales, x.shape[-1]
     plan = coherence_plan(grid, n_ext, ctx.scale_kernel, ctx.tol)
@@ -496,14 +506,49 @@ def _multirate_pairs(
             last[int(ib[k])] = k
     shares: dict[int, Any] = {}
 
+    def record(row: int) -> np.ndarray:
+        v = ref if row < 0 else x[row]
+        return v - v.mean() if ctx.remove_mean else v  # as kernels.cwt(remove_mean=True)
+
+    fused = maps is None and dist is None  # reductions only: no full-rate map of any pair
+
     def share(row: int) -> Any:
         if row not in shares:
-            if row < 0:
-                v = ref - ref.mean() if ctx.remove_mean else ref
-            else:
-                v = x[row] - x[row].mean() if ctx.remove_mean else x[row]  # as kernels.cwt(remove_mean=True)
-            shares[row] = plan.share(v, workers=ctx.workers)
+            shares[row] = plan.share(record(row), workers=ctx.workers, sums_only=fused)
         return shares[row]
+
+    if fused:
+        lo = left + ranges[:, 0]
+        hi = left + np.maximum(ranges[:, 0], ranges[:, 1])
+        rows, pos = np.unique(np.concatenate([ia, ib]), return_inverse=True)  # each record once
+        pos = pos.reshape(-1)
+        pa, pb = pos[: len(ia)], pos[len(ia) :]
+        ua, ka = np.unique(pa, return_inverse=True)
+        ub, kb = np.unique(pb, return_inverse=True)
+        z = plan.phasor_sums(np.stack([record(int(r)) for r in rows]), ua, ub, lo, hi)[ka.reshape(-1), kb.reshape(-1)]
+        sums[:, _SUM_COS] = z.real
+        sums[:, _SUM_SIN] = z.imag
+        sums[:, _N_OUT] = hi - lo
+        # batches of consecutive pairs with one first roi (a tile's pairs come in such runs), of
+        # at most the pairs whose band temporaries fit one pair's arrays (_all_pairs_tile)
+        batch = max(1, min(_PAIR_BATCH, J * n_ext * _PAIR_BYTES_PER_POINT // plan.pair_sums_bytes()))
+        k0 = 0
+        while k0 < len(ia):
+            a = int(ia[k0])
+            k1 = k0 + 1
+            while k1 < len(ia) and k1 - k0 < batch and ia[k1] == a:
+                k1 += 1
+            r2, nsig = plan.pair_sums(share(a), [share(int(b)) for b in ib[k0:k1]], lo, hi,
+                                      None if thr is None else thr[k0:k1], workers=ctx.workers)
+            sums[k0:k1, _SUM_R2] = r2
+            if nsig is not None:
+                sums[k0:k1, _N_SIG] = nsig
+            for r in {a, *(int(b) for b in ib[k0:k1])}:
+                if r >= 0 and last[r] < k1:
+                    del shares[r]
+            k0 = k1
+        _finish_sums(sums, thr)
+        return
 
     for k in range(len(ia)):
         a, b = int(ia[k]), int(ib[k])

@@ -75,6 +75,32 @@ def test_multirate_tiles_equal_the_one_pair_multirate_path_on_a_real_record(monk
         assert np.abs(p.phase_consistency.values - np.abs(z)).max() <= 1e-4
 
 
+def test_multirate_tiles_without_maps_equal_the_one_pair_reductions_on_a_real_record():
+    """Reductions only (no maps: coherence summed band by band over the COI ranges, phase sums
+    as one product per scale of the rois' exact unit phasors): the ECG population in tiles of 2
+    (small-scale tiles and bands), with a threshold, equals the tiles with maps (the one-pair
+    maps, previous test) and the reductions of wavelet_coherence(method='multirate') pair by pair."""
+    x, dt = _ecg_population()
+    kw = dict(all_pairs=True, method="multirate", roi_chunk=2, max_period=0.5)
+    with_maps = coherence(_signals(x, dt), maps=True, significance=None, **kw).compute(scheduler="sync")
+    thr = np.full(with_maps.sizes["period"], 0.6)
+    with_maps = coherence(_signals(x, dt), maps=True, significance=thr, **kw).compute(scheduler="sync")
+    fused = coherence(_signals(x, dt), significance=thr, **kw).compute(scheduler="sync")
+    assert "coherence" not in fused and (fused.index_a == with_maps.index_a).all()
+    assert float(np.abs(fused.coherence_mean - with_maps.coherence_mean).max()) <= 1e-6
+    assert float(np.abs(fused.phase_consistency - with_maps.phase_consistency).max()) <= 2e-6
+    np.testing.assert_array_equal(fused.coi_samples, with_maps.coi_samples)
+    frac = np.abs(fused.significant_fraction - with_maps.significant_fraction).values
+    assert frac.max() <= 1.0 / fused.coi_samples.values.min() and np.mean(frac > 0) < 0.01  # ties at the threshold
+    for k in (0, 4, 9, 14):
+        a, b = int(fused.index_a[k]), int(fused.index_b[k])
+        w = wavelet_coherence(x[a], x[b], dt, method="multirate", s0=float(fused.scale[0]),
+                              J=fused.sizes["period"] - 1, dj=float(fused.attrs["dj"]))
+        mean, z = _reductions(w.coherence.values, w.phase.values, w.period.values, w.coi.values)
+        assert np.abs(fused.coherence_mean.values[k] - mean).max() <= 2e-6
+        assert np.abs(fused.phase_consistency.values[k] - np.abs(z)).max() <= 2e-5
+
+
 def _grid_of(ds, dt):
     from bioxen_dask.grid import make_grid
 

@@ -19,6 +19,13 @@ maps (``linear`` boundary, float32) from far fewer operations:
   convention), interpolated the same way from the coefficients on a grid twice as fine as
   the products'.
 
+All-pairs reductions (:meth:`MultirateCoherence.pair_sums`, :meth:`~MultirateCoherence.phasor_sums`)
+make no full-rate map at all: per batch of pairs sharing a first record, each band's smoothed
+cross spectra are interpolated, divided, clipped and summed a few rows at a time over the
+rows' COI ranges (the same float32 values as the maps'); the phase sums are, per scale, one
+complex matrix product of the records' exact full-rate unit phasors ``W / |W|`` (since
+``|W_a W_b*| = |W_a| |W_b|``), so a pair's phase costs no interpolation and no pass of its own.
+
 Coherence equals the exact path's to ~3e-6 (float32 rounding is ~1e-6) on noise and sines,
 and the phase to ~1e-4 rad where the cross power is at least 1e-3 of its row maximum; where a
 record's smoothed power falls far below its row maximum (steps, spikes, a noiseless chirp),
@@ -72,6 +79,10 @@ _FRAME_SLACK = 1.1
 #: Width of a multirate band (octaves of own scales; its scale neighbours are computed too).
 _BAND_OCTAVES = 2.0
 
+
+#: Samples per float32 block of the phasor sums' products (the blocks are summed in float64:
+#: the rounding stays ~1e-7 of the count whatever the record length).
+_GRAM_BLOCK = 2048
 
 #: Largest ``m*n*k`` of one GEMM: OpenBLAS runs products up to ~2**19 on the calling thread,
 #: beyond that it starts its own threads, which fight this module's (no gain, ~15% lost).
@@ -132,17 +143,26 @@ class _Upsampler:
         if self.span - self.lead > n_lo:
             raise RuntimeError("multirate coherence: frame too short for the interpolation")
 
-    def __call__(self, V: np.ndarray) -> np.ndarray:
+    def __call__(self, V: np.ndarray, t0: int = 0, t1: int | None = None) -> np.ndarray:
+        """The full-rate samples ``[t0, t1)`` (default: all ``n``) of the channels ``V``."""
+        t1 = self.n if t1 is None else t1
         if self.O == 1:
-            return V[:, : self.n]
+            return V[:, t0:t1]
         C = V.shape[0]
-        ext = np.empty((C, self.span), dtype=V.dtype)
-        ext[:, : self.lead] = V[:, self.n_lo - self.lead :]
-        ext[:, self.lead :] = V[:, : self.span - self.lead]
+        w = self.b * self.O  # outputs per window
+        q0, q1 = t0 // w, -(-t1 // w)
+        nq = q1 - q0
+        span = nq * self.b + self.taps - 1
+        e0 = q0 * self.b - self.lead  # low-rate sample of the first window's first tap
+        if e0 >= 0 and e0 + span <= self.n_lo and V.flags.c_contiguous:
+            ext, off = V, e0
+        else:  # circular: the first window reaches before sample 0
+            ext, off = np.take(V, np.arange(e0, e0 + span) % self.n_lo, axis=1), 0
         width = self.b + self.taps - 1  # overlapping windows, stride b (a view: ~1 us, not swv's ~20)
-        win = np.ndarray((C, self.nq, width), ext.dtype, ext, 0, (ext.strides[0], self.b * ext.itemsize, ext.itemsize))
-        Y = _gemm(win.reshape(C * self.nq, width), self.GT)
-        return Y.reshape(C, -1)[:, : self.n]
+        win = np.ndarray((C, nq, width), ext.dtype, ext, off * ext.itemsize,
+                         (ext.strides[0], self.b * ext.itemsize, ext.itemsize))
+        Y = _gemm(win.reshape(C * nq, width), self.GT)
+        return Y.reshape(C, -1)[:, t0 - q0 * w : t1 - q0 * w]
 
 
 def _scale_matrix(grid: ScaleGrid, kind: str) -> np.ndarray:
@@ -434,16 +454,18 @@ class MultirateCoherence:
         return total
 
     def share(self, x: np.ndarray, *, workers: int | None = None, with_cross: bool = True,
-              into: RecordShare | None = None) -> RecordShare:
+              into: RecordShare | None = None, sums_only: bool = False) -> RecordShare:
         """One record's share of every pair it belongs to (:class:`RecordShare`): its
         transforms and its smoothed scaled power, computed once. ``with_cross=False``: for
         pairs whose phase and cross spectrum are not asked for (the transforms are then kept
-        on the coarser grids only)."""
+        on the coarser grids only). ``sums_only``: for :meth:`pair_sums` alone: the transforms
+        are computed as for the cross spectrum (so the sums equal those of :meth:`pair`'s map
+        to the bit) but kept on the coarser grids only, as with ``with_cross=False``."""
         x = np.asarray(x, dtype=np.float64).reshape(1, -1)
         if x.shape[1] != self.n:
             raise ValueError(f"this plan is for records of {self.n} samples, got {x.shape[1]}.")
         sh = RecordShare() if into is None else into
-        sh.plan, sh.need_cross, sh.record = self, bool(with_cross), x[0].copy()
+        sh.plan, sh.need_cross, sh.record = self, bool(with_cross) or sums_only, x[0].copy()
         sh.tiles, sh.groups = {}, {}
         sh.power = np.empty((self.grid.n_scales, self.n), dtype=np.float32)
         tasks: list[Any] = []  # longest first (bands from the smallest scales up), then the tiles
@@ -455,6 +477,12 @@ class MultirateCoherence:
             tasks += [(self.small.tile_share, (ext, i, sh)) for i in range(self.small.n_tiles)]
         _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch),
              resolve_workers(workers, points=self.grid.n_scales * self.n), runs=len(tasks))
+        if sums_only:  # the coarse grids' coefficients only (their part of the finer grids')
+            for fr in self.frames:
+                for b in fr.bands:
+                    for gi in range(len(b.groups)):
+                        sh.groups[(id(b), gi)] = np.ascontiguousarray(self._group_coefficients(sh, b, gi))
+            sh.need_cross = False
         sh.filled = True
         return sh
 
@@ -486,6 +514,200 @@ class MultirateCoherence:
         _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch), resolve_workers(workers, points=S * n),
              runs=len(tasks))
         return R2, ang, cross
+
+    def pair_sums_bytes(self) -> int:
+        """Bytes one pair of a :meth:`pair_sums` batch holds (its largest band's smoothed cross
+        spectrum on the band's low-rate grid)."""
+        return max([8 * (b.own[1] - b.own[0]) * b.n_lo for fr in self.frames for b in fr.bands] + [4 * self.n])
+
+    def pair_sums(self, s1: RecordShare, s2: RecordShare | list[RecordShare], lo: np.ndarray, hi: np.ndarray,
+                  thr: np.ndarray | None = None, *, workers: int | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(r2_sum, n_sig)``, each ``(pairs, n_scales)``: for the pairs ``(s1, s2[p])`` (``s2``
+        one share or a list: a batch sharing its first record), per scale ``j`` the sum of the
+        pair's coherence clipped to ``[0, 1]`` over samples ``[lo[j], hi[j])`` (float32 pairwise
+        sums of the same values as :meth:`pair`'s map) and, with ``thr`` (``(pairs, n_scales)``),
+        the count of those ``>= thr[p, j]``. No full-rate map is made: each band's coherence is
+        interpolated, divided, clipped and summed a few rows at a time, over the rows' ranges
+        only, for the whole batch (the first record's power is read once per rows)."""
+        s2 = [s2] if isinstance(s2, RecordShare) else list(s2)
+        for s in [s1] + s2:
+            if not s.filled or s.plan is not self:
+                raise ValueError("a RecordShare of another plan, or not filled.")
+        S, P = self.grid.n_scales, len(s2)
+        lo = np.asarray(lo, dtype=np.int64)
+        hi = np.maximum(lo, np.asarray(hi, dtype=np.int64))
+        thr = None if thr is None else np.asarray(thr, dtype=np.float64).reshape(P, S)
+        r2 = np.zeros((P, S))
+        nsig = None if thr is None else np.zeros((P, S))
+        tasks: list[Any] = []
+        for fr in self.frames:
+            tasks += [(self._band_sums, (b, s1, s2, lo, hi, thr, r2, nsig)) for b in fr.bands]
+        if self.small is not None:
+            tasks += [(self._small_sums, (s1, s, lo, hi, None if thr is None else thr[p], r2[p],
+                                          None if nsig is None else nsig[p])) for p, s in enumerate(s2)]
+        _run(tasks, lambda task, scratch: task[0](*task[1], scratch=scratch), resolve_workers(workers, points=S * self.n),
+             runs=len(tasks))
+        return r2, nsig
+
+    def phasor_sums(self, x: np.ndarray, a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    block_bytes: int = 4 << 20) -> np.ndarray:
+        """``(len(a), len(b), n_scales)`` complex128: per scale ``j``, the sum over samples
+        ``[lo[j], hi[j])`` of the unit phasors ``c / |c|`` of the unsmoothed cross spectrum
+        ``c = W_a W_b*`` of every pair of records ``x[a[p]]``, ``x[b[q]]`` (``x``:
+        ``(records, n)``, each record once).
+
+        Since ``|W_a W_b*| = |W_a| |W_b|``, that phasor is ``u_a u_b*`` with ``u = W / |W|``
+        (``|W|`` floored at the smallest normal number, as the pair path floors ``|c|``: ``u``
+        is 0 where ``W`` is): each record's full-rate transform is normalised once, a scale at
+        a time, and all pairs' sums are complex matrix products (``u_a @ u_b^H``, accumulated
+        in float64 over blocks of :data:`_GRAM_BLOCK` samples). The transforms are the exact
+        full-rate ones (no interpolation): the band rows' on the band's frame, the small rows'
+        by the fused tiles' own transforms; the maps' phase (:meth:`pair`) is interpolated from
+        the products instead, and the sums of the two differ by that interpolation's error
+        (~2e-7 of phase consistency on ``tests/test_allpairs.py``'s ECG rois). ``block_bytes``
+        bounds the transforms held at a time."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        if x.shape[1] != self.n:
+            raise ValueError(f"this plan is for records of {self.n} samples, got {x.shape[1]}.")
+        ra, rb = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
+        lo = np.asarray(lo, dtype=np.int64)
+        hi = np.maximum(lo, np.asarray(hi, dtype=np.int64))
+        out = np.zeros((ra.size, rb.size, self.grid.n_scales), dtype=np.complex128)
+        tiny = np.float32(np.finfo(np.float32).tiny)
+        all_a = np.array_equal(ra, np.arange(x.shape[0]))
+
+        def gram(j: int, W: np.ndarray) -> None:  # W: (records, samples [lo[j], hi[j])) of row j
+            if hi[j] <= lo[j]:
+                return
+            inv = np.abs(W)
+            np.maximum(inv, tiny, out=inv)
+            U = W * np.reciprocal(inv, out=inv)  # (a third faster than W / |W|)
+            Ua = U if all_a else U[ra]
+            Ub = U[rb].conj()
+            for t in range(0, U.shape[1], _GRAM_BLOCK):  # float32 products, float64 over blocks
+                out[:, :, j] += Ua[:, t : t + _GRAM_BLOCK] @ Ub[:, t : t + _GRAM_BLOCK].T
+
+        per_row = 8 * x.shape[0] * max(self.n, max((fr.F for fr in self.frames), default=0))
+        rows_at_once = max(1, block_bytes // per_row)
+        Z = None  # the spectra's buffer, reused
+        for fr in self.frames:
+            X = scipy.fft.rfft(x, n=fr.F, axis=-1).astype(np.complex64)  # float64 FFT, as share()
+            if Z is None or Z.size < x.shape[0] * rows_at_once * fr.F:
+                Z = np.zeros(x.shape[0] * rows_at_once * fr.F, dtype=np.complex64)
+            for b in fr.bands:
+                for g, cr in zip(b.groups, b.cross):
+                    if cr is None:
+                        continue
+                    for r0 in range(cr.a0, cr.a1, rows_at_once):
+                        r1 = min(cr.a1, r0 + rows_at_once)
+                        W = _full_rate_transform(g, X, r0, r1, fr.F, Z)
+                        for j in range(r0, r1):
+                            gram(j, W[:, j - r0, lo[j] : hi[j]])
+        if self.small is not None:
+            sm = self.small
+            ext = sm.extended(x)
+            X = [scipy.fft.fft(ext[:, i * sm.hop : i * sm.hop + sm.T], axis=-1).astype(np.complex64)
+                 for i in range(sm.n_tiles)]
+            for r0 in range(0, self.cut, rows_at_once):
+                r1 = min(self.cut, r0 + rows_at_once)
+                W = np.empty((x.shape[0], r1 - r0, self.n), dtype=np.complex64)
+                for i, Xi in enumerate(X):
+                    t0 = i * sm.hop
+                    keep = min(sm.hop, self.n - t0)
+                    Wi = scipy.fft.ifft(Xi[:, None, :] * sm.bank[None, r0:r1], axis=-1, overwrite_x=True)
+                    W[:, :, t0 : t0 + keep] = Wi[:, :, sm.m : sm.m + keep]
+                for j in range(r0, r1):
+                    gram(j, W[:, j - r0, lo[j] : hi[j]])
+        return out
+
+    @staticmethod
+    def _row_sums(R: np.ndarray, rows: range, t0: int, lo: np.ndarray, hi: np.ndarray, thr: np.ndarray | None,
+                  r2: np.ndarray, nsig: np.ndarray | None) -> None:
+        """Rows ``rows`` of the clipped coherence ``R`` (``(..., rows, samples from t0)``) into
+        the sums ``r2[..., j]`` (and the counts ``nsig[..., j]`` of those ``>= thr[..., j]``)."""
+        for i, j in enumerate(rows):
+            r = R[..., i, lo[j] - t0 : hi[j] - t0]
+            r2[..., j] = r.sum(axis=-1)
+            if nsig is not None:
+                nsig[..., j] = np.count_nonzero(r >= thr[..., j, None], axis=-1)
+
+    def _small_sums(self, s1: RecordShare, s2: RecordShare, lo: np.ndarray, hi: np.ndarray, thr: np.ndarray | None,
+                    r2: np.ndarray, nsig: np.ndarray | None, scratch: dict | None = None) -> None:
+        c = self.cut
+        R2 = np.empty((c, self.n), dtype=np.float32)
+        for i in range(self.small.n_tiles):
+            self.small.tile_cross(i, s1, s2, R2, None, None, scratch=scratch)
+        np.clip(R2, 0.0, 1.0, out=R2)
+        self._row_sums(R2, range(c), 0, lo, hi, thr, r2, nsig)
+
+    def _band_sums(self, b: _LargeBand, s1: RecordShare, s2: list[RecordShare], lo: np.ndarray, hi: np.ndarray,
+                   thr: np.ndarray | None, r2: np.ndarray, nsig: np.ndarray | None, scratch: dict | None = None) -> None:
+        """:meth:`pair_sums` of band ``b`` for the batch: each pair's smoothed cross spectrum,
+        then the coherence of a few rows at a time of every pair, over the rows' ranges."""
+        j0, j1 = b.own
+        own, P = j1 - j0, len(s2)
+        Sx = np.zeros((P, own, b.n_lo), dtype=np.complex64)
+        for p, s in enumerate(s2):
+            Sx[p][:, b.dst] = self._band_smoothed_cross(b, s1, s)
+        Sx = scipy.fft.ifft(Sx, axis=-1, norm="forward", overwrite_x=True)
+        n = self.n
+        step = max(1, _ROW_CHUNK_BYTES // (8 * n * P))
+        for r in range(0, own, step):
+            rows = range(j0 + r, min(j1, j0 + r + step))
+            k = len(rows)
+            t0 = int(lo[rows.start : rows.stop].min())
+            t1 = int(hi[rows.start : rows.stop].max())
+            if t1 <= t0:
+                continue
+            Y = b.up(np.stack([Sx[:, r : r + k].real, Sx[:, r : r + k].imag], axis=1).reshape(P * 2 * k, -1), t0, t1)
+            Y = Y.reshape(P, 2, k, t1 - t0)
+            re, im = Y[:, 0], Y[:, 1]
+            P1 = s1.power[rows.start : rows.stop]
+            with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+                # coherence_ratio's arithmetic, in place (its NaN check: from the row sums)
+                R = np.divide(re, P1[:, t0:t1])
+                R *= re
+                t = np.divide(im, P1[:, t0:t1], out=re)
+                t *= im
+                R += t
+                for p, s in enumerate(s2):
+                    R[p] /= s.power[rows.start : rows.stop, t0:t1]
+            np.clip(R, 0.0, 1.0, out=R)
+            self._row_sums(R, rows, t0, lo, hi, None if thr is None else thr, r2, nsig)
+            if not np.isfinite(r2[:, rows.start : rows.stop]).all():  # as coherence_ratio: 0/0 is 0 on a live row
+                for p, s in enumerate(s2):
+                    live = (P1.max(axis=-1) > 0) & (s.power[rows.start : rows.stop].max(axis=-1) > 0)
+                    R[p][np.isnan(R[p]) & live[:, None]] = 0
+                self._row_sums(R, rows, t0, lo, hi, thr, r2, nsig)
+
+    def _band_smoothed_cross(self, b: _LargeBand, s1: RecordShare, s2: RecordShare) -> np.ndarray:
+        """The pair's smoothed cross spectrum on band ``b``'s own rows at its bins ``-K..K``
+        (``(own, 2K+1)`` complex64): each group's product time-smoothed at its decimation, the
+        rows smoothed in scale on the compact spectra (the band's inverse FFT is the caller's)."""
+        x0, x1 = b.ext
+        j0, j1 = b.own
+        K = b.K
+        Tc = np.zeros((x1 - x0, 2 * K + 1), dtype=np.complex64)
+        for gi, g in enumerate(b.groups):
+            W1, W2 = (self._group_coefficients(s, b, gi) for s in (s1, s2))
+            C = np.multiply(W1, W2.conj())
+            C *= g.coef
+            kk = min(g.kmax, K)
+            sel = slice(g.kmax - kk, g.kmax + kk + 1)
+            F = scipy.fft.fft(C, axis=-1, overwrite_x=True)
+            np.multiply(F[:, g.g_src[sel]], g.g_hat[:, sel], out=Tc[g.j0 - x0 : g.j1 - x0, K - kk : K + kk + 1])
+        Sc = np.empty((j1 - j0, 2 * K + 1), dtype=np.complex64)
+        _gemm(b.B, Tc.view(np.float32), out=Sc.view(np.float32))
+        return Sc
+
+    def _group_coefficients(self, s: RecordShare, b: _LargeBand, gi: int) -> np.ndarray:
+        """A share's coefficients of group ``gi`` of band ``b`` at the group's decimation."""
+        Wf = s.groups[(id(b), gi)]
+        g, cr = b.groups[gi], b.cross[gi]
+        if s.need_cross and cr is not None and cr.fold is not None:
+            return Wf[:, :: cr.fold[2] // g.M]
+        return Wf
 
     def _band_share(self, b: _LargeBand, X: np.ndarray, sh: RecordShare, scratch: dict | None = None) -> None:
         """One record's part of band ``b`` (``X``: its rfft on the band's frame, ``(1, bins)``):
@@ -562,6 +784,28 @@ class MultirateCoherence:
             if spectrum is not None:
                 spectrum.real[r:r1] = Y[:k]
                 spectrum.imag[r:r1] = Y[k:]
+
+
+def _full_rate_transform(g: Group, X: np.ndarray, r0: int, r1: int, F: int, Z: np.ndarray | None = None,
+                         ) -> np.ndarray:
+    """Rows ``[r0, r1)`` of group ``g``'s wavelet coefficients at full rate on the frame of
+    ``F`` samples (the group's bank unfolded: :func:`._multirate.transform` with
+    ``fold=g.fold(g.D)``, for some of its rows): ``(records, r1 - r0, F)``. ``Z``: a zeroed
+    complex64 buffer of at least that size to build the spectra in (left zeroed)."""
+    a, b = np.searchsorted(g.rows, [r0 - g.j0, r1 - g.j0])
+    k = g.k[a:b]
+    vals = X[:, g.x_idx[a:b]]
+    neg = k < 0
+    if neg.any():
+        vals[:, neg] = vals[:, neg].conj()
+    size = X.shape[0] * (r1 - r0) * F
+    Z = np.zeros(size, dtype=np.complex64) if Z is None or Z.size < size else Z.reshape(-1)[:size]
+    Z = Z.reshape(X.shape[0], (r1 - r0) * F)
+    pos = (g.rows[a:b] - (r0 - g.j0)) * F + np.mod(k, F)
+    Z[:, pos] = vals * (g.bank[a:b] * np.float32(g.D))
+    W = scipy.fft.ifft(Z.reshape(X.shape[0], r1 - r0, F), axis=-1)
+    Z[:, pos] = 0
+    return W
 
 
 _PLAN_LOCK = threading.Lock()
