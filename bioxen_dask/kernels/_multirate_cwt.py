@@ -33,7 +33,7 @@ import numpy as np
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ..wavelets import Morlet
 from ._coherence_map import _gemm, _Upsampler
-from ._cwt import _run, flush_subnormals, mask_edges, resolve_workers
+from ._cwt import _run, exact_cwt_into, flush_subnormals, mask_edges, resolve_workers
 from ._multirate import mother_band, pow2_floor
 
 __all__ = ["cwt_strides", "multirate_cwt"]
@@ -172,7 +172,7 @@ def multirate_cwt(x: np.ndarray, grid: ScaleGrid, *, boundary: str = "linear", t
     out = np.empty((nb, grid.n_scales, n), dtype=np.complex64)
     if first:
         small = ScaleGrid(grid.dt, tuple(grid.scales[:first]), grid.dj, grid.wavelet)
-        out[:, :first] = cwt(x2, small, boundary="linear", tol=tol, dtype="float32", workers=workers)
+        exact_cwt_into(out[:, :first], x2, small, boundary="linear", tol=tol, dtype="float32", workers=workers)
     if first < grid.n_scales:
         u_lo, u_hi = mother_band(grid.wavelet, max(tol, _MIN_TOL))
         levels = _pyramid(x2, int(strides.max()))
