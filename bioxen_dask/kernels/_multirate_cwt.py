@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
+
 import numpy as np
 
 from ..grid import DEFAULT_TOL, ScaleGrid
@@ -36,7 +38,7 @@ from ._coherence_map import _gemm, _Upsampler
 from ._cwt import _run, exact_cwt_into, flush_subnormals, mask_edges, resolve_workers
 from ._multirate import mother_band, pow2_floor
 
-__all__ = ["cwt_strides", "multirate_cwt"]
+__all__ = ["check_multirate", "cwt_strides", "multirate_cwt"]
 
 #: Largest fraction of a copy's Nyquist band a coefficient's band may reach.
 _BAND_FRACTION = 0.25
@@ -114,6 +116,16 @@ class _BandpassUpsampler(_Upsampler):
                 out[c, full * block :] = tail[: self.n - full * block]
 
 
+def check_multirate(boundary: str, wavelet: Any = None) -> None:
+    """Raise a ``ValueError`` naming the fix unless ``method="multirate"`` can run with
+    ``boundary`` (``linear`` or ``valid``) and ``wavelet`` (Morlet; not checked when ``None``)."""
+    if boundary not in ("linear", "valid"):
+        raise ValueError(f"method='multirate' supports boundary 'linear' or 'valid', not {boundary!r} (a named "
+                         "preset selects its tool's boundary); pass boundary='linear' or use method='exact'.")
+    if wavelet is not None and not isinstance(wavelet, Morlet):
+        raise ValueError(f"method='multirate' supports the Morlet wavelet, not {wavelet!r}; use method='exact'.")
+
+
 def _halve(x: np.ndarray) -> np.ndarray:
     from scipy.signal import resample_poly
 
@@ -156,11 +168,7 @@ def multirate_cwt(x: np.ndarray, grid: ScaleGrid, *, boundary: str = "linear", t
     """
     from ._cwt import cwt
 
-    if boundary not in ("linear", "valid"):
-        raise ValueError(f"method='multirate' supports boundary 'linear' or 'valid', not {boundary!r}; use "
-                         "method='exact'.")
-    if not isinstance(grid.wavelet, Morlet):
-        raise ValueError(f"method='multirate' supports the Morlet wavelet, not {grid.wavelet!r}; use method='exact'.")
+    check_multirate(boundary, grid.wavelet)
     x = np.asarray(x, dtype=np.float64)
     if remove_mean:
         x = x - x.mean(axis=-1, keepdims=True)
