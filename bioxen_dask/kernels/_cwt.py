@@ -382,8 +382,9 @@ def cwt(
     method : {"exact", "multirate"}
         ``"exact"`` (default): every scale at full rate. ``"multirate"`` (opt-in; NumPy,
         Morlet, float32, ``linear``/``valid``): the band-limited scales on decimated copies of
-        the record, interpolated back (:mod:`._multirate_cwt`), within ~1e-6 of each scale's
-        largest coefficient of the exact transform, several times faster on grids that reach
+        the record, interpolated back (:mod:`._multirate_cwt`), within 1e-6 of each scale's
+        largest coefficient of the exact transform (see
+        :func:`bioxen_dask.wavelet_transform`), several times faster on grids that reach
         the record length (pycwt's default kind).
 
     Returns

@@ -3,13 +3,16 @@
 At scale ``s`` (``sigma = s/dt`` samples) a Morlet coefficient carries frequencies only in
 ``[u_lo, u_hi] / sigma`` rad per sample (``u`` where ``|psi_ft(u)|`` exceeds ``tol`` of its
 peak, :func:`._multirate.mother_band`). Such a scale is computed here on a copy of the record
-decimated by a power of two ``R`` (the largest with ``u_hi R / sigma <= pi/4``, the planner
-:func:`cwt_strides`, built from :mod:`._multirate`'s blocks):
+decimated by a power of two ``R`` (the largest with ``u_hi R / sigma <= 0.4 pi``: the band
+within 40% of the copy's Nyquist band; the planner :func:`cwt_strides`, built from
+:mod:`._multirate`'s blocks):
 
 1. **Pyramid**: the record (zero-padded, so the filters' tails past its ends are kept) is
-   low-passed and halved repeatedly (``scipy.signal.resample_poly``, Kaiser ``beta=16.7``:
-   flat to ~1e-8 below a quarter of each stage's Nyquist, stopband below 1e-8), so every
-   stage holds the record's content in the bands of the scales computed from it.
+   low-passed and halved repeatedly (``scipy.signal.resample_poly``'s 41 taps, Kaiser
+   ``beta=16.7``: flat to 1.4e-8 up to ``0.225 pi`` of each stage's input rate, i.e. 45% of
+   its output's Nyquist band, and below 1.3e-8 from ``0.775 pi``, the frequencies that
+   alias into that band), so every stage holds the record's content in the bands of the
+   scales computed from it; what aliases lies above ``0.45 pi`` of every stage's rate.
 2. **Transform**: the exact ``linear`` kernels (:func:`._cwt.cwt`) on that copy, with the scale
    grid at ``dt*R``: the sampled wavelet and the record are band-limited far below the copy's
    Nyquist, so by Poisson summation the copy's linear convolution times ``sqrt(R)`` *is*
@@ -18,10 +21,13 @@ decimated by a power of two ``R`` (the largest with ``u_hi R / sigma <= pi/4``, 
    ``_Upsampler``) for the band after demodulation by the scale's centre frequency, with
    the modulation folded into complex taps (one GEMM per scale).
 
-Scales whose stride would be below 4 are the exact transform's. Against the exact transform
-the multirate one differs by ~1e-6 of each scale's largest coefficient on noise, sines and
-steps (float32 rounding is ~1e-7; ``tests/test_multirate_cwt.py`` bounds it, ``bioxen-dask
-bench cwt`` records it): it is opt-in, the exact ``linear`` transform stays the default.
+Scales whose stride would be 1 (below ``0.4 pi`` only at full rate: periods under ~20
+samples) are the exact transform's, written straight into the output. Against the exact
+float64 transform the multirate one differs by at most 1e-6 of each scale's largest
+coefficient (measured 4e-7 to 6e-7 on noise, sines, steps, a membrane-potential recording
+and cosines against their analytic transform; float32 rounding alone is 3e-7 to 8e-7):
+``tests/test_multirate_cwt.py`` bounds it, ``bioxen-dask bench cwt`` records it
+(``err_vs_exact``). It is opt-in; the exact ``linear`` transform stays the default.
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ from ._multirate import mother_band, pow2_floor
 
 __all__ = ["check_multirate", "cwt_strides", "multirate_cwt"]
 
-#: Largest fraction of a copy's Nyquist band a coefficient's band may reach.
-_BAND_FRACTION = 0.25
-#: Strides below this stay with the exact transform (the interpolation would cost more).
-_MIN_STRIDE = 4
+#: Largest fraction of a copy's Nyquist band a coefficient's band may reach (the halving
+#: filters are flat to 1.4e-8 up to 0.45 of it).
+_BAND_FRACTION = 0.4
+#: Strides below this stay with the exact transform. At 1e6 samples interpolating one scale
+#: (~4 ms) costs less than its full-rate overlap-save (~10 ms) from stride 2 up.
+_MIN_STRIDE = 2
 #: At least this many decimated samples per record (caps the stride).
 _MIN_LOW_RATE = 256
 #: Interpolation taps (decimated samples) per output.
@@ -60,14 +68,14 @@ _MIN_TOL = 1e-8
 def cwt_strides(grid: ScaleGrid, n: int, tol: float = DEFAULT_TOL) -> np.ndarray:
     """Per scale, the decimation of the copy it is computed on (1: the exact transform).
 
-    The largest power of two ``R`` with ``u_hi R / sigma <= pi/4`` (the coefficient's band
-    within a quarter of the copy's Nyquist), at most ``n / 256``; strides below 4 are 1.
+    The largest power of two ``R`` with ``u_hi R / sigma <= 0.4 pi`` (the coefficient's band
+    within 40% of the copy's Nyquist band), at most ``n / 256``.
 
     Examples
     --------
     >>> from bioxen_dask.grid import make_grid
     >>> cwt_strides(make_grid(4096, 1.0, dj=1.0), 4096).tolist()
-    [1, 1, 1, 1, 1, 4, 8, 16, 16, 16, 16, 16]
+    [1, 1, 1, 1, 2, 4, 8, 16, 16, 16, 16, 16]
     """
     u_hi = mother_band(grid.wavelet, max(tol, _MIN_TOL))[1]
     sigma = grid.scales / grid.dt
@@ -164,7 +172,7 @@ def multirate_cwt(x: np.ndarray, grid: ScaleGrid, *, boundary: str = "linear", t
     >>> W, ref = multirate_cwt(x, g), cwt(x, g)
     >>> err = np.abs(W - ref).max(axis=-1) / np.abs(ref).max(axis=-1)
     >>> bool(err.max() < 1e-5), int((cwt_strides(g, x.size) > 1).sum())
-    (True, 18)
+    (True, 21)
     """
     from ._cwt import cwt
 
