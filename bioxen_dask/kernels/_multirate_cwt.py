@@ -41,7 +41,7 @@ import numpy as np
 from ..grid import DEFAULT_TOL, ScaleGrid
 from ..wavelets import Morlet
 from ._coherence_map import _gemm, _Upsampler
-from ._cwt import _run, exact_cwt_into, flush_subnormals, mask_edges, resolve_workers
+from ._cwt import _run, exact_cwt_into, mask_edges, resolve_workers
 from ._multirate import mother_band, pow2_floor
 
 __all__ = ["check_multirate", "cwt_strides", "multirate_cwt"]
@@ -104,13 +104,19 @@ class _BandpassUpsampler(_Upsampler):
         GR[0::2, 1::2], GR[1::2, 1::2] = G.imag, G.real
         self.GT = np.ascontiguousarray(GR, dtype=np.float32)
 
-    def __call__(self, V: np.ndarray, out: np.ndarray) -> None:
-        """Interpolate ``V (C, n_lo)`` into ``out (C, n)`` (complex64, rows contiguous)."""
+    def __call__(self, V: np.ndarray, out: np.ndarray, offset: int = 0) -> None:
+        """Interpolate ``V (C, n_lo)``, circular with time 0 at sample ``offset``, into
+        ``out (C, n)`` (complex64, rows contiguous)."""
         C = V.shape[0]
         ext = np.empty((C, self.span), dtype=np.complex64)
-        ext[:, : self.lead] = V[:, self.n_lo - self.lead :]
-        ext[:, self.lead :] = V[:, : self.span - self.lead]
+        pos, src = 0, (offset - self.lead) % self.n_lo
+        while pos < self.span:  # ext[:, k] = V[:, (offset - lead + k) % n_lo]
+            m = min(self.span - pos, self.n_lo - src)
+            ext[:, pos : pos + m] = V[:, src : src + m]
+            pos, src = pos + m, 0
         f = ext.view(np.float32)
+        # the filters' far tails in the padding are subnormal: ~100x slower arithmetic
+        f[np.abs(f) < np.finfo(np.float32).tiny] = 0
         width = 2 * (self.b + self.taps - 1)
         block = self.b * self.O
         full = self.n // block  # windows whose outputs all lie in the record: straight into out
@@ -198,18 +204,16 @@ def multirate_cwt(x: np.ndarray, grid: ScaleGrid, *, boundary: str = "linear", t
             copy, off = levels[int(R)]
             sub = ScaleGrid(grid.dt * R, tuple(grid.scales[js]), grid.dj, grid.wavelet)
             W = cwt(copy, sub, boundary="linear", tol=tol, dtype="float32", workers=workers)
-            W = np.roll(W, -off, axis=-1)  # time 0 first; the padding before it wraps to the end
-            flush_subnormals(W)  # the filters' far tails in the padding: ~100x slower arithmetic
             sigma = grid.scales[js] / grid.dt
             frac = float(round((u_hi - u_lo) / (2 * sigma.min()) * R / math.pi, 6))
             for r, j in enumerate(js):
                 omega_c = float((u_hi + u_lo) / (2 * sigma[r]))
                 up = _upsampler(int(R), frac, W.shape[-1], n, omega_c, math.sqrt(R))
-                tasks.append((up, W[:, r], int(j)))
+                tasks.append((up, W[:, r], int(j), off))  # time 0 at the copy's sample off
 
         def run(task, scratch):
-            up, V, j = task
-            up(V, out[:, j])
+            up, V, j, off = task
+            up(V, out[:, j], off)
 
         _run(tasks, run, resolve_workers(workers, points=nb * n * len(tasks)))
     if boundary == "valid":
