@@ -122,18 +122,18 @@ def wavelet_transform(
         (linear) convolution of the Boundaries convention; chunked results equal in-memory
         ones to rounding. ``"multirate"`` (opt-in): a Morlet coefficient at scale ``s`` is
         band-limited (it carries only frequencies up to about ``12/s`` rad/s), so each scale
-        whose band fits in a quarter of the Nyquist band of a copy of the record decimated by
-        a power of two ``R >= 4`` (at most ``n/256``) is computed on that copy and
-        interpolated back to every sample (:mod:`bioxen_dask.kernels._multirate_cwt`); the
-        smaller scales stay exact. Its coefficients differ from the exact transform's by at
-        most **1e-6 of each scale's largest coefficient** (measured 2e-7 to 5e-7 on white
-        noise, sines, steps and a membrane-potential recording; float32 rounding is ~1e-7),
+        whose band fits in 40% of the Nyquist band of a copy of the record decimated by a
+        power of two ``R >= 2`` (at most ``n/256``) is computed on that copy and interpolated
+        back to every sample (:mod:`bioxen_dask.kernels._multirate_cwt`); the smaller scales
+        (periods under ~20 samples) stay exact. Its coefficients differ from the exact transform's by at
+        most **1e-6 of each scale's largest coefficient** (measured 4e-7 to 7e-7 on white
+        noise, sines, steps, a membrane-potential recording and the analytic transform of
+        cosines; the exact float32 transform's own rounding is 3e-7 to 8e-7),
         bounded in ``tests/test_multirate_cwt.py`` and recorded per run by ``bioxen-dask
         bench cwt`` (``err_vs_exact``). It needs ``dtype="float32"``, a Morlet wavelet, NumPy
         input and boundary ``linear`` or ``valid`` (a clear error otherwise); it is faster
         on grids that reach long scales (pycwt's default grid, up to the record length).
-        Records of fewer than 1,024 samples have no decimated scale (multirate equals
-        exact). :mod:`bioxen_dask.compat` always computes exactly (pycwt's numbers).
+        Records of fewer than 512 samples have no decimated scale (multirate equals exact). :mod:`bioxen_dask.compat` always computes exactly (pycwt's numbers).
 
     Returns
     -------

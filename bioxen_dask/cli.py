@@ -489,8 +489,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     names = list(BENCHMARKS) if args.name == "all" else ([] if args.name == "report" else [args.name])
     options = {k: _count_list(v, f"--{k}") for k in ("sizes", "scales") if (v := getattr(args, k, None))}
+    if getattr(args, "max_seconds", None) is not None:
+        options["max_seconds"] = args.max_seconds
     if options and args.name != "cwt":
-        raise ValueError(f"--sizes/--scales set the matrix of `bench cwt` only, not `bench {args.name}`.")
+        raise ValueError(f"--sizes/--scales/--max-seconds set the matrix of `bench cwt` only, not "
+                         f"`bench {args.name}`.")
     only = [s.strip() for s in args.only.split(",")] if getattr(args, "only", None) else None
     failed = []
     for name in names:
@@ -568,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--report", action="store_true", help="rebuild the report after this benchmark")
     bench.add_argument("--sizes", metavar="N,N,...", help="bench cwt: record lengths (default 1e2,...,1e7)")
     bench.add_argument("--scales", metavar="S,S,...", help="bench cwt: scale counts (default 10,50,100,500)")
+    bench.add_argument("--max-seconds", type=float, metavar="S",
+                       help="bench cwt: skip a configuration extrapolated to take longer (default 10)")
     bench.add_argument("--only", metavar="NAME[,NAME]",
                        help="report: rebuild only the sections these benchmarks' CSVs make (e.g. cwt) inside the "
                             "existing report, keeping every other section as it is")

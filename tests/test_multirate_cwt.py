@@ -62,8 +62,8 @@ def _scale_error(W, ref):
 @pytest.mark.parametrize("grid_kind", ["default", "pycwt"])
 def test_multirate_cwt_on_real_recordings(grid_kind):
     """Real data shipped in wheels: matplotlib's membrane-potential recording (12,000 samples,
-    action potentials: broadband steps) and PyWavelets' ECG (1,024 samples, the shortest
-    record with decimated scales) are within 1e-6 of the exact float64 transform."""
+    action potentials: broadband steps) and PyWavelets' ECG (1,024 samples, a short one, strides
+    up to 4) are within 1e-6 of the exact float64 transform."""
     from bioxen_dask.sample_data import load_ecg, load_membrane
 
     for x, dt, most in ((load_membrane(), 1.0, 32), (*load_ecg(), 4)):
@@ -78,7 +78,7 @@ def test_multirate_cwt_on_real_recordings(grid_kind):
 
 
 def test_multirate_cwt_of_short_records_is_the_exact_transform(nino3):
-    """NINO3 (504 quarterly samples): below 1,024 samples no scale is decimated, so multirate
+    """NINO3 (504 quarterly samples): below 512 samples no scale is decimated, so multirate
     returns the exact float32 transform itself."""
     _, sst, dt = nino3
     grid = make_grid(sst.size, dt)
