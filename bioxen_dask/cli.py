@@ -439,10 +439,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_here(run_benchmark, name: str, out: str, quick: bool) -> tuple[str | None, str | None]:
+def _bench_here(run_benchmark, name: str, out: str, quick: bool, options: dict | None = None
+                ) -> tuple[str | None, str | None]:
     """``(csv path, None)``, or ``(None, why)`` for a benchmark that cannot run here."""
     try:
-        return str(run_benchmark(name, out, quick=quick)), None
+        return str(run_benchmark(name, out, quick=quick, **(options or {}))), None
     except (RuntimeError, ImportError) as exc:
         return None, str(exc)
 
@@ -473,19 +474,34 @@ def _bench_in_child(name: str, out: str, quick: bool) -> tuple[str | None, str |
     return result
 
 
+def _count_list(text: str, option: str) -> list[float]:
+    """``"1e4,1e5"`` -> ``[1e4, 1e5]`` (whole numbers checked by the benchmark)."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated numbers, e.g. {option} 1e4,1e5,1e6; got {text!r}.") from None
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     """Run benchmarks of :mod:`bioxen_dask.bench` (CSV + figures), then the report."""
     from .bench import BENCHMARKS, run_benchmark
     from .bench.report import build_report
 
     names = list(BENCHMARKS) if args.name == "all" else ([] if args.name == "report" else [args.name])
+    options = {k: _count_list(v, f"--{k}") for k in ("sizes", "scales") if (v := getattr(args, k, None))}
+    if getattr(args, "max_seconds", None) is not None:
+        options["max_seconds"] = args.max_seconds
+    if options and args.name != "cwt":
+        raise ValueError(f"--sizes/--scales/--max-seconds set the matrix of `bench cwt` only, not "
+                         f"`bench {args.name}`.")
+    only = [s.strip() for s in args.only.split(",")] if getattr(args, "only", None) else None
     failed = []
     for name in names:
         _eprint(f"== bench {name}")
         if args.name == "all":  # each in a fresh process: what one leaves (fCWT leaks) cannot crowd the next
             path, error = _bench_in_child(name, args.out, args.quick)
         else:
-            path, error = _bench_here(run_benchmark, name, args.out, args.quick)
+            path, error = _bench_here(run_benchmark, name, args.out, args.quick, options)
         if error is not None:  # `gpu` without a CUDA device: reported, never a silent fallback
             failed.append(f"{name}: {error}")
             if args.name == "all":  # the others go on; a benchmark asked for alone is an error
@@ -493,8 +509,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             continue
         _eprint(f"wrote {path}")
     if args.name in ("all", "report") or args.report:
-        report = build_report(args.out, args.docs)
-        _eprint(f"wrote {report}")
+        report = build_report(args.out, args.docs, only=only)
+        _eprint(f"wrote {report}" + (f" (sections of {', '.join(only)} only)" if only else ""))
     if failed and args.name != "all":
         raise ValueError("; ".join(failed))
     return 0
@@ -553,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--docs", default="docs", help="folder of the generated performance.md (default docs)")
     bench.add_argument("--quick", action="store_true", help="small sizes (minutes, for a smoke test)")
     bench.add_argument("--report", action="store_true", help="rebuild the report after this benchmark")
+    bench.add_argument("--sizes", metavar="N,N,...", help="bench cwt: record lengths (default 1e2,...,1e7)")
+    bench.add_argument("--scales", metavar="S,S,...", help="bench cwt: scale counts (default 10,50,100,500)")
+    bench.add_argument("--max-seconds", type=float, metavar="S",
+                       help="bench cwt: skip a configuration extrapolated to take longer (default 10)")
+    bench.add_argument("--only", metavar="NAME[,NAME]",
+                       help="report: rebuild only the sections these benchmarks' CSVs make (e.g. cwt) inside the "
+                            "existing report, keeping every other section as it is")
     bench.set_defaults(func=_cmd_bench)
 
     synth = sub.add_parser("synth", help="write synthetic calcium data with planted coherent groups")

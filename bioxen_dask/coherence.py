@@ -81,13 +81,14 @@ import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
 from . import kernels
-from ._api import PHASE_CONVENTION, _check_method
+from ._api import PHASE_CONVENTION
 from ._labels import dt_of, grid_coords
 from ._version import __version__
 from ._validation import NAN_POLICIES, check_dt, check_length, scan_traces, whole_number
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
 from .kernels._coherence import coherence_ratio
 from .kernels._coherence_map import coherence_plan
+from .kernels._multirate_cwt import check_method
 from .kernels._device import check_device, device_namespace, rows_per_batch
 from .kernels._xp import array_namespace, to_numpy
 from .presets import Preset, get_preset, resolve_conventions
@@ -1569,7 +1570,7 @@ def coherence(
             raise ValueError("map_step= sets the time step of the maps; pass maps=True as well.")
         step = _positive_float(map_step, "map_step")
         map_samples = max(1, int(round(step / dt)))
-    method = _check_method(method, "bioxen", dtype, boundary)
+    method = check_method(method, "bioxen", dtype, boundary)
     if method == "multirate":
         if not isinstance(grid.wavelet, Morlet):
             raise ValueError(f"method='multirate' supports the Morlet wavelet, not {grid.wavelet!r}; use "

@@ -32,6 +32,7 @@ from . import kernels
 from ._labels import grid_coords, result_attrs, time_axis
 from ._validation import check_float32_range, check_length, float32_bound, whole_number
 from .grid import DEFAULT_TOL, ScaleGrid, make_grid
+from .kernels._multirate_cwt import check_method, check_multirate
 from .presets import get_preset, resolve_conventions
 
 __all__ = [
@@ -154,9 +155,10 @@ def map_time_blocks(
 def _transform_block(
     block: np.ndarray, left: int, right: int, at_start: bool, at_end: bool, *,
     grid: ScaleGrid, boundary: str, tol: float, dtype: Any, remove_mean_value: np.ndarray | None,
-    halo: int,
+    halo: int, method: str = "exact",
 ) -> np.ndarray:
-    """CWT of one overlapped block, cropped to its own samples (linear-convolution exact)."""
+    """CWT of one overlapped block, cropped to its own samples (linear-convolution exact;
+    within the multirate bound with ``method="multirate"``)."""
     x = block if remove_mean_value is None else block - remove_mean_value
     pre = post = 0
     if boundary == "symmetric":
@@ -164,7 +166,7 @@ def _transform_block(
         post = halo if at_end else 0
         if pre or post:
             x = np.pad(x, [(0, 0), (pre, post)], mode="symmetric")
-    W = kernels.cwt(x, grid, boundary="linear", tol=tol, dtype=dtype)
+    W = kernels.cwt(x, grid, boundary="linear", tol=tol, dtype=dtype, method=method)
     n_own = block.shape[-1] - left - right
     W = W[..., pre + left : pre + left + n_own]
     if boundary == "valid":  # only the record's own edges: a block's inner edges have their halo
@@ -318,6 +320,7 @@ def wavelet_transform_dask(
     tol: float = DEFAULT_TOL,
     time_chunk: int | None = None,
     roi_chunk: int | None = None,
+    method: str = "exact",
 ) -> xr.DataArray:
     """Lazy, chunked CWT of Dask-backed ``(roi, time)`` signals.
 
@@ -347,6 +350,11 @@ def wavelet_transform_dask(
     time_chunk, roi_chunk : int, optional
         Block sizes (samples, rois); by default chosen by :func:`plan_chunks`. A time chunk
         shorter than the halo is enlarged to it.
+    method : {"exact", "multirate"}
+        As :func:`bioxen_dask.wavelet_transform`. ``"multirate"`` transforms each block with
+        its halo on decimated copies, so the chunked result is within the multirate bound
+        (1e-6 of each scale's largest coefficient) of the exact in-memory transform rather
+        than equal to rounding (the strides follow each block's length).
 
     Returns
     -------
@@ -373,13 +381,15 @@ def wavelet_transform_dask(
     >>> bool(np.abs(W.values - ref.values).max() < 1e-12 * np.abs(ref.values).max())
     True
     """
-
     p, boundary = resolve_conventions(preset, boundary)
+    method = check_method(method, "bioxen", dtype, boundary)
     x, squeeze = _as_roi_time(x)
     roi_chunk = _check_count(roi_chunk, "roi_chunk", "rois per block, e.g. roi_chunk=64")
     time_chunk = _check_count(time_chunk, "time_chunk", "samples per block, e.g. time_chunk=250_000")
     n_rois, n = x.shape
     grid = make_grid(n, dt, dj=dj, s0=s0, J=J, wavelet=wavelet, preset=p)
+    if method == "multirate":
+        check_multirate(boundary, grid.wavelet)
     check_length(n, grid)
     data = _signal_data(x, dtype, grid)
     _, cplx = kernels.resolve_dtype(dtype)
@@ -393,13 +403,13 @@ def wavelet_transform_dask(
         data = _demean(data)
     if plan.halo == 0 or boundary in ("circular", "pycwt", "grinsted"):
         W = data.map_blocks(
-            partial(_whole_record_cwt, grid=grid, boundary=boundary, tol=tol, dtype=dtype),
+            partial(_whole_record_cwt, grid=grid, boundary=boundary, tol=tol, dtype=dtype, method=method),
             new_axis=[1], chunks=(data.chunks[0], (grid.n_scales,), data.chunks[1]), dtype=cplx,
             meta=np.empty((0, 0, 0), dtype=cplx),
         )
     else:
         fn = partial(_transform_block, grid=grid, boundary=boundary, tol=tol, dtype=dtype,
-                     remove_mean_value=None, halo=plan.halo)
+                     remove_mean_value=None, halo=plan.halo, method=method)
         W = map_time_blocks(data, fn, halo=plan.halo, out_shape_tail=(grid.n_scales,), dtype=cplx)
     roi_dim = x.dims[0]
     coords: dict[str, Any] = dict(grid_coords(grid))
@@ -410,15 +420,16 @@ def wavelet_transform_dask(
             coords[k] = v
     out = xr.DataArray(
         W, dims=(roi_dim, "period", "time"), coords=coords, name="wavelet",
-        attrs=result_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol,
+        attrs=result_attrs(grid, preset=p.name, boundary=boundary, dtype=str(dtype), tol=tol, method=method,
                      long_name="continuous wavelet transform", **plan.describe()),
     )
     return out.isel({roi_dim: 0}, drop=True) if squeeze else out
 
 
-def _whole_record_cwt(block: np.ndarray, *, grid: ScaleGrid, boundary: str, tol: float, dtype: Any) -> np.ndarray:
+def _whole_record_cwt(block: np.ndarray, *, grid: ScaleGrid, boundary: str, tol: float, dtype: Any,
+                      method: str = "exact") -> np.ndarray:
     """CWT of a block that holds whole records (time in one chunk)."""
-    return kernels.cwt(block, grid, boundary=boundary, tol=tol, dtype=dtype)
+    return kernels.cwt(block, grid, boundary=boundary, tol=tol, dtype=dtype, method=method)
 
 
 def regular_chunks(n: int, size: int, min_last: int = 1) -> tuple[int, ...]:

@@ -5,6 +5,8 @@
 - Grinsted et al. (2004)'s pair: the Arctic Oscillation index (``jao.dat``) and the Baltic
   maximum sea-ice extent (``jbaltic.dat``), annual, from pycwt's ``sample/``.
 - PyWavelets' ECG (``pywt/data/ecg.npz``, 1024 samples at 360 Hz).
+- Matplotlib's membrane-potential recording (``mpl-data/sample_data/membrane.dat``, 12,000
+  float32 samples in volts, with action potentials; its sampling rate is not documented).
 
 Examples
 --------
@@ -19,7 +21,7 @@ from importlib.resources import files
 
 import numpy as np
 
-__all__ = ["load_nino3", "load_ao_baltic", "load_ecg"]
+__all__ = ["load_nino3", "load_ao_baltic", "load_ecg", "load_membrane"]
 
 
 def _resource(package: str, name: str):
@@ -57,3 +59,20 @@ def load_ecg() -> tuple[np.ndarray, float]:
     """PyWavelets' ECG record: ``(values in mV, dt = 1/360 s)``."""
     with np.load(_resource("pywt.data", "ecg.npz"), allow_pickle=False) as data:
         return np.asarray(data["data"], dtype=float), 1 / 360
+
+
+def load_membrane() -> np.ndarray:
+    """Matplotlib's membrane-potential recording: 12,000 samples (volts, float64).
+
+    Matplotlib ships it without its sampling rate: analyse it in samples (``dt=1``).
+
+    Examples
+    --------
+    >>> v = load_membrane()
+    >>> v.size, bool(v.min() < -0.6 < 0 < v.max())  # resting near -0.67 V, spikes above 0 V
+    (12000, True)
+    """
+    from matplotlib import cbook
+
+    path = cbook.get_sample_data("membrane.dat", asfileobj=False)
+    return np.fromfile(path, dtype="<f4").astype(np.float64)

@@ -220,3 +220,41 @@ def test_bench_all_runs_each_benchmark_in_its_own_process(tmp_path):
     assert error is None and path.endswith("equivalence.csv") and (tmp_path / "out" / "equivalence.csv").is_file()
     path, error = cli._bench_in_child("no-such-benchmark", str(tmp_path / "out"), True)
     assert path is None and "its process ended with status 1" in error
+
+
+def test_report_grids_table_and_rebuilding_the_cwt_parts_alone(tmp_path, capsys):
+    """The CWT section shows both grids and both methods against pycwt (from the CSV's rows);
+    ``--only cwt`` rebuilds the CWT parts inside an existing report and keeps the others."""
+    out, docs = tmp_path / "out", tmp_path / "docs"
+    engines = [("bioxen-dask", "float32", "linear"), ("bioxen-dask", "float32", "linear multirate"),
+               ("pycwt", "float64", "pycwt")]
+    cwt_bench.run(out, quick=True, sizes=[1024, 16384], scales=[8], engines=engines, progress=False)
+    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    report = build_report(out, docs)
+    rows, _, _ = read_csv(out / "cwt.csv")
+    text = report.read_text()
+    assert "Command: `bioxen-dask bench cwt --sizes 1024,16384 --scales 8 --quick`." in text
+    for grid in cwt_bench.GRIDS:
+        get = {r["variant"]: r for r in rows if r["grid"] == grid and r["n"] == 16384}
+        ex, mr = get["linear"], get["linear multirate"]
+        assert (f"| {grid} | 2e+04 | 8 | {get['pycwt']['wall_median_s']:.3f} | {ex['wall_median_s']:.3f} | "
+                f"{ex['pycwt_over_this']:.1f} | {mr['wall_median_s']:.3f} | {mr['pycwt_over_this']:.1f} | "
+                f"{mr['err_vs_exact']:.1e} |") in text
+    # a hand mark in a section of another benchmark survives a rebuild of the CWT parts alone
+    marked = text.replace("## Wavelet coherence of one pair\n", "## Wavelet coherence of one pair\n\nKEEP ME\n")
+    report.write_text(marked)
+    cwt_bench.run(out, quick=True, sizes=[1024, 4096], scales=[8], engines=engines, progress=False)
+    assert main(["bench", "report", "--only", "cwt", "--out", str(out), "--docs", str(docs)]) == 0
+    assert "sections of cwt only" in capsys.readouterr().err
+    new = report.read_text()
+    assert "KEEP ME" in new and "--sizes 1024,4096 --scales 8" in new and "--sizes 1024,16384" not in new
+    assert new.split("## Wavelet coherence")[1] == marked.split("## Wavelet coherence")[1]
+    assert new.count("## CWT: how each engine scales") == 1 and new.count("## Memory:") == 1
+    with pytest.raises(ValueError, match="only= rebuilds the parts of"):
+        build_report(out, docs, only=["wct"])
+    with pytest.raises(FileNotFoundError, match="no significance.csv"):
+        build_report(out, docs, only=["significance"])
+    assert main(["bench", "wct", "--sizes", "1e3", "--out", str(out)]) == 2
+    assert "--sizes/--scales/--max-seconds set the matrix of `bench cwt` only" in capsys.readouterr().err
+    assert main(["bench", "cwt", "--sizes", "1e3,x", "--out", str(out)]) == 2
+    assert "--sizes takes comma-separated numbers" in capsys.readouterr().err

@@ -30,8 +30,10 @@ BENCHMARKS = {
 }
 
 
-def run_benchmark(name: str, out_dir: str | os.PathLike = "bench-output", *, quick: bool = False) -> Path:
-    """Run benchmark ``name`` of :data:`BENCHMARKS`; returns the CSV it wrote.
+def run_benchmark(name: str, out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
+                  **options) -> Path:
+    """Run benchmark ``name`` of :data:`BENCHMARKS`; returns the CSV it wrote. ``options`` go
+    to its ``run`` (e.g. ``sizes=``/``scales=`` of :func:`bioxen_dask.bench.cwt.run`).
 
     Raises
     ------
@@ -43,4 +45,4 @@ def run_benchmark(name: str, out_dir: str | os.PathLike = "bench-output", *, qui
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}.")
     module = importlib.import_module(f"{__name__}.{name}")
-    return module.run(out_dir, quick=quick)
+    return module.run(out_dir, quick=quick, **options)

@@ -15,11 +15,18 @@ reason -- the output alone (``N * scales`` complex values) over ``memory_budget`
 a run time extrapolated from the engine's smaller sizes (``T ~ N * scales``) over
 ``max_seconds``. Those skips are the memory limits the report tabulates.
 
-The grid: ``ScaleGrid.from_s0(dt=1, s0=2/fourier_factor, dj, J=scales-1)`` (the smallest
-period 2 samples, pycwt's default ``s0``) with ``dj = min(1/12, log2(N/(8 s0))/(scales-1))``
-so the largest scale stays at most ``N/8`` samples.
+Two grids (:data:`GRIDS`), both ``ScaleGrid.from_s0(dt=1, s0=2/fourier_factor, dj,
+J=scales-1)`` (the smallest period 2 samples, pycwt's default ``s0``): ``n/8`` with ``dj =
+min(1/12, log2(N/(8 s0))/(scales-1))`` so the largest scale stays at most ``N/8`` samples
+(at 100 scales and N = 1e6 it stops at ~600), and ``pycwt``, pycwt's own kind, ``dj =
+log2(N/s0)/(scales-1)``: periods up to the record length. bioxen-dask's ``linear`` transform
+is timed with ``method="exact"`` (the default) and ``method="multirate"`` (variant ``linear
+multirate``, whose ``err_vs_exact`` column is its largest difference from the exact float32
+transform relative to each scale's largest coefficient); ``pycwt_over_this`` is pycwt's wall
+time over each row's, in the same run.
 
-Run it with ``bioxen-dask bench cwt`` (``--quick`` for a small matrix).
+Run it with ``bioxen-dask bench cwt`` (``--quick`` for a small matrix; ``--sizes``,
+``--scales`` and ``--max-seconds`` for another one).
 """
 
 from __future__ import annotations
@@ -240,5 +247,5 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
                     r["pycwt_over_this"] = pycwt_wall / r["wall_median_s"]
     notes = [f"grids: Morlet(6), s0 = 2 dt / fourier_factor; n/8: largest scale <= N/8; pycwt: periods up to N dt; "
              f"max_seconds={max_seconds:g}, "
-             f"memory_budget={memory_budget / 2**30:.1f} GiB"]
+             f"memory_budget={memory_budget / 2**30:.1f} GiB, quick={quick}"]
     return write_csv(Path(out_dir) / "cwt.csv", rows, info, notes, FIELDS)

@@ -29,7 +29,7 @@ import numpy as np
 from ._harness import machine_label, read_csv
 from .wct import ALL_CORES, MULTIRATE, MULTIRATE_ALL_CORES, MULTIRATE_PART_PREFIX, PART_PREFIX
 
-__all__ = ["build_report", "fit_exponent", "nlogn_exponent"]
+__all__ = ["REPORT_PARTS", "build_report", "fit_exponent", "nlogn_exponent"]
 
 #: The sections a benchmark module may add through ``summary_markdown(csv_path)``.
 EXTERNAL_SECTIONS = (
@@ -124,7 +124,7 @@ def _cwt_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
     facts: dict[str, Any] = {}
     scale_counts = sorted({r["n_scales"] for r in ok})
     S_main = 100 if 100 in scale_counts else (scale_counts[-1] if scale_counts else None)
-    out = ["## CWT: how each engine scales", "", _source(info, path), ""]
+    out = ["## CWT: how each engine scales", "", _source(info, path) + " " + _cwt_command(rows, notes), ""]
     if S_main is None:
         return "\n".join(out + ["No measured rows."]), facts
     labels = list(dict.fromkeys(_cwt_label(r) for r in ok))
@@ -196,9 +196,68 @@ def _cwt_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
             reasons.setdefault(f"{_cwt_label(r)}: {r['status'].split(':')[0]}", []).append(f"{r['n']:.0e}x{r['n_scales']}")
         out += ["Not timed (each with its reason in the CSV): " + "; ".join(
             f"{k} ({', '.join(v[:4])}{' ...' if len(v) > 4 else ''})" for k, v in reasons.items()) + ".", ""]
+    grids_text, facts["cwt_grids"] = _cwt_grids_table(_ok(rows))
+    out += grids_text
     facts["cwt_rows"] = ok
     facts["cwt_info"] = info
     return "\n".join(out), facts
+
+
+def _cwt_command(rows: list[dict], notes: Sequence[str] = ()) -> str:
+    """The ``bench cwt`` command line of the CSV's matrix (its sizes, scale counts and, from
+    its notes, ``max_seconds``)."""
+    from .cwt import DEFAULT_SCALES, DEFAULT_SIZES
+
+    def num(n: int) -> str:
+        e = round(math.log10(n))
+        return f"1e{e}" if 10**e == n else str(n)
+
+    sizes = sorted({r["n"] for r in rows if isinstance(r.get("n"), int)})
+    scales = sorted({r["n_scales"] for r in rows if isinstance(r.get("n_scales"), int)})
+    cmd = "bioxen-dask bench cwt"
+    if sizes and sizes != sorted(int(v) for v in DEFAULT_SIZES):
+        cmd += " --sizes " + ",".join(num(n) for n in sizes)
+    if scales and scales != sorted(DEFAULT_SCALES):
+        cmd += " --scales " + ",".join(str(v) for v in scales)
+    quick = any("quick=True" in n for n in notes)
+    if quick:
+        cmd += " --quick"
+    limit = next((m.group(1) for n in notes if (m := re.search(r"max_seconds=([0-9.eE+-]+)", n))), None)
+    if limit is not None and float(limit) != (5.0 if quick else 10.0):
+        cmd += f" --max-seconds {limit}"
+    return f"Command: `{cmd}`."
+
+
+def _cwt_grids_table(ok: list[dict]) -> tuple[list[str], dict]:
+    """Both grids, both methods, against pycwt in the same run (issue 21)."""
+    def get(grid, n, S, engine, variant):
+        return next((r for r in ok if (r.get("grid") or "n/8") == grid and r["n"] == n and r["n_scales"] == S
+                     and r["engine"] == engine and r["variant"] == variant), None)
+
+    keys = sorted({((r.get("grid") or "n/8"), r["n_scales"], r["n"]) for r in ok if r["n"] >= FIT_FROM},
+                  key=lambda k: (k[0] != "pycwt", k[1], k[2]))
+    table, facts = [], {}
+    for grid, S, n in keys:
+        py, ex, mr = (get(grid, n, S, "pycwt", "pycwt"), get(grid, n, S, "bioxen-dask", "linear"),
+                      get(grid, n, S, "bioxen-dask", "linear multirate"))
+        if not (py and ex and mr):
+            continue
+        table.append((grid, f"{n:.0e}", S, _fmt(py["wall_median_s"], ".3f"), _fmt(ex["wall_median_s"], ".3f"),
+                      _fmt(ex.get("pycwt_over_this"), ".1f"), _fmt(mr["wall_median_s"], ".3f"),
+                      _fmt(mr.get("pycwt_over_this"), ".1f"), _fmt(mr.get("err_vs_exact"), ".1e")))
+        facts[(grid, n, S)] = (ex.get("pycwt_over_this"), mr.get("pycwt_over_this"), mr.get("err_vs_exact"))
+    if not table:
+        return [], facts
+    return ["### Both grids, both methods, against pycwt", "",
+            "float32, `linear` boundary, one thread; `x pycwt` is pycwt's wall time over the method's in the same "
+            "run. Grids: `pycwt`, pycwt's own kind (periods from 2 dt up to the record length, "
+            "`J = log2(N dt / s0) / dj`); `n/8`, the same smallest period with `dj = 1/12` or coarser so the "
+            "largest scale stays below N/8 (at 100 scales and N = 1e6 it stops at ~600 samples). `exact` is the "
+            "default transform; `multirate` (`method=\"multirate\"`, opt-in) computes the band-limited scales on "
+            "decimated copies and interpolates them back; its error column is its largest difference from the "
+            "exact transform relative to each scale's largest coefficient.", "",
+            _table(["grid", "N", "scales", "pycwt (s)", "exact (s)", "exact x pycwt", "multirate (s)",
+                    "multirate x pycwt", "multirate error"], table), ""], facts
 
 
 def _memory_section(facts: dict) -> str:
@@ -539,6 +598,14 @@ def _targets_section(facts: dict) -> str:
         rows.append((f"CWT throughput, float32, N = {facts['cwt_n']:.0e}, {facts['cwt_S']} scales: at least fCWT's",
                      f"{facts['cwt_ours']:.0f} M samples x scales / s" + (f" vs fCWT {fc:.0f} M" if fc else " (fCWT not timed)"),
                      "met" if fc and facts["cwt_ours"] >= fc else ("not met" if fc else "-")))
+    grids = facts.get("cwt_grids") or {}
+    n21 = max((n for (g, n, S) in grids if S == 100), default=None)
+    if n21 is not None and all((g, n21, 100) in grids for g in ("pycwt", "n/8")):
+        got = {g: grids[(g, n21, 100)] for g in ("pycwt", "n/8")}
+        ratios = [mr for _, mr, _ in got.values()]
+        rows.append((f"CWT, N = {n21:.0e}, 100 scales, float32, linear: >= 10x pycwt on both grids (issue 21)",
+                     "; ".join(f"{g} grid: multirate {mr:.1f}x, exact {ex:.1f}x" for g, (ex, mr, _) in got.items()),
+                     "met (multirate)" if all(r is not None and r >= 10 for r in ratios) else "not met"))
     if "wct_ours" in facts:
         sp = facts.get("wct_speedup")
         rows.append((f"WCT of one {facts['wct_n']:,}-sample pair ({facts['wct_scales']} scales): >= 50x pycwt",
@@ -552,8 +619,70 @@ def _targets_section(facts: dict) -> str:
     return "\n".join(out)
 
 
+#: Benchmarks whose report parts ``build_report(only=...)`` can rebuild alone: the section
+#: titles (prefixes) and the rows of the targets table (first cell prefixes) each one makes.
+#: ``wct`` and ``pipeline`` also feed the decision section with each other's facts: rebuild
+#: those with the whole report.
+REPORT_PARTS = {
+    "cwt": (("CWT:", "Memory:"), ("CWT",)),
+    "significance": (("Monte Carlo significance",), ("Monte Carlo",)),
+    "equivalence": (("Numerical equivalence with pycwt",), ()),
+    "gpu": (("Where a GPU pays off",), ()),
+}
+
+
+def _split_sections(text: str) -> list[str]:
+    """The report cut before every ``## `` heading (the first piece: the title and intro)."""
+    return re.split(r"(?m)^(?=## )", text)
+
+
+def _title(section: str) -> str:
+    return section[3:].split("\n", 1)[0] if section.startswith("## ") else ""
+
+
+def _splice_targets(old: str, new: str, prefixes: Sequence[str]) -> str:
+    """``old`` targets section with its rows starting with ``prefixes`` replaced by ``new``'s."""
+    def owned(line: str) -> bool:
+        return line.startswith("| ") and line[2:].startswith(tuple(prefixes))
+
+    fresh = [ln for ln in new.split("\n") if owned(ln)]
+    lines, out, placed = old.split("\n"), [], False
+    for ln in lines:
+        if owned(ln):
+            if not placed:
+                out += fresh
+                placed = True
+            continue
+        out.append(ln)
+    if not placed:  # after the table's last row
+        last = max((i for i, ln in enumerate(out) if ln.startswith("|")), default=None)
+        out = out + fresh if last is None else out[: last + 1] + fresh + out[last + 1 :]
+    return "\n".join(out)
+
+
+def _splice(old_text: str, new_text: str, only: Sequence[str]) -> str:
+    """``old_text`` with the sections (and targets rows) of the ``only`` benchmarks taken from ``new_text``."""
+    titles = tuple(t for stem in only for t in REPORT_PARTS[stem][0])
+    rows = tuple(t for stem in only for t in REPORT_PARTS[stem][1])
+    new_sections = _split_sections(new_text)
+    fresh = {_title(sec): sec for sec in new_sections}
+    out = []
+    for i, sec in enumerate(_split_sections(old_text)):
+        t = _title(sec)
+        if i == 0 and not t:  # the title and intro: always the current text
+            sec = new_sections[0]
+        elif t.startswith(titles):
+            p = next(p for p in titles if t.startswith(p))
+            sec = next((v for k, v in fresh.items() if k.startswith(p)), sec)
+        elif t.startswith("Targets") and rows:
+            new_targets = next((v for k, v in fresh.items() if k.startswith("Targets")), "")
+            sec = _splice_targets(sec, new_targets, rows)
+        out.append(sec if sec.endswith("\n") else sec + "\n")
+    return "".join(out)
+
+
 def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str | os.PathLike = "docs",
-                 *, name: str = "performance.md") -> Path:
+                 *, name: str = "performance.md", only: Sequence[str] | None = None) -> Path:
     """Write ``docs_dir/name`` and its figures (``docs_dir/performance/*.png``) from the CSVs.
 
     Parameters
@@ -564,6 +693,11 @@ def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str 
         Folder of the report.
     name : str
         File name of the report.
+    only : sequence of str, optional
+        Rebuild only the parts of these benchmarks (keys of :data:`REPORT_PARTS`, e.g.
+        ``["cwt"]``: the CWT and memory sections and the CWT rows of the targets) inside the
+        existing report, every other section kept as it is (``bioxen-dask bench report
+        --only cwt``); their CSVs must be in ``results_dir``.
 
     Returns
     -------
@@ -574,6 +708,19 @@ def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str 
     results, docs = Path(results_dir), Path(docs_dir)
     if not results.is_dir():
         raise FileNotFoundError(f"no benchmark results in {results}: run `bioxen-dask bench all --out {results}` first.")
+    if only is not None:
+        only = list(dict.fromkeys(only))
+        unknown = [o for o in only if o not in REPORT_PARTS]
+        if unknown or not only:
+            raise ValueError(f"only= rebuilds the parts of {sorted(REPORT_PARTS)}, got {only}; rebuild the whole "
+                             "report (without only) for the others.")
+        missing = [o for o in only if not (results / f"{o}.csv").is_file()]
+        if missing:
+            raise FileNotFoundError(f"no {missing[0]}.csv in {results}: run `bioxen-dask bench {missing[0]} --out "
+                                    f"{results}` first.")
+        if not (docs / name).is_file():
+            raise FileNotFoundError(f"no report {docs / name} to update: build the whole report first "
+                                    "(`bioxen-dask bench report`).")
     fig_dir = docs / "performance"
     fig_dir.mkdir(parents=True, exist_ok=True)
     rel = "performance"
@@ -600,15 +747,19 @@ def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str 
     header = [
         "# Performance", "",
         "Generated by `bioxen-dask bench report` from the CSVs of `bioxen-dask bench all` (each benchmark can be "
-        "rerun alone: `bioxen-dask bench cwt|wct|significance|equivalence|pipeline|gpu`). Every table and figure "
+        "rerun alone: `bioxen-dask bench cwt|wct|significance|equivalence|pipeline|gpu`, and its sections rebuilt "
+        "alone in this file, the others kept: `bioxen-dask bench report --only cwt`). Every table and figure "
         "names the machine and date of the run it comes from; nothing here is typed by hand. All engines of a "
         "table ran in one process on one machine, so compare ratios, not absolute times, across machines.", "",
     ]
     body = header + [_targets_section(facts)] + sections + externals + [
         _decision_section(facts)]
     report = docs / name
+    text = "\n".join(body).rstrip() + "\n"
+    if only is not None:
+        text = _splice(report.read_text(), text, only)
     tmp = report.with_name(report.name + ".partial")
-    tmp.write_text("\n".join(body).rstrip() + "\n")
+    tmp.write_text(text)
     os.replace(tmp, report)
     return report
 

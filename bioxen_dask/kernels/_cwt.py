@@ -35,7 +35,7 @@ from ._cache import filter_cache
 from ._plan import Band, check_boundary, plan_bands, reach
 from ._xp import array_namespace, device_key, fft_kwargs, fft_namespace
 
-__all__ = ["cwt", "resolve_dtype"]
+__all__ = ["cwt", "exact_cwt_into", "resolve_dtype"]
 
 #: Bytes of work buffer per tile on the CPU (a few L2's worth: the tile's spectrum, product
 #: and inverse FFT stay in cache while all scales of a band pass over it).
@@ -382,8 +382,9 @@ def cwt(
     method : {"exact", "multirate"}
         ``"exact"`` (default): every scale at full rate. ``"multirate"`` (opt-in; NumPy,
         Morlet, float32, ``linear``/``valid``): the band-limited scales on decimated copies of
-        the record, interpolated back (:mod:`._multirate_cwt`), within ~1e-6 of each scale's
-        largest coefficient of the exact transform, several times faster on grids that reach
+        the record, interpolated back (:mod:`._multirate_cwt`), within 1e-6 of each scale's
+        largest coefficient of the exact transform (see
+        :func:`bioxen_dask.wavelet_transform`), several times faster on grids that reach
         the record length (pycwt's default kind).
 
     Returns
@@ -412,12 +413,9 @@ def cwt(
         from ._multirate_cwt import multirate_cwt
 
         return multirate_cwt(x, grid, boundary=boundary, tol=tol, remove_mean=remove_mean, workers=workers)
-    fft = fft_namespace(xp)
     x = xp.asarray(x)
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError("x must have a non-empty last (time) axis.")
-    nthreads = resolve_workers(workers, xp, points=math.prod(x.shape) * grid.n_scales)
-    kw = fft_kwargs(xp, workers if nthreads > 1 else None)
     # the forward FFTs run on float64 records (rounded per bin, :func:`_record_spectrum`): a
     # float32 copy of a float64 record would already hold a white rounding floor in every bin
     x = x.astype(np.float64, copy=False)
@@ -425,11 +423,27 @@ def cwt(
         x = x - x.mean(axis=-1, keepdims=True)
     n = x.shape[-1]
     lead = x.shape[:-1]
-    nb = math.prod(lead)
-    x2 = x.reshape(nb, n)
+    x2 = x.reshape(math.prod(lead), n)
+    out = xp.empty((x2.shape[0], grid.n_scales, n), dtype=cplx)
+    exact_cwt_into(out, x2, grid, boundary=boundary, tol=tol, dtype=real, workers=workers)
+    if boundary == "valid":
+        mask_edges(out, grid.wavelet_support(tol), xp)
+    return out.reshape(lead + (grid.n_scales, n))
+
+
+def exact_cwt_into(out: Any, x2: Any, grid: ScaleGrid, *, boundary: str, tol: float, dtype: Any,
+                   workers: int | None) -> None:
+    """The exact transform of float64 records ``x2 (batch, n)`` written into ``out (batch,
+    n_scales, n)`` (a preallocated array or a view of one, of the complex dtype of ``dtype``);
+    ``valid`` is not masked here. :func:`cwt` is this with the checks, the output and the mask."""
+    real, cplx = resolve_dtype(dtype)
+    xp = array_namespace(x2)
+    fft = fft_namespace(xp)
+    nb, n = x2.shape
+    nthreads = resolve_workers(workers, xp, points=nb * n * grid.n_scales)
+    kw = fft_kwargs(xp, workers if nthreads > 1 else None)
     supports = grid.wavelet_support(tol)
     frequency_defined = boundary in ("pycwt", "circular", "grinsted")
-    out = xp.empty((nb, grid.n_scales, n), dtype=cplx)
     needed = reach(supports, n, boundary)
     max_lag = n - 1 if boundary in ("linear", "valid") and needed.max() < supports.max() else None
     pooled: list[tuple[Callable[[Any, dict], None], Any]] = []  # every band's tiles, run together
@@ -446,9 +460,6 @@ def cwt(
             run_pooled(pooled, 1)
             pooled = []
     run_pooled(pooled, nthreads)
-    if boundary == "valid":
-        mask_edges(out, supports, xp)
-    return out.reshape(lead + (grid.n_scales, n))
 
 
 def _segment_frames(x: Any, band: Band, n: int, xp) -> Any:
