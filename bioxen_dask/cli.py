@@ -476,8 +476,14 @@ def _bench_in_child(name: str, out: str, quick: bool) -> tuple[str | None, str |
 def _cmd_bench(args: argparse.Namespace) -> int:
     """Run benchmarks of :mod:`bioxen_dask.bench` (CSV + figures), then the report."""
     from .bench import BENCHMARKS, run_benchmark
-    from .bench.report import build_report
+    from .bench.report import build_report, refresh_sections
 
+    if args.section:
+        if args.name != "report":
+            raise ValueError(f"--section goes with `bench report` (got `bench {args.name}`); e.g. "
+                             "`bioxen-dask bench report --section allpairs`.")
+        _eprint(f"wrote {refresh_sections(args.section, args.out, args.docs)}")
+        return 0
     names = list(BENCHMARKS) if args.name == "all" else ([] if args.name == "report" else [args.name])
     failed = []
     for name in names:
@@ -543,16 +549,21 @@ def build_parser() -> argparse.ArgumentParser:
                            "bucket pair (default 30)")
     demo.set_defaults(func=_cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks against pycwt, PyWavelets, ssqueezepy and fCWT; the report",
-                           description="Run one benchmark (or all, then the report). Each writes a CSV with the "
-                                       "machine and date in its header into --out; `report` turns the CSVs into "
+    bench = sub.add_parser("bench", help="benchmarks against pycwt, PyWavelets, ssqueezepy, fCWT and "
+                                         "mne-connectivity; the report",
+                           description="Run one benchmark (or all, then the report). Each writes a CSV (allpairs: a "
+                                       "JSON) with the machine and date into --out; `report` turns them into "
                                        "docs/performance.md with figures.")
-    bench.add_argument("name", choices=("cwt", "wct", "significance", "equivalence", "pipeline", "gpu", "all", "report"),
+    bench.add_argument("name", choices=("cwt", "wct", "significance", "equivalence", "pipeline", "gpu", "allpairs",
+                                        "all", "report"),
                        help="which benchmark; `all` runs every one and then the report")
     bench.add_argument("--out", default="bench-output", help="folder of the CSVs and figures (default bench-output)")
     bench.add_argument("--docs", default="docs", help="folder of the generated performance.md (default docs)")
     bench.add_argument("--quick", action="store_true", help="small sizes (minutes, for a smoke test)")
     bench.add_argument("--report", action="store_true", help="rebuild the report after this benchmark")
+    bench.add_argument("--section", action="append", default=[], metavar="NAME",
+                       help="with `report`: rewrite only this section of the existing report from its JSON "
+                            "(allpairs, long-records; repeatable), leaving the others as they are")
     bench.set_defaults(func=_cmd_bench)
 
     synth = sub.add_parser("synth", help="write synthetic calcium data with planted coherent groups")

@@ -2,7 +2,7 @@
 
 :func:`build_report` reads whatever ``bioxen-dask bench`` left in the results folder
 (``cwt.csv``, ``wct.csv``, ``significance.csv``, ``equivalence.csv``, ``pipeline.csv``,
-``gpu.csv``), draws the figures next to the report and writes the Markdown. A section whose
+``gpu.csv``, ``allpairs.json``), draws the figures next to the report and writes the Markdown. A section whose
 CSV is missing says so and names the command that makes it; every table and figure names
 the machine and date of the CSV it comes from, so no number in the report is older than the
 run that wrote it.
@@ -29,7 +29,7 @@ import numpy as np
 from ._harness import machine_label, read_csv
 from .wct import ALL_CORES, MULTIRATE, MULTIRATE_ALL_CORES, MULTIRATE_PART_PREFIX, PART_PREFIX
 
-__all__ = ["build_report", "fit_exponent", "nlogn_exponent"]
+__all__ = ["allpairs_section", "build_report", "fit_exponent", "nlogn_exponent", "refresh_sections"]
 
 #: The sections a benchmark module may add through ``summary_markdown(csv_path)``.
 EXTERNAL_SECTIONS = (
@@ -276,6 +276,66 @@ def long_record_section(docs: str | os.PathLike) -> str:
                 f"contended run includes time spent waiting for a core, so these costs are upper bounds.", ""]
     out += [f"Regenerate: `{cmd}` (one row per run; `--samples 1e9` writes a 16 GB store under `--dir` first).", ""]
     return "\n".join(out)
+
+
+#: Title of the all-pairs section (``bioxen-dask bench allpairs``).
+ALLPAIRS_TITLE = "All pairs: cost per pair against pycwt and mne-connectivity, 10,000 rois, scaling"
+
+
+def allpairs_section(results: str | os.PathLike, docs: str | os.PathLike) -> str:
+    """The all-pairs section from ``results/allpairs.json``, else ``docs/benchmarks/allpairs.json``
+    (:func:`bioxen_dask.bench.allpairs.summary_markdown`)."""
+    from .allpairs import JSON_NAME, summary_markdown
+
+    out = [f"## {ALLPAIRS_TITLE}", ""]
+    for path in (Path(results) / JSON_NAME, Path(docs) / "benchmarks" / JSON_NAME):
+        if path.is_file():
+            return "\n".join(out + [summary_markdown(path)])
+    return "\n".join(out + ["Not measured yet: run `bioxen-dask bench allpairs --out docs/benchmarks`.", ""])
+
+
+#: Sections :func:`refresh_sections` can rewrite alone: name -> (title, builder(results, docs)).
+REFRESHABLE = {
+    "allpairs": (ALLPAIRS_TITLE, allpairs_section),
+    "long-records": ("Long records: pair coherence in time blocks", lambda results, docs: long_record_section(docs)),
+}
+
+
+def refresh_sections(names: Sequence[str], results_dir: str | os.PathLike = "bench-output",
+                     docs_dir: str | os.PathLike = "docs", *, name: str = "performance.md") -> Path:
+    """Rewrite only the named sections (:data:`REFRESHABLE`) of an existing report, from their
+    JSON files, leaving every other section as it was generated (their CSVs need not be here).
+
+    Raises
+    ------
+    ValueError
+        For an unknown section name.
+    FileNotFoundError
+        When there is no report to refresh (build it with ``bioxen-dask bench report``).
+    """
+    bad = [n for n in names if n not in REFRESHABLE]
+    if bad:
+        raise ValueError(f"unknown section {bad[0]!r}; choose from {sorted(REFRESHABLE)}.")
+    report = Path(docs_dir) / name
+    if not report.is_file():
+        raise FileNotFoundError(f"no report {report} to refresh; build it with `bioxen-dask bench report`.")
+    text = report.read_text()
+    for n in names:
+        title, build = REFRESHABLE[n]
+        new = build(results_dir, docs_dir).rstrip() + "\n"
+        head = f"## {title}\n"
+        if head in text:
+            start = text.index(head)
+            nxt = text.find("\n## ", start + len(head))
+            end = len(text) if nxt < 0 else nxt + 1
+            text = text[:start] + new + ("\n" if nxt >= 0 else "") + text[end:]
+        else:  # a section this report does not have yet: before the decision table
+            at = text.find("\n## Which setup a dataset needs")
+            text = (text.rstrip() + "\n\n" + new) if at < 0 else text[:at + 1] + new + "\n" + text[at + 1:]
+    tmp = report.with_name(report.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, report)
+    return report
 
 
 def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
@@ -605,7 +665,7 @@ def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str 
         "table ran in one process on one machine, so compare ratios, not absolute times, across machines.", "",
     ]
     body = header + [_targets_section(facts)] + sections + externals + [
-        _decision_section(facts)]
+        allpairs_section(results, docs), _decision_section(facts)]
     report = docs / name
     tmp = report.with_name(report.name + ".partial")
     tmp.write_text("\n".join(body).rstrip() + "\n")
