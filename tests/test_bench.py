@@ -262,7 +262,11 @@ def test_allpairs_benchmark_ratios_come_from_its_times(allpairs_json):
     assert any("significance" in s for s in mne["lacks"]) and any("time resolution" in s for s in mne["lacks"])
     assert -1 <= r["agreement"]["pearson_r"] <= 1
     wb = r["whole_brain"]
-    assert wb["pairs"] == 49_995_000 and wb["other_tasks"] == 0  # no cluster run: nothing charged per task
+    assert wb["pairs"] == 49_995_000
+    gr = r["graph"]  # the graph's tasks counted at small sizes, extrapolated per tile
+    assert [g["rois"] for g in gr["sizes"]] == [rois] and gr["sizes"][0]["tiles"] == 1
+    assert gr["per_tile"] == pytest.approx(gr["sizes"][0]["tasks"]) and gr["fixed"] == 0
+    assert wb["other_tasks"] == round((gr["per_tile"] - 1) * wb["tile_tasks"]) and r["task_costs"] is None
     assert wb["cpu_hours"] == pytest.approx(wb["pairs"] * c["bioxen-dask"]["cpu_ms_per_pair"] / 3.6e6)
     assert wb["wall_hours"]["1"] == pytest.approx(wb["cpu_hours"])  # the tiles hold every pair once
     sim = wb["simulated"]
