@@ -311,3 +311,17 @@ def test_allpairs_task_costs_from_a_cluster_run():
     costs = _task_costs(da.ones(8, chunks=2).sum(), 1)
     assert costs["tasks"] > 0 and costs["wall_s"] > 0 and costs["serial_s"] >= 0
     assert costs["scheduler_s"] == pytest.approx(costs["client_cpu_s"] / costs["tasks"])
+
+
+def test_report_takes_the_all_pairs_row_from_allpairs_json(allpairs_json, tmp_path):
+    import shutil
+
+    from bioxen_dask.bench.report import ALLPAIRS_TITLE
+
+    out = tmp_path / "out"
+    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    shutil.copy(allpairs_json, out / "allpairs.json")
+    text = build_report(out, tmp_path / "docs").read_text()
+    assert f"## {ALLPAIRS_TITLE}" in text and text.index(ALLPAIRS_TITLE) < text.index("## Which setup")
+    row = next(line for line in text.splitlines() if line.startswith("| all pairs of 1,000 rois"))
+    assert row.endswith("simulated) |") and "measured by `bioxen-dask bench allpairs`" in text

@@ -463,7 +463,8 @@ def summary_markdown(path: str | os.PathLike) -> str:
         rows.append((name, f"{cand['pairs']:,}", _ms(cand["cpu_ms_per_pair"]), _ms(cand["wall_ms_per_pair"]),
                      "1" if name == "bioxen-dask" else _ms(ratio.get("cpu_over_bioxen")), cand["what"]))
     out += ["| tool | pairs timed | CPU ms / pair | wall ms / pair | CPU / pair over bioxen-dask's | what it computes |",
-            "|---|---|---|---|---|---|"] + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows] + [""]
+            "|---|---|---|---|---|---|"] + ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
+                                                for row in rows] + [""]
     if mne.get("status", "ok") == "ok":
         runs = ", ".join(f"{m['rois']} rois {m['cpu_s']:.2f} s" for m in mne["runs"])
         asym = mne.get("cpu_ms_per_pair_asymptotic")
@@ -506,8 +507,8 @@ def summary_markdown(path: str | os.PathLike) -> str:
               f"{tc['tasks']:,} trivial tasks on a {tc['workers']}-worker LocalCluster" if tc else
               "; nothing charged per task (no cluster run)"))
     out += [f"Simulated scaling of the all-pairs job (`bioxen_dask.bench.pipeline.simulate`, LPT list schedule): {how}. "
-            "The tasks are long (a tile of the shipped grid is minutes of CPU), so neither the scheduler nor the "
-            "serial part bounds the speed-up; the 10,000-roi reference job's simulated scaling, and what bounds it, "
+            f"A full tile is {wb['tile'] ** 2 * wb['cpu_ms_per_pair'] / 1e3:,.0f} s of CPU, so neither the scheduler nor "
+            "the serial part bounds the speed-up; the 10,000-roi reference job's simulated scaling, and what bounds it, "
             "are in *The whole dataset, and scaling with workers*.",
             "", "| workers P | all pairs, 10,000 rois (h) | speedup | efficiency T1/(P TP) |", "|---|---|---|---|"]
     out += [f"| {s['workers']} | {s['job_s'] / 3600:,.2f} | {s['speedup']:.3g} | {s['efficiency']:.3f} |"
