@@ -72,7 +72,8 @@ def test_quick_run_writes_consistent_csv_and_figure(quick_run):
 
 def test_summary_markdown_has_the_tables(quick_run):
     md = bench.summary_markdown(quick_run)
-    for heading in ("The whole dataset", "pycwt", "Scaling, measured", "Scaling, simulated", "compute.method exact"):
+    for heading in ("The whole dataset", "pycwt", "Scaling, measured", "Scaling, simulated", "compute.method exact",
+                    "What bounds the simulated scaling"):
         assert heading in md
     assert "| workers P |" in md and "cores" in md
 

@@ -473,12 +473,12 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
     for name, m in zip(_STAGES, models):
         lim = scaling_limits(m)
         groups = _task_groups(job["stages"][name]["stream"])
-        work = max(groups.items(), key=lambda kv: sum(kv[1]), default=("-", []))
+        heaviest = max(groups.items(), key=lambda kv: sum(kv[1]), default=("-", []))
         rows.append({**base, "kind": "model", "stage": name, "workers": workers[-1], "wall_s": m["serial_s"],
-                     "cpu_s": lim["task_s"], "tasks": lim["tasks"], "value": len(work[1]),
+                     "cpu_s": lim["task_s"], "tasks": lim["tasks"], "value": len(heaviest[1]),
                      "speedup": lim["scheduler_bound_workers"], "efficiency": lim["serial_bound_efficiency_64"],
                      "note": f"gap {m['overhead_s'] * 1e3:.3g} ms, client and scheduler CPU "
-                             f"{m['scheduler_s'] * 1e3:.3g} ms per task; work tasks: {work[0]}"})
+                             f"{m['scheduler_s'] * 1e3:.3g} ms per task; work tasks: {heaviest[0]}"})
     gap, sched = models[-1]["overhead_s"], models[-1]["scheduler_s"]
     for s in simulate(models, SIMULATED_WORKERS):
         check_note = (f"; measured with {workers[-1]}: job {total['wall_s']:.4g} s, pair stage "
