@@ -485,7 +485,7 @@ def _count_list(text: str, option: str) -> list[float]:
 def _cmd_bench(args: argparse.Namespace) -> int:
     """Run benchmarks of :mod:`bioxen_dask.bench` (CSV + figures), then the report."""
     from .bench import BENCHMARKS, run_benchmark
-    from .bench.report import build_report
+    from .bench.report import REFRESHABLE, build_report, refresh_sections
 
     names = list(BENCHMARKS) if args.name == "all" else ([] if args.name == "report" else [args.name])
     options = {k: _count_list(v, f"--{k}") for k in ("sizes", "scales") if (v := getattr(args, k, None))}
@@ -495,6 +495,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--sizes/--scales/--max-seconds set the matrix of `bench cwt` only, not "
                          f"`bench {args.name}`.")
     only = [s.strip() for s in args.only.split(",")] if getattr(args, "only", None) else None
+    sections = [s for s in only or () if s in REFRESHABLE]  # sections rebuilt from their JSON
+    if sections:
+        if args.name != "report":
+            raise ValueError(f"--only goes with `bench report` (got `bench {args.name}`); e.g. "
+                             "`bioxen-dask bench report --only allpairs`.")
+        _eprint(f"wrote {refresh_sections(sections, args.out, args.docs)}")
+        only = [s for s in only if s not in REFRESHABLE]
+        if not only:
+            return 0
     failed = []
     for name in names:
         _eprint(f"== bench {name}")
@@ -559,11 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "bucket pair (default 30)")
     demo.set_defaults(func=_cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks against pycwt, PyWavelets, ssqueezepy and fCWT; the report",
-                           description="Run one benchmark (or all, then the report). Each writes a CSV with the "
-                                       "machine and date in its header into --out; `report` turns the CSVs into "
+    bench = sub.add_parser("bench", help="benchmarks against pycwt, PyWavelets, ssqueezepy, fCWT and "
+                                         "mne-connectivity; the report",
+                           description="Run one benchmark (or all, then the report). Each writes a CSV (allpairs: a "
+                                       "JSON) with the machine and date into --out; `report` turns them into "
                                        "docs/performance.md with figures.")
-    bench.add_argument("name", choices=("cwt", "wct", "significance", "equivalence", "pipeline", "gpu", "all", "report"),
+    bench.add_argument("name", choices=("cwt", "wct", "significance", "equivalence", "pipeline", "gpu", "allpairs",
+                                        "all", "report"),
                        help="which benchmark; `all` runs every one and then the report")
     bench.add_argument("--out", default="bench-output", help="folder of the CSVs and figures (default bench-output)")
     bench.add_argument("--docs", default="docs", help="folder of the generated performance.md (default docs)")
@@ -574,8 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-seconds", type=float, metavar="S",
                        help="bench cwt: skip a configuration extrapolated to take longer (default 10)")
     bench.add_argument("--only", metavar="NAME[,NAME]",
-                       help="report: rebuild only the sections these benchmarks' CSVs make (e.g. cwt) inside the "
-                            "existing report, keeping every other section as it is")
+                       help="report: rebuild only the sections of these benchmarks inside the existing report, keeping "
+                            "every other section as it is: from their CSVs (cwt) or JSON (allpairs, long-records)")
     bench.set_defaults(func=_cmd_bench)
 
     synth = sub.add_parser("synth", help="write synthetic calcium data with planted coherent groups")

@@ -258,3 +258,108 @@ def test_report_grids_table_and_rebuilding_the_cwt_parts_alone(tmp_path, capsys)
     assert "--sizes/--scales/--max-seconds set the matrix of `bench cwt` only" in capsys.readouterr().err
     assert main(["bench", "cwt", "--sizes", "1e3,x", "--out", str(out)]) == 2
     assert "--sizes takes comma-separated numbers" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- all pairs (issue 19)
+
+
+@pytest.fixture(scope="module")
+def allpairs_json(tmp_path_factory):
+    from bioxen_dask.bench import allpairs
+
+    return allpairs.run(tmp_path_factory.mktemp("allpairs"), quick=True, cluster_workers=None, progress=False)
+
+
+def test_allpairs_benchmark_ratios_come_from_its_times(allpairs_json):
+    import json
+
+    from bioxen_dask.bench import allpairs
+
+    r = json.loads(allpairs_json.read_text())
+    rois, frames = allpairs.QUICK_SIZE
+    assert r["data"]["rois"] == rois and r["data"]["frames"] == frames and r["grid"]["periods"] == 72
+    assert {"cpu", "date", "load_avg"} <= set(r["machine"]) and "shared machine" in r["contention"]
+    c = r["candidates"]
+    assert set(c) == {"bioxen-dask", "pycwt", "mne-connectivity"}
+    assert c["bioxen-dask"]["pairs"] == rois * (rois - 1) // 2 == c["mne-connectivity"]["pairs"]
+    for name, cand in c.items():
+        assert cand.get("status", "ok") == "ok", cand
+        assert cand["cpu_s"] > 0 and cand["wall_s"] > 0
+        assert cand["cpu_ms_per_pair"] == pytest.approx(1e3 * cand["cpu_s"] / cand["pairs"])
+        assert cand["wall_ms_per_pair"] == pytest.approx(1e3 * cand["wall_s"] / cand["pairs"])
+    for name in ("pycwt", "mne-connectivity"):
+        ratio = r["ratios"][name]
+        assert math.isfinite(ratio["cpu_over_bioxen"]) and math.isfinite(ratio["wall_over_bioxen"])
+        assert ratio["cpu_over_bioxen"] == pytest.approx(c[name]["cpu_ms_per_pair"] / c["bioxen-dask"]["cpu_ms_per_pair"])
+        assert ratio["wall_over_bioxen"] == pytest.approx(c[name]["wall_ms_per_pair"] / c["bioxen-dask"]["wall_ms_per_pair"])
+    mne = c["mne-connectivity"]  # a per roi, b per pair: both measured runs on the line a n + b n(n-1)/2
+    assert [m["rois"] for m in mne["runs"]] == [rois // 2, rois]
+    for m in mne["runs"]:
+        assert mne["cpu_s_per_roi"] * m["rois"] + mne["cpu_ms_per_pair_asymptotic"] / 1e3 * m["pairs"] == \
+            pytest.approx(m["cpu_s"], rel=1e-6)
+    assert any("significance" in s for s in mne["lacks"]) and any("time resolution" in s for s in mne["lacks"])
+    assert -1 <= r["agreement"]["pearson_r"] <= 1
+    wb = r["whole_brain"]
+    assert wb["pairs"] == 49_995_000
+    gr = r["graph"]  # the graph's tasks counted at small sizes, extrapolated per tile
+    assert [g["rois"] for g in gr["sizes"]] == [rois] and gr["sizes"][0]["tiles"] == 1
+    assert gr["per_tile"] == pytest.approx(gr["sizes"][0]["tasks"]) and gr["fixed"] == 0
+    assert wb["other_tasks"] == round((gr["per_tile"] - 1) * wb["tile_tasks"]) and r["task_costs"] is None
+    assert wb["cpu_hours"] == pytest.approx(wb["pairs"] * c["bioxen-dask"]["cpu_ms_per_pair"] / 3.6e6)
+    assert wb["wall_hours"]["1"] == pytest.approx(wb["cpu_hours"])  # the tiles hold every pair once
+    sim = wb["simulated"]
+    assert [s["workers"] for s in sim] == list(allpairs.SIMULATED_WORKERS)
+    assert all(0 < s["efficiency"] <= 1 + 1e-12 for s in sim)
+    assert wb["wall_hours"]["64"] == pytest.approx(sim[-1]["job_s"] / 3600)
+
+
+def test_allpairs_section_and_refresh(allpairs_json, tmp_path):
+    from bioxen_dask.bench.report import ALLPAIRS_TITLE, refresh_sections
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "performance.md").write_text(f"# Performance\n\n## A\n\nkept\n\n## {ALLPAIRS_TITLE}\n\nSTALE-SECTION\n\n"
+                                         "## Which setup a dataset needs\n\nkept too\n")
+    text = refresh_sections(["allpairs"], allpairs_json.parent, docs).read_text()
+    assert "STALE-SECTION" not in text and text.count(f"## {ALLPAIRS_TITLE}") == 1
+    assert "## A\n\nkept\n\n## " in text and text.endswith("## Which setup a dataset needs\n\nkept too\n")
+    assert "mne-connectivity 0.9.0" in text and "no significance test" in text and "| workers P |" in text
+    assert "49,995,000 pairs" in text and "shared machine" in text
+    with pytest.raises(ValueError, match="unknown section 'nope'"):
+        refresh_sections(["nope"], allpairs_json.parent, docs)
+    assert main(["bench", "report", "--only", "allpairs", "--out", str(allpairs_json.parent),
+                 "--docs", str(docs)]) == 0
+
+
+def test_allpairs_tiles_are_the_coherence_plan():
+    from bioxen_dask.bench.allpairs import _tile_pairs, scaling_models
+    from bioxen_dask.coherence import _all_pairs_plan
+
+    for rois, tile in ((10, 3), (12, 4), (7, 7), (5, 2)):
+        assert _tile_pairs(rois, tile) == list(_all_pairs_plan(np.arange(rois), tile).pair_chunks)
+    (stage,) = scaling_models(0.01, 3, rois=10, overhead_s=0.5)
+    assert sum(stage["durations"]) == pytest.approx(0.01 * 45) and stage["overhead_s"] == 0.5
+
+
+def test_allpairs_task_costs_from_a_cluster_run():
+    import dask.array as da
+
+    from bioxen_dask.bench.allpairs import _task_costs
+
+    costs = _task_costs(da.ones(8, chunks=2).sum(), 1)
+    assert costs["tasks"] > 0 and costs["wall_s"] > 0 and costs["serial_s"] >= 0
+    assert costs["scheduler_s"] == pytest.approx(costs["client_cpu_s"] / costs["tasks"])
+
+
+def test_report_takes_the_all_pairs_row_from_allpairs_json(allpairs_json, tmp_path):
+    import shutil
+
+    from bioxen_dask.bench.report import ALLPAIRS_TITLE
+
+    out = tmp_path / "out"
+    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    shutil.copy(allpairs_json, out / "allpairs.json")
+    text = build_report(out, tmp_path / "docs").read_text()
+    assert f"## {ALLPAIRS_TITLE}" in text and text.index(ALLPAIRS_TITLE) < text.index("## Which setup")
+    row = next(line for line in text.splitlines() if line.startswith("| all pairs of 1,000 rois"))
+    assert row.endswith("simulated) |") and "measured by `bioxen-dask bench allpairs`" in text

@@ -39,7 +39,7 @@ def test_quick_run_writes_consistent_csv_and_figure(quick_run):
     by = {}
     for r in rows:
         by.setdefault(r["kind"], []).append(r)
-    assert {"synth", "stage", "tasks", "pycwt", "workers", "simulated", "target", "method"} <= set(by)
+    assert {"synth", "stage", "tasks", "pycwt", "workers", "simulated", "target", "method", "model"} <= set(by)
     (other,) = by["method"]  # the shipped pipeline's method, and the other one side by side
     assert other["stage"] == "pair, compute.method exact" and other["workers"] == 2 and other["wall_s"] > 0
     assert math.isclose(other["speedup"], other["wall_s"] / by["workers"][-1]["wall_s"], rel_tol=1e-4)
@@ -60,6 +60,11 @@ def test_quick_run_writes_consistent_csv_and_figure(quick_run):
     assert [r["workers"] for r in sim] == list(bench.SIMULATED_WORKERS)
     assert all(0 < r["efficiency"] <= 1 for r in sim)
     assert all(a["wall_s"] >= b["wall_s"] for a, b in zip(sim, sim[1:]))  # more workers never slower
+    model = {r["stage"]: r for r in by["model"]}  # what bounds the simulation, per stage
+    assert set(model) == {"check", "significance", "pair"}
+    pair = model["pair"]
+    assert 0 < pair["value"] <= pair["tasks"] <= stages["pair"]["tasks"] and 0 < pair["efficiency"] <= 1
+    assert pair["cpu_s"] <= task_sum * 1.0001 + pair["tasks"] * 1.0  # task time: durations + gaps
     py = {r["stage"]: r for r in by["pycwt"]}
     assert py["wct per pair"]["wall_s"] > 0
     assert math.isclose(py["wct per pair"]["value"], py["wct per pair"]["wall_s"] * 8, rel_tol=1e-4)
@@ -67,9 +72,20 @@ def test_quick_run_writes_consistent_csv_and_figure(quick_run):
 
 def test_summary_markdown_has_the_tables(quick_run):
     md = bench.summary_markdown(quick_run)
-    for heading in ("The whole dataset", "pycwt", "Scaling, measured", "Scaling, simulated", "compute.method exact"):
+    for heading in ("The whole dataset", "pycwt", "Scaling, measured", "Scaling, simulated", "compute.method exact",
+                    "What bounds the simulated scaling"):
         assert heading in md
     assert "| workers P |" in md and "cores" in md
+
+
+def test_scaling_limits_name_the_bound():
+    stage = {"name": "pair", "serial_s": 2.0, "durations": [1.0] * 100, "overhead_s": 0.0, "scheduler_s": 0.05}
+    lim = bench.scaling_limits(stage)
+    assert lim["tasks"] == 100 and lim["task_s"] == 100.0
+    assert lim["scheduler_bound_workers"] == pytest.approx(20.0)  # 1 s tasks, 50 ms each to hand out
+    rows = bench.simulate([stage], [16, 64])
+    assert rows[1]["pair_s"] == pytest.approx(2.0 + 100 * 0.05)  # beyond 20 workers: the scheduler's bound
+    assert lim["serial_bound_efficiency_64"] == pytest.approx(102 / (64 * (2 + 100 / 64)))
 
 
 def test_simulation_is_bounded_by_the_scheduler():

@@ -19,7 +19,7 @@ __all__ = ["BENCHMARKS", "Measurement", "machine_info", "machine_label", "measur
            "read_csv", "run_benchmark", "write_csv"]
 
 #: Benchmark name -> what it measures. Each is a module ``bioxen_dask.bench.<name>`` with
-#: ``run(out_dir, *, quick=False) -> Path`` (its CSV).
+#: ``run(out_dir, *, quick=False) -> Path`` (its CSV; ``allpairs``: its JSON).
 BENCHMARKS = {
     "cwt": "CWT of one record: every engine, N = 1e2 .. 1e7, 10 .. 500 scales",
     "wct": "coherence of one pair, and its cost over two transforms",
@@ -27,12 +27,13 @@ BENCHMARKS = {
     "equivalence": "each engine's transform and hybrid coherence against pycwt",
     "pipeline": "the whole dataset (10,000 rois x 18,000 frames) and scaling with workers",
     "gpu": "CPU against GPU, transfers included (needs CuPy and a CUDA device)",
+    "allpairs": "all-pairs coherence per pair against pycwt's pair loop and mne-connectivity; 10,000 rois",
 }
 
 
 def run_benchmark(name: str, out_dir: str | os.PathLike = "bench-output", *, quick: bool = False,
                   **options) -> Path:
-    """Run benchmark ``name`` of :data:`BENCHMARKS`; returns the CSV it wrote. ``options`` go
+    """Run benchmark ``name`` of :data:`BENCHMARKS`; returns the file (CSV, or JSON) it wrote. ``options`` go
     to its ``run`` (e.g. ``sizes=``/``scales=`` of :func:`bioxen_dask.bench.cwt.run`).
 
     Raises

@@ -2,7 +2,7 @@
 
 :func:`build_report` reads whatever ``bioxen-dask bench`` left in the results folder
 (``cwt.csv``, ``wct.csv``, ``significance.csv``, ``equivalence.csv``, ``pipeline.csv``,
-``gpu.csv``), draws the figures next to the report and writes the Markdown. A section whose
+``gpu.csv``, ``allpairs.json``), draws the figures next to the report and writes the Markdown. A section whose
 CSV is missing says so and names the command that makes it; every table and figure names
 the machine and date of the CSV it comes from, so no number in the report is older than the
 run that wrote it.
@@ -29,7 +29,8 @@ import numpy as np
 from ._harness import machine_label, read_csv
 from .wct import ALL_CORES, MULTIRATE, MULTIRATE_ALL_CORES, MULTIRATE_PART_PREFIX, PART_PREFIX
 
-__all__ = ["REPORT_PARTS", "build_report", "fit_exponent", "nlogn_exponent"]
+__all__ = ["REPORT_PARTS", "allpairs_section", "build_report", "fit_exponent", "nlogn_exponent",
+           "refresh_sections"]
 
 #: The sections a benchmark module may add through ``summary_markdown(csv_path)``.
 EXTERNAL_SECTIONS = (
@@ -337,6 +338,87 @@ def long_record_section(docs: str | os.PathLike) -> str:
     return "\n".join(out)
 
 
+#: Title of the all-pairs section (``bioxen-dask bench allpairs``).
+ALLPAIRS_TITLE = "All pairs: cost per pair against pycwt and mne-connectivity, 10,000 rois, scaling"
+
+
+def allpairs_section(results: str | os.PathLike, docs: str | os.PathLike) -> str:
+    """The all-pairs section from ``results/allpairs.json``, else ``docs/benchmarks/allpairs.json``
+    (:func:`bioxen_dask.bench.allpairs.summary_markdown`)."""
+    from .allpairs import summary_markdown
+
+    out = [f"## {ALLPAIRS_TITLE}", ""]
+    path = _allpairs_json(results, docs)
+    if path is not None:
+        return "\n".join(out + [summary_markdown(path)])
+    return "\n".join(out + ["Not measured yet: run `bioxen-dask bench allpairs --out docs/benchmarks`.", ""])
+
+
+def _allpairs_json(results: str | os.PathLike, docs: str | os.PathLike) -> Path | None:
+    from .allpairs import JSON_NAME
+
+    for path in (Path(results) / JSON_NAME, Path(docs) / "benchmarks" / JSON_NAME):
+        if path.is_file():
+            return path
+    return None
+
+
+def _allpairs_expect(ap: dict, rois: int, workers: int) -> str:
+    """Expected wall time of all pairs of ``rois`` on ``workers``, simulated from ``allpairs.json``."""
+    from .allpairs import scaling_models
+    from .pipeline import simulate
+
+    wb, tc = ap["whole_brain"], ap.get("task_costs") or {}
+    models = scaling_models(wb["cpu_ms_per_pair"] / 1e3, wb["tile"], rois=rois, overhead_s=tc.get("overhead_s", 0.0),
+                            scheduler_s=tc.get("scheduler_s", 0.0), serial_s=tc.get("serial_s", 0.0))
+    s = simulate(models, [workers])[0]
+    return f"{_duration(s['job_s'])} (efficiency {s['efficiency']:.2f}, simulated)"
+
+
+#: Sections :func:`refresh_sections` can rewrite alone: name -> (title, builder(results, docs)).
+REFRESHABLE = {
+    "allpairs": (ALLPAIRS_TITLE, allpairs_section),
+    "long-records": ("Long records: pair coherence in time blocks", lambda results, docs: long_record_section(docs)),
+}
+
+
+def refresh_sections(names: Sequence[str], results_dir: str | os.PathLike = "bench-output",
+                     docs_dir: str | os.PathLike = "docs", *, name: str = "performance.md") -> Path:
+    """Rewrite only the named sections (:data:`REFRESHABLE`) of an existing report, from their
+    JSON files, leaving every other section as it was generated (their CSVs need not be here).
+
+    Raises
+    ------
+    ValueError
+        For an unknown section name.
+    FileNotFoundError
+        When there is no report to refresh (build it with ``bioxen-dask bench report``).
+    """
+    bad = [n for n in names if n not in REFRESHABLE]
+    if bad:
+        raise ValueError(f"unknown section {bad[0]!r}; choose from {sorted(REFRESHABLE)}.")
+    report = Path(docs_dir) / name
+    if not report.is_file():
+        raise FileNotFoundError(f"no report {report} to refresh; build it with `bioxen-dask bench report`.")
+    text = report.read_text()
+    for n in names:
+        title, build = REFRESHABLE[n]
+        new = build(results_dir, docs_dir).rstrip() + "\n"
+        head = f"## {title}\n"
+        if head in text:
+            start = text.index(head)
+            nxt = text.find("\n## ", start + len(head))
+            end = len(text) if nxt < 0 else nxt + 1
+            text = text[:start] + new + ("\n" if nxt >= 0 else "") + text[end:]
+        else:  # a section this report does not have yet: before the decision table
+            at = text.find("\n## Which setup a dataset needs")
+            text = (text.rstrip() + "\n\n" + new) if at < 0 else text[:at + 1] + new + "\n" + text[at + 1:]
+    tmp = report.with_name(report.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, report)
+    return report
+
+
 def _wct_section(path: Path, fig_dir: Path, rel: str) -> tuple[str, dict]:
     rows, info, _ = read_csv(path)
     ok = _ok(rows)
@@ -543,6 +625,8 @@ def _decision_section(facts: dict) -> str:
     for what, pairs, n, engine, hardware, workers in cases:
         if pairs is None:
             expect = "see benchmarks/memory.md (measured: 1e9 samples, 24 scales, 643 MB peak)"
+        elif what.startswith("all pairs") and facts.get("allpairs"):
+            expect = _allpairs_expect(facts["allpairs"], _rois_of_pairs(pairs), workers)
         elif roi_cost and pairs > 1:
             per_pair = roi_cost[0] * _interp_loglog(n, ns, ts) / _interp_loglog(roi_cost[1], ns, ts)
             e = _efficiency_at(workers, eff, facts.get("simulated_efficiency"))
@@ -563,11 +647,25 @@ def _decision_section(facts: dict) -> str:
                                           "worker)" if "efficiency" in facts
                                           else " (assumed; `bioxen-dask bench pipeline` measures it)")
             + f". The one-pair row is the measured `wct.csv` time ({rows[0]['engine']}, one thread) on pycwt's "
-            "default grid (2 dt to the record length: more scales than the pipeline's band). In all-pairs jobs "
-            "a pair costs about what a roi costs in reference mode (the multirate method transforms both traces "
-            "of every pair; the exact one reuses each roi's transform within a tile).", "",
+            "default grid (2 dt to the record length: more scales than the pipeline's band). "
+            + ("The all-pairs row is the CPU per pair measured by `bioxen-dask bench allpairs` (one thread, tiles "
+               "of rois sharing each roi's transform), scheduled on the workers by "
+               "`bioxen_dask.bench.pipeline.simulate` as in its section." if facts.get("allpairs") else
+               "In all-pairs jobs a pair costs about what a roi costs in reference mode (`bioxen-dask bench "
+               "allpairs` measures it)."), "",
             _table(["dataset", "engine", "hardware, cluster shape", "expected time"], table), ""]
     return "\n".join(out)
+
+
+def _rois_of_pairs(pairs: int) -> int:
+    """The population whose all pairs number ``pairs``.
+
+    Examples
+    --------
+    >>> _rois_of_pairs(499_500)
+    1000
+    """
+    return int(round((1 + math.sqrt(1 + 8 * pairs)) / 2))
 
 
 def _efficiency_at(workers: int, measured: float, simulated: dict | None) -> float:
@@ -744,16 +842,21 @@ def build_report(results_dir: str | os.PathLike = "bench-output", docs_dir: str 
         externals.append(text)
         if stem == "pipeline" and path is not None:
             facts.update(_pipeline_facts(path))
+    ap = _allpairs_json(results, docs)
+    if ap is not None:
+        import json
+
+        facts["allpairs"] = json.loads(ap.read_text())
     header = [
         "# Performance", "",
         "Generated by `bioxen-dask bench report` from the CSVs of `bioxen-dask bench all` (each benchmark can be "
-        "rerun alone: `bioxen-dask bench cwt|wct|significance|equivalence|pipeline|gpu`, and its sections rebuilt "
-        "alone in this file, the others kept: `bioxen-dask bench report --only cwt`). Every table and figure "
+        "rerun alone: `bioxen-dask bench cwt|wct|significance|equivalence|pipeline|gpu|allpairs`, and its sections rebuilt "
+        "alone in this file, the others kept: `bioxen-dask bench report --only cwt` or `--only allpairs`). Every table and figure "
         "names the machine and date of the run it comes from; nothing here is typed by hand. All engines of a "
         "table ran in one process on one machine, so compare ratios, not absolute times, across machines.", "",
     ]
     body = header + [_targets_section(facts)] + sections + externals + [
-        _decision_section(facts)]
+        allpairs_section(results, docs), _decision_section(facts)]
     report = docs / name
     text = "\n".join(body).rstrip() + "\n"
     if only is not None:
