@@ -284,20 +284,20 @@ def _whole_brain(ours: Mapping[str, Any], graph: Mapping[str, Any], costs: Mappi
 
 def _task_costs(lazy: Any, workers: int) -> dict[str, Any]:
     """Per-task costs of computing ``lazy`` on a LocalCluster of ``workers`` single-threaded
-    worker processes (:func:`bioxen_dask.bench.pipeline._stage_model` of its task stream):
+    worker processes (:func:`bioxen_dask.bench.pipeline.stage_model` of its task stream):
     the serial part, the gap between consecutive tasks on a worker and the client-and-scheduler
     CPU per task. On many trivial tasks these are what the scheduler adds to every task."""
     from distributed import get_task_stream
 
-    from .pipeline import _cluster, _stage_model
+    from .pipeline import bench_cluster, stage_model
 
-    stack, client = _cluster(workers)
+    stack, client = bench_cluster(workers)
     with stack:
         c0, t0 = time.process_time(), time.perf_counter()
         with get_task_stream(client) as ts:
             lazy.compute()
         wall, client_cpu = time.perf_counter() - t0, time.process_time() - c0
-    model = _stage_model("pair", wall, list(ts.data), client_cpu)
+    model = stage_model("pair", wall, list(ts.data), client_cpu)
     return {"workers": workers, "wall_s": wall, "client_cpu_s": client_cpu, "tasks": len(model["durations"]),
             "serial_s": model["serial_s"], "overhead_s": model["overhead_s"], "scheduler_s": model["scheduler_s"]}
 

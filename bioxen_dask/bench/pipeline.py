@@ -149,7 +149,7 @@ def scaling_limits(stage: Mapping[str, Any], workers: int = 64) -> dict[str, flo
             f"serial_bound_efficiency_{workers}": t1 / (workers * (serial + task_s / workers)) if t1 > 0 else 1.0}
 
 
-def _stage_model(name: str, wall_s: float, stream: Sequence[Mapping[str, Any]], client_cpu_s: float = 0.0,
+def stage_model(name: str, wall_s: float, stream: Sequence[Mapping[str, Any]], client_cpu_s: float = 0.0,
                  ) -> dict[str, Any]:
     """Serial part, task durations, per-task gap and scheduler cost of one measured stage."""
     durations, gaps = [], []
@@ -202,7 +202,7 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def _cluster(workers: int) -> Any:
+def bench_cluster(workers: int) -> Any:
     from ..cluster import worker_environment
     from ..cluster import ClusterConfig, connect
 
@@ -228,7 +228,7 @@ def _run_job(pipeline_file: Path, store: Path, out: Path, cache: Path, workers: 
         sets.append(f"input.rois={{start: 0, stop: {int(rois)}}}")
     if mc_count is not None:
         sets.append(f"significance.mc_count={int(mc_count)}")
-    stack, client = _cluster(workers)
+    stack, client = bench_cluster(workers)
     with stack:
         pipeline = load_pipeline(pipeline_file, overrides=parse_overrides(sets))
         stages: dict[str, dict[str, Any]] = {}
@@ -390,7 +390,7 @@ def run(out_dir: str | os.PathLike = "bench-output", *, quick: bool = False, roi
                      "load_avg": st["load_avg"]})
         for k in total:
             total[k] += rows[-1][k]
-        models.append(_stage_model(name, st["wall_s"], st["stream"], st["client_cpu_s"]))
+        models.append(stage_model(name, st["wall_s"], st["stream"], st["client_cpu_s"]))
         for group, ds in sorted(_task_groups(st["stream"]).items(), key=lambda kv: -sum(kv[1])):
             rows.append({**base, "kind": "tasks", "stage": f"{name}: {group}", "workers": workers[-1],
                          "wall_s": sum(ds), "tasks": len(ds), "value": float(np.mean(ds)),
