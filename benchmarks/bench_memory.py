@@ -79,6 +79,19 @@ def run_coherence(args, n: int, workdir: Path) -> str:
     print(f"record of {rois} rois x {n:,} samples written in {t_gen:.1f} s (peak RSS so far "
           f"{peak_rss_mb():,.0f} MB)", flush=True)
     sig = xr.DataArray(da.from_zarr(str(path)), dims=("roi", "time"), attrs={"fs": FS})
+    import logging
+
+    class _Rss(logging.Filter):  # progress lines of the blocks with the peak so far
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.rss = f"{time.perf_counter() - t0:,.0f} s, peak RSS {peak_rss_mb():,.0f} MB"
+            return True
+
+    handler = logging.StreamHandler()
+    handler.addFilter(_Rss())
+    handler.setFormatter(logging.Formatter("%(message)s (%(rss)s)"))
+    log = logging.getLogger("bioxen_dask.coherence")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     cpu0 = time.process_time()  # CPU time of every thread: not inflated by waiting for a shared core
     t0 = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=args.threads):

@@ -71,6 +71,7 @@ coefficient) is tested against one AR(1) fit of the whole record either way.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -660,6 +661,8 @@ def _get(d: dict[str, np.ndarray], key: str) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ time blocks in waves
 
+logger = logging.getLogger(__name__)
+
 #: Time-block tasks in flight per worker thread while a long record's reductions run: the
 #: client, the scheduler and the driver hold that many blocks' tasks whatever the record's length.
 _IN_FLIGHT_PER_THREAD = 2
@@ -763,9 +766,14 @@ def _wave_sums(src: _BlockSource) -> list[np.ndarray]:
     n_c, n_t = len(src.chunk_rows), src.n_blocks
     totals: list[np.ndarray | None] = [None] * n_c
 
+    every = max(1, (n_c * n_t) // 20)
+
     def fold(i: int, s: np.ndarray) -> None:
         c = i % n_c
         totals[c] = s if totals[c] is None else totals[c] + s
+        if (i + 1) % every == 0 or i + 1 == n_c * n_t:
+            logger.info("coherence: %d of %d time-block tasks done (%d blocks x %d pair chunks)",
+                        i + 1, n_c * n_t, n_t, n_c)
 
     def unit(i: int) -> tuple[int, int]:
         return i % n_c, i // n_c  # time-major: the record is finished stretch by stretch
