@@ -18,6 +18,7 @@ throughput in pair-samples/s. ``--pairs 1`` keeps the first pair (2 rois: half t
     python benchmarks/bench_memory.py --kind coherence --samples 1e7 --json docs/benchmarks/coherence_long.json
     python benchmarks/bench_memory.py --kind coherence --pairs 1 --samples 1e9 --dir /work/tmp-long \
         --json docs/benchmarks/coherence_long.json                # one pair of 1e9 samples (an 8 GB store)
+    python benchmarks/bench_memory.py --kind coherence --samples 2e6 --workers 1,2   # 1 -> 2 workers
 """
 
 from __future__ import annotations
@@ -161,6 +162,39 @@ def run_coherence(args, n: int, workdir: Path) -> str:
             f"| {args.threads} | {peak:,.0f} MB | {t_run:,.1f} s | {rate:,.3g} | {machine_label(machine_info())} |")
 
 
+def run_workers(args, n: int, workdir: Path) -> None:
+    """The coherence case on a local cluster of 1, then 2, ... single-thread worker processes
+    (``--workers 1,2``): wall time side by side, the speedup, and each worker's peak RSS (its
+    ``VmHWM``; the time blocks are tasks of their own, spread over the workers)."""
+    import distributed
+
+    from bioxen_dask.bench import peak_rss_mb as worker_peak
+    from bioxen_dask.coherence import coherence
+
+    pairs = PAIRS[: args.pairs]
+    path = workdir / "pairs.zarr"
+    write_coherence_record(path, n, args.chunk, rois=2 * len(pairs))
+    walls = {}
+    for w in [int(v) for v in args.workers.split(",")]:
+        with distributed.LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      memory_limit=0) as cluster, distributed.Client(cluster) as client:
+            sig = xr.DataArray(da.from_zarr(str(path)), dims=("roi", "time"), attrs={"fs": FS})
+            t0 = time.perf_counter()
+            ds = coherence(sig, pairs=pairs, min_period=PERIODS[0], max_period=PERIODS[1], dj=1 / 8,
+                           significance=None, method=args.method, time_chunk=args.time_chunk, workers=1)
+            res = ds.compute()
+            walls[w] = time.perf_counter() - t0
+            peaks = sorted(client.run(worker_peak).values())
+        lag = (1e3 * res.lag.sel(period=0.1, method="nearest").values).round(2).tolist()
+        print(f"{w} worker(s) x 1 thread: {walls[w]:,.1f} s (scan, moments and blocks), "
+              f"{len(pairs) * n / walls[w]:,.3g} pair-samples/s, {ds.attrs['time_blocks']} time blocks, "
+              f"peak RSS per worker {', '.join(f'{v:,.0f}' for v in peaks)} MB, lag at 0.1 s {lag} ms", flush=True)
+    ws = sorted(walls)
+    for a, b in zip(ws[:-1], ws[1:]):
+        print(f"from {a} to {b} workers: {walls[a] / walls[b]:.2f}x faster (load average "
+              f"{os.getloadavg()[0]:.1f}; {machine_label(machine_info())})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", choices=("band_power", "coherence"), default="band_power")
@@ -170,6 +204,8 @@ def main() -> None:
     ap.add_argument("--time-chunk", type=int, default=None,
                     help="transform block (samples); default 250,000 (band power), the planner's (coherence)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", default=None, help="coherence: run on local clusters of these worker "
+                    "counts (e.g. 1,2; 1 thread each) and print the speedup, instead of the threaded row")
     ap.add_argument("--pairs", type=int, choices=(1, 2), default=2, help="coherence: pairs (of 2 rois each)")
     ap.add_argument("--dir", default=None, help="where to write the temporary Zarr record")
     ap.add_argument("--out", default=None, help="append a Markdown result row to this file")
@@ -179,6 +215,9 @@ def main() -> None:
     n = int(args.samples)
     workdir = Path(tempfile.mkdtemp(dir=args.dir, prefix="bench_memory_"))
     try:
+        if args.kind == "coherence" and args.workers:
+            run_workers(args, n, workdir)
+            return
         if args.kind == "coherence":
             row = run_coherence(args, n, workdir)
             print(row)

@@ -1608,7 +1608,10 @@ def coherence(
     roi_chunk, pair_chunk, time_chunk, block_bytes
         Task sizes: rois per reference-mode task, pairs per list-mode task (also the tile
         size in all-pairs mode is derived from ``block_bytes``), samples per time block
-        (long records), working-memory target of one task.
+        (long records), working-memory target of one task. Without maps, the time blocks
+        of a long record run in bounded waves from one graph task (two blocks per worker
+        thread in flight; on a ``distributed`` cluster each block a task of its own, spread
+        over every worker), so the graph does not grow with the record's length.
     workers : int, optional
         FFT threads inside each task.
     device : {"cpu", "gpu"}
@@ -1620,7 +1623,8 @@ def coherence(
         never falling back to the CPU.
     method : {"exact", "multirate"}
         How each pair's maps are computed: ``"exact"`` (full-rate transforms and smoothing;
-        in reference mode the reference is transformed once per time block) or
+        in reference mode the reference is transformed once per time block, once per
+        block and roi chunk when the blocks run in waves) or
         ``"multirate"`` (:func:`bioxen_dask.kernels.multirate_coherence` on each pair's
         time block, on decimated grids wherever the scale allows: far less work on grids
         whose smallest period spans a few samples or more; the same coherence to ~3e-6; in
