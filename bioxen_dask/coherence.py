@@ -788,7 +788,8 @@ def _wave_sums(src: _BlockSource) -> list[np.ndarray]:
     if on_cluster:
         with worker_client() as client:
             limit = _IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
-            [shared] = client.scatter([src], hash=False)  # sent once, not with every block
+            # sent once, not with every block; on every worker, so no worker is preferred for holding it
+            [shared] = client.scatter([src], hash=False, broadcast=True)
             _fold_in_order(n_c * n_t, lambda i: client.submit(
                 _block_sums, shared, *unit(i), key=f"coherence-block-{src.token}-{i}", pure=False), fold, limit)
     else:
