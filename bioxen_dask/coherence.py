@@ -23,11 +23,16 @@ reductions, so the wavelet transform never exists outside one task's memory:
 Long records are cut along time with halos of ``grid.halo(tol, smoothing=True)`` samples
 (the wavelet's support plus the smoothing Gaussian's), built with
 :func:`dask.array.overlap.overlap`; the reductions are carried as partial sums over each
-block's own samples and added up (in a tree), so chunked and unchunked results agree to the
-truncation tolerance. Each time block is an independent task: what it needs of the whole
+block's own samples and added up, so chunked and unchunked results agree to the truncation
+tolerance. Each time block is an independent task: what it needs of the whole
 record (the normalisation's mean, standard deviation and trend, and the AR(1) coefficients)
 comes from one streaming pass when the graph is built (:mod:`bioxen_dask._stream`), so no
 block waits on a lazy whole-record reduction and memory stays flat in the record's length.
+The reductions' graph is flat too: one task (:func:`_wave_sums`) runs the blocks in bounded
+waves, each block a task that reads its rows and halos from the lazy record (e.g. Zarr) --
+on a cluster submitted to every worker (``distributed.worker_client``), elsewhere on a
+thread pool -- so the client and the scheduler hold a few blocks, not a record's thousands
+(the per-block graph, with the maps, grows ~0.5 KB and several tasks a block).
 ``map_step=`` decimates the maps to window means, cut at block boundaries (a Zarr region
 per block).
 
@@ -66,6 +71,7 @@ coefficient) is tested against one AR(1) fit of the whole record either way.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -699,6 +705,163 @@ def _sum_tree(dsk: dict, keys: list, out_key: tuple, name: str) -> None:
 
 def _get(d: dict[str, np.ndarray], key: str) -> np.ndarray:
     return d[key]
+
+
+# ------------------------------------------------------------------------------ time blocks in waves
+
+logger = logging.getLogger(__name__)
+
+#: Time-block tasks in flight per worker thread while a long record's reductions run: the
+#: client, the scheduler and the driver hold that many blocks' tasks whatever the record's length.
+_IN_FLIGHT_PER_THREAD = 2
+
+
+@dataclass(frozen=True)
+class _BlockSource:
+    """Everything one time-block task reads, the same for every block (its size does not grow
+    with the record): the lazy record (each task slices its block and halos from it, e.g.
+    from Zarr), the streamed normalisation as numbers, and per pair chunk its rows and pairs.
+
+    Block ``tj`` of chunk ``c`` is the task :func:`_block_sums` ``(source, c, tj)``."""
+
+    x: da.Array  # (roi, time) before normalisation (gaps filled)
+    streamed: Any  # bioxen_dask._stream.StreamedRecords of x's rows
+    missing: da.Array | None  # (roi, time) missing-sample mask (nan_policy='interpolate')
+    ref: da.Array | None  # (time,) the normalised reference (reference mode)
+    chunk_rows: tuple[np.ndarray, ...]  # per pair chunk: roi positions of its rows (may repeat)
+    chunk_ia: tuple[np.ndarray, ...]
+    chunk_ib: tuple[np.ndarray, ...]
+    curves: np.ndarray | None  # distinct threshold curves
+    chunk_curves: tuple[np.ndarray | None, ...]  # per pair chunk: each pair's curve number
+    block_runs: tuple[tuple[int, int], ...]  # time blocks as runs of (samples, count)
+    halo: int
+    ctx: _Ctx
+    token: str
+
+    @property
+    def n_blocks(self) -> int:
+        return sum(k for _, k in self.block_runs)
+
+    def block(self, tj: int) -> tuple[int, int]:
+        """``(t0, n_own)``: the first sample and the own samples of time block ``tj``."""
+        t0 = 0
+        for size, count in self.block_runs:
+            if tj < count:
+                return t0 + tj * size, size
+            t0, tj = t0 + size * count, tj - count
+        raise IndexError(tj)
+
+
+def _runs(sizes: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    out: list[list[int]] = []
+    for v in sizes:
+        if out and out[-1][0] == v:
+            out[-1][1] += 1
+        else:
+            out.append([int(v), 1])
+    return tuple((a, b) for a, b in out)
+
+
+def _block_sums(src: _BlockSource, c: int, tj: int) -> np.ndarray:
+    """The partial sums of pair chunk ``c`` on time block ``tj``: its rows and halos read from
+    the lazy record (only the chunks they touch), normalised, then :func:`_chunk_task`."""
+    t0, n_own = src.block(tj)
+    n_blocks = src.n_blocks
+    lo = t0 - src.halo if tj > 0 else t0
+    hi = t0 + n_own + src.halo if tj < n_blocks - 1 else t0 + n_own
+    rows, back = np.unique(src.chunk_rows[c], return_inverse=True)
+    with dask.config.set(scheduler="sync"):  # a small graph of a few input chunks, inside this task
+        x = src.streamed.apply(np.asarray(src.x[rows, lo:hi].compute()), lo, rows)[back]
+        gaps = None if src.missing is None else [np.asarray(src.missing[rows, lo:hi].compute())[back]]
+        ref = None if src.ref is None else _ref_task(np.asarray(src.ref[lo:hi].compute()).reshape(1, -1), src.ctx)
+    return _chunk_task([x], ref, gaps, src.curves, src.chunk_ia[c], src.chunk_ib[c], src.chunk_curves[c],
+                       t0 - lo, t0, n_own, src.ctx)["sums"]
+
+
+def _fold_in_order(n_units: int, submit: Any, fold: Any, limit: int) -> None:
+    """``fold(i, submit(i).result())`` for ``i`` in order, at most ``limit`` units submitted and
+    not yet folded: the oldest is waited for (and folded, its result released) before the next
+    is submitted. In order, so the sums do not depend on which unit finished first."""
+    pending: dict[int, Any] = {}
+    done = 0
+    for i in range(n_units):
+        while i - done >= limit:
+            fold(done, pending.pop(done).result())
+            done += 1
+        pending[i] = submit(i)
+    while done < n_units:
+        fold(done, pending.pop(done).result())
+        done += 1
+
+
+def _local_threads() -> int:
+    """Threads for the blocks off a cluster: 1 under the synchronous scheduler, else the
+    configured ``num_workers`` or the machine's cores."""
+    if dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded"):
+        return 1
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def _wave_sums(src: _BlockSource) -> list[np.ndarray]:
+    """Per pair chunk, the sums of every time block, the blocks run in bounded waves.
+
+    On a Dask cluster (this task runs on a worker) the blocks are submitted from here as
+    tasks of their own (:func:`distributed.worker_client`; the scheduler spreads them over
+    every worker), ``_IN_FLIGHT_PER_THREAD`` per worker thread at a time; elsewhere on a
+    thread pool of the local scheduler's size. Either way the graph, the client and the
+    scheduler hold a fixed number of blocks, not the record's thousands.
+    """
+    n_c, n_t = len(src.chunk_rows), src.n_blocks
+    totals: list[np.ndarray | None] = [None] * n_c
+
+    every = max(1, (n_c * n_t) // 20)
+
+    def fold(i: int, s: np.ndarray) -> None:
+        c = i % n_c
+        totals[c] = s if totals[c] is None else totals[c] + s
+        if (i + 1) % every == 0 or i + 1 == n_c * n_t:
+            logger.info("coherence: %d of %d time-block tasks done (%d blocks x %d pair chunks)",
+                        i + 1, n_c * n_t, n_t, n_c)
+
+    def unit(i: int) -> tuple[int, int]:
+        return i % n_c, i // n_c  # time-major: the record is finished stretch by stretch
+
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+        on_cluster = True
+    except (ImportError, ValueError):
+        on_cluster = False
+    if on_cluster:
+        with worker_client() as client:
+            limit = _IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
+            # sent once, not with every block; on every worker, so no worker is preferred for holding it
+            [shared] = client.scatter([src], hash=False, broadcast=True)
+            _fold_in_order(n_c * n_t, lambda i: client.submit(
+                _block_sums, shared, *unit(i), key=f"coherence-block-{src.token}-{i}", pure=False), fold, limit)
+    else:
+        threads = _local_threads()
+        if threads == 1:
+            class _Done:
+                def __init__(self, v: Any) -> None:
+                    self.v = v
+
+                def result(self) -> Any:
+                    return self.v
+
+            _fold_in_order(n_c * n_t, lambda i: _Done(_block_sums(src, *unit(i))), fold, 1)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads, thread_name_prefix="coherence-block") as pool:
+                _fold_in_order(n_c * n_t, lambda i: pool.submit(_block_sums, src, *unit(i)), fold,
+                               _IN_FLIGHT_PER_THREAD * threads)
+    return totals  # type: ignore[return-value]
+
+
+def _wave_chunk(totals: list[np.ndarray], c: int) -> np.ndarray:
+    return totals[c]
 
 
 # ------------------------------------------------------------------------------ pair plans
@@ -1467,7 +1630,10 @@ def coherence(
     roi_chunk, pair_chunk, time_chunk, block_bytes
         Task sizes: rois per reference-mode task, pairs per list-mode task (also the tile
         size in all-pairs mode is derived from ``block_bytes``), samples per time block
-        (long records), working-memory target of one task.
+        (long records), working-memory target of one task. Without maps, the time blocks
+        of a long record run in bounded waves from one graph task (two blocks per worker
+        thread in flight; on a ``distributed`` cluster each block a task of its own, spread
+        over every worker), so the graph does not grow with the record's length.
     workers : int, optional
         FFT threads inside each task.
     device : {"cpu", "gpu"}
@@ -1479,7 +1645,8 @@ def coherence(
         never falling back to the CPU.
     method : {"exact", "multirate"}
         How each pair's maps are computed: ``"exact"`` (full-rate transforms and smoothing;
-        in reference mode the reference is transformed once per time block) or
+        in reference mode the reference is transformed once per time block, once per
+        block and roi chunk when the blocks run in waves) or
         ``"multirate"`` (:func:`bioxen_dask.kernels.multirate_coherence` on each pair's
         time block, on decimated grids wherever the scale allows: far less work on grids
         whose smallest period spans a few samples or more; the same coherence to ~3e-6; in
@@ -1737,55 +1904,83 @@ def coherence(
                remove_mean=single_mean, n=int(n), coi_convention=p.coi, maps=bool(maps),
                block_bytes=int(block_bytes), workers=workers, device=device, method=method,
                map_step=map_samples)
-    rows = x_norm if (len(plan.rows) == n_rois and np.array_equal(plan.rows, np.arange(n_rois))) else x_norm[plan.rows]
-    rows = rows.rechunk({0: plan.row_chunks, 1: t_chunks})
-    ov = da.overlap.overlap(rows, depth={0: 0, 1: halo}, boundary="none") if halo else rows
-    deps: list[Any] = [ov]
-    gap_ov = None
-    if missing is not None:
-        gap_rows = missing if len(need) == n_rois and np.array_equal(plan.rows, np.arange(n_rois)) \
-            else missing[plan.rows]
-        gap_rows = gap_rows.rechunk({0: plan.row_chunks, 1: t_chunks})
-        gap_ov = da.overlap.overlap(gap_rows, depth={0: 0, 1: halo}, boundary="none") if halo else gap_rows
-        deps.append(gap_ov)
-    token = dask.base.tokenize(ov.name, gap_ov.name if gap_ov is not None else None,
-                               ref_trace.name if ref_trace is not None else None, ctx,
-                               plan.chunk_blocks, [a.tolist() for a in plan.chunk_ia],
-                               [b.tolist() for b in plan.chunk_ib], thr_planned)
-    ref_name_key = f"coherence-reference-{token}"
-    res_name = f"coherence-block-{token}"
-    sum_name = f"coherence-sums-{token}"
-    dsk: dict[Any, Any] = {}
-    n_t = len(t_chunks)
-    t_starts = np.cumsum((0,) + t_chunks[:-1])
-    lefts = [0 if (tj == 0 or not halo) else halo for tj in range(n_t)]
-    if ref_trace is not None:
-        ref_rows = ref_trace.reshape(1, n).rechunk({0: 1, 1: t_chunks})
-        ref_ov = da.overlap.overlap(ref_rows, depth={0: 0, 1: halo}, boundary="none") if halo else ref_rows
-        deps.append(ref_ov)
-        for tj in range(n_t):
-            dsk[(ref_name_key, tj)] = (partial(_ref_task, ctx=ctx), (ref_ov.name, 0, tj))
-    # the thresholds enter the graph once, as their distinct curves (one per AR(1) bucket pair:
-    # a few dozen), and each task gets the curve number of its pairs (not (pairs, scales) floats
-    # per task: 10,000 rois made a graph of 6 MB, and distributed warned of its size)
-    thr_key, curve_of_pair = None, None
-    if thr_planned is not None:
-        thr_key = f"coherence-thresholds-{token}"
-        dsk[thr_key], curve_of_pair = _distinct_rows(thr_planned)
-    p_starts = np.cumsum((0,) + plan.pair_chunks[:-1])
-    for c, blocks in enumerate(plan.chunk_blocks):
-        curves_c = None if curve_of_pair is None else curve_of_pair[p_starts[c] : p_starts[c] + plan.pair_chunks[c]]
-        for tj in range(n_t):
-            task = partial(_chunk_task, ia=plan.chunk_ia[c], ib=plan.chunk_ib[c], curve_of_pair=curves_c,
-                           left=lefts[tj], t0=int(t_starts[tj]), n_own=int(t_chunks[tj]), ctx=ctx)
-            ref_key = (ref_name_key, tj) if ref_trace is not None else None
-            gap_keys = None if gap_ov is None else [(gap_ov.name, b, tj) for b in blocks]
-            dsk[(res_name, c, tj)] = (task, [(ov.name, b, tj) for b in blocks], ref_key, gap_keys, thr_key)
-        _sum_tree(dsk, [(res_name, c, tj) for tj in range(n_t)], (sum_name, c, 0, 0), f"coherence-partial-{token}")
-    graph = HighLevelGraph.from_collections(sum_name, dsk, dependencies=deps)
     J1 = grid.n_scales
-    sums = da.Array(graph, sum_name, chunks=(plan.pair_chunks, (_N_SUMS,), (J1,)), dtype=np.float64,
-                    meta=np.empty((0, 0, 0)))
+    thr_key, curve_of_pair = None, None
+    waves = bool(halo) and not maps
+    if waves:  # a long record's reductions: the time blocks run in bounded waves (flat graph)
+        token = dask.base.tokenize(x.name, None if missing is None else missing.name,
+                                   None if ref_trace is None else ref_trace.name, ctx, plan.chunk_blocks,
+                                   [a.tolist() for a in plan.chunk_ia], [b.tolist() for b in plan.chunk_ib],
+                                   thr_planned, t_chunks)
+        curves = None
+        if thr_planned is not None:
+            curves, curve_of_pair = _distinct_rows(thr_planned)
+        r_starts = np.cumsum((0,) + tuple(plan.row_chunks[:-1]))
+        p_starts = np.cumsum((0,) + plan.pair_chunks[:-1])
+        src = _BlockSource(
+            x=x, streamed=streamed, missing=missing, ref=ref_trace,
+            chunk_rows=tuple(np.concatenate([plan.rows[r_starts[b] : r_starts[b] + plan.row_chunks[b]] for b in blocks])
+                             for blocks in plan.chunk_blocks),
+            chunk_ia=tuple(plan.chunk_ia), chunk_ib=tuple(plan.chunk_ib), curves=curves,
+            chunk_curves=tuple(None if curve_of_pair is None else curve_of_pair[p_starts[c] : p_starts[c] + k]
+                               for c, k in enumerate(plan.pair_chunks)),
+            block_runs=_runs(t_chunks), halo=int(halo), ctx=ctx, token=token)
+        res_name = f"coherence-blocks-{token}"
+        sum_name = f"coherence-sums-{token}"
+        n_t = len(t_chunks)
+        dsk: dict[Any, Any] = {res_name: (partial(_wave_sums, src),)}
+        for c in range(len(plan.chunk_blocks)):
+            dsk[(sum_name, c, 0, 0)] = (_wave_chunk, res_name, c)
+        sums = da.Array(HighLevelGraph.from_collections(sum_name, dsk, dependencies=[]), sum_name,
+                        chunks=(plan.pair_chunks, (_N_SUMS,), (J1,)), dtype=np.float64, meta=np.empty((0, 0, 0)))
+    else:
+        rows = x_norm if (len(plan.rows) == n_rois and np.array_equal(plan.rows, np.arange(n_rois))) else x_norm[plan.rows]
+        rows = rows.rechunk({0: plan.row_chunks, 1: t_chunks})
+        ov = da.overlap.overlap(rows, depth={0: 0, 1: halo}, boundary="none") if halo else rows
+        deps: list[Any] = [ov]
+        gap_ov = None
+        if missing is not None:
+            gap_rows = missing if len(need) == n_rois and np.array_equal(plan.rows, np.arange(n_rois)) \
+                else missing[plan.rows]
+            gap_rows = gap_rows.rechunk({0: plan.row_chunks, 1: t_chunks})
+            gap_ov = da.overlap.overlap(gap_rows, depth={0: 0, 1: halo}, boundary="none") if halo else gap_rows
+            deps.append(gap_ov)
+        token = dask.base.tokenize(ov.name, gap_ov.name if gap_ov is not None else None,
+                                   ref_trace.name if ref_trace is not None else None, ctx,
+                                   plan.chunk_blocks, [a.tolist() for a in plan.chunk_ia],
+                                   [b.tolist() for b in plan.chunk_ib], thr_planned)
+        ref_name_key = f"coherence-reference-{token}"
+        res_name = f"coherence-block-{token}"
+        sum_name = f"coherence-sums-{token}"
+        dsk = {}
+        n_t = len(t_chunks)
+        t_starts = np.cumsum((0,) + t_chunks[:-1])
+        lefts = [0 if (tj == 0 or not halo) else halo for tj in range(n_t)]
+        if ref_trace is not None:
+            ref_rows = ref_trace.reshape(1, n).rechunk({0: 1, 1: t_chunks})
+            ref_ov = da.overlap.overlap(ref_rows, depth={0: 0, 1: halo}, boundary="none") if halo else ref_rows
+            deps.append(ref_ov)
+            for tj in range(n_t):
+                dsk[(ref_name_key, tj)] = (partial(_ref_task, ctx=ctx), (ref_ov.name, 0, tj))
+        # the thresholds enter the graph once, as their distinct curves (one per AR(1) bucket pair:
+        # a few dozen), and each task gets the curve number of its pairs (not (pairs, scales) floats
+        # per task: 10,000 rois made a graph of 6 MB, and distributed warned of its size)
+        if thr_planned is not None:
+            thr_key = f"coherence-thresholds-{token}"
+            dsk[thr_key], curve_of_pair = _distinct_rows(thr_planned)
+        p_starts = np.cumsum((0,) + plan.pair_chunks[:-1])
+        for c, blocks in enumerate(plan.chunk_blocks):
+            curves_c = None if curve_of_pair is None else curve_of_pair[p_starts[c] : p_starts[c] + plan.pair_chunks[c]]
+            for tj in range(n_t):
+                task = partial(_chunk_task, ia=plan.chunk_ia[c], ib=plan.chunk_ib[c], curve_of_pair=curves_c,
+                               left=lefts[tj], t0=int(t_starts[tj]), n_own=int(t_chunks[tj]), ctx=ctx)
+                ref_key = (ref_name_key, tj) if ref_trace is not None else None
+                gap_keys = None if gap_ov is None else [(gap_ov.name, b, tj) for b in blocks]
+                dsk[(res_name, c, tj)] = (task, [(ov.name, b, tj) for b in blocks], ref_key, gap_keys, thr_key)
+            _sum_tree(dsk, [(res_name, c, tj) for tj in range(n_t)], (sum_name, c, 0, 0), f"coherence-partial-{token}")
+        graph = HighLevelGraph.from_collections(sum_name, dsk, dependencies=deps)
+        sums = da.Array(graph, sum_name, chunks=(plan.pair_chunks, (_N_SUMS,), (J1,)), dtype=np.float64,
+                        meta=np.empty((0, 0, 0)))
     map_arrays = {}
     if maps:
         for var in ("coherence", "phase"):
