@@ -8,6 +8,7 @@ that the report's fits and tables come from the CSVs.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 
 import numpy as np
@@ -147,10 +148,18 @@ def test_significance_benchmark_marks_extrapolations(tmp_path):
     assert get[("pycwt", 0)]["wall_s"] > 0 and "AR(1) null" in notes[0]
 
 
-def test_report_from_the_csvs(tmp_path):
+@pytest.fixture(scope="module")
+def wct_small(tmp_path_factory):
+    """``bench wct`` at 256 and 512 samples (its CSV for the report tests), run once."""
+    out = tmp_path_factory.mktemp("wct-small")
+    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    return out
+
+
+def test_report_from_the_csvs(tmp_path, wct_small):
     out, docs = tmp_path / "out", tmp_path / "docs"
     cwt_bench.run(out, quick=True, sizes=[1024, 16384, 65536], scales=[8], engines=CWT_ENGINES[:3], progress=False)
-    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    shutil.copytree(wct_small, out, dirs_exist_ok=True)  # the small wct bench, run once
     report = build_report(out, docs)
     text = report.read_text()
     rows, info, _ = read_csv(out / "cwt.csv")
@@ -176,9 +185,9 @@ def test_fits_recover_known_laws():
     assert 1.05 < nlogn_exponent(n) < 1.1
 
 
-def test_cli_bench_report_and_errors(tmp_path, capsys):
+def test_cli_bench_report_and_errors(tmp_path, capsys, wct_small):
     out = tmp_path / "out"
-    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    shutil.copytree(wct_small, out, dirs_exist_ok=True)  # the small wct bench, run once
     assert main(["bench", "report", "--out", str(out), "--docs", str(tmp_path / "d")]) == 0
     assert (tmp_path / "d" / "performance.md").is_file()
     assert main(["bench", "report", "--out", str(tmp_path / "nothing"), "--docs", str(tmp_path / "d")]) == 2
@@ -222,14 +231,14 @@ def test_bench_all_runs_each_benchmark_in_its_own_process(tmp_path):
     assert path is None and "its process ended with status 1" in error
 
 
-def test_report_grids_table_and_rebuilding_the_cwt_parts_alone(tmp_path, capsys):
+def test_report_grids_table_and_rebuilding_the_cwt_parts_alone(tmp_path, capsys, wct_small):
     """The CWT section shows both grids and both methods against pycwt (from the CSV's rows);
     ``--only cwt`` rebuilds the CWT parts inside an existing report and keeps the others."""
     out, docs = tmp_path / "out", tmp_path / "docs"
     engines = [("bioxen-dask", "float32", "linear"), ("bioxen-dask", "float32", "linear multirate"),
                ("pycwt", "float64", "pycwt")]
     cwt_bench.run(out, quick=True, sizes=[1024, 16384], scales=[8], engines=engines, progress=False)
-    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    shutil.copytree(wct_small, out, dirs_exist_ok=True)  # the small wct bench, run once
     report = build_report(out, docs)
     rows, _, _ = read_csv(out / "cwt.csv")
     text = report.read_text()
@@ -351,13 +360,11 @@ def test_allpairs_task_costs_from_a_cluster_run():
     assert costs["scheduler_s"] == pytest.approx(costs["client_cpu_s"] / costs["tasks"])
 
 
-def test_report_takes_the_all_pairs_row_from_allpairs_json(allpairs_json, tmp_path):
-    import shutil
-
+def test_report_takes_the_all_pairs_row_from_allpairs_json(allpairs_json, tmp_path, wct_small):
     from bioxen_dask.bench.report import ALLPAIRS_TITLE
 
     out = tmp_path / "out"
-    wct_bench.run(out, sizes=[256, 512], repeat=1, memory=False, progress=False)
+    shutil.copytree(wct_small, out, dirs_exist_ok=True)  # the small wct bench, run once
     shutil.copy(allpairs_json, out / "allpairs.json")
     text = build_report(out, tmp_path / "docs").read_text()
     assert f"## {ALLPAIRS_TITLE}" in text and text.index(ALLPAIRS_TITLE) < text.index("## Which setup")
