@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,11 @@ def pow2_floor(v: float) -> int:
     return 1 if v < 2 else 1 << int(math.floor(math.log2(v)))
 
 
+@lru_cache(maxsize=64)
 def mother_band(wavelet: Any, tol: float) -> tuple[float, float]:
-    """``(u_lo, u_hi)``: where ``|psi_ft(u)| > tol * max`` (``u = scale * omega``)."""
+    """``(u_lo, u_hi)``: where ``|psi_ft(u)| > tol * max`` (``u = scale * omega``). Cached per
+    (wavelet, tol): it evaluates the spectrum on 400,001 points (~20 ms, more than a short
+    record's whole transform), and every plan, tile and Monte Carlo batch asks for it."""
     u = np.linspace(-200.0, 200.0, 400_001)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         a = np.abs(np.asarray(wavelet.psi_ft(u, np), dtype=complex))

@@ -65,10 +65,8 @@ _KAISER_BETA = 16.7
 _MIN_TOL = 1e-8
 
 
-@lru_cache(maxsize=32)
 def _band(wavelet: Morlet, tol: float) -> tuple[float, float]:
-    """:func:`._multirate.mother_band` at the float32 tolerance floor, cached (it evaluates the
-    spectrum on 400,001 points: ~20 ms, more than a short record's whole transform)."""
+    """:func:`._multirate.mother_band` (cached there) at the float32 tolerance floor."""
     return mother_band(wavelet, max(tol, _MIN_TOL))
 
 
